@@ -1,0 +1,92 @@
+//! The two traits an application implements: its user type and the backend
+//! that loads users by id.
+
+use std::future::Future;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// A user that can hold a session.
+///
+/// The layer signs [`credential`](SessionUser::credential) and
+/// [`session_epoch`](SessionUser::session_epoch) into every session of the
+/// user. Whenever either changes, every session that was signed with the old
+/// values stops verifying and is flushed on its next request.
+pub trait SessionUser: Clone + Send + Sync + 'static {
+    /// The user's primary key, stored in the session with serde (an integer,
+    /// a UUID, a string, ...).
+    type Id: Serialize + DeserializeOwned + PartialEq + Clone + Send + Sync + 'static;
+
+    /// Returns the user's id.
+    fn id(&self) -> Self::Id;
+
+    /// Returns the credential material the session is bound to: the encoded
+    /// password hash the application stores (for example an argon2 PHC
+    /// string).
+    ///
+    /// # Security
+    ///
+    /// Only a keyed MAC of this value reaches the session store, never the
+    /// value itself. Return the stored *hash*, never a plaintext password.
+    /// Rehashing a password (say, a cost upgrade at login) changes this value
+    /// and so ends the user's other sessions, as in Django; call
+    /// [`AuthSession::update_session_auth_hash`](crate::AuthSession::update_session_auth_hash)
+    /// afterwards to keep the current one.
+    fn credential(&self) -> &[u8];
+
+    /// A per-user counter mixed into the session hash (a "security stamp").
+    ///
+    /// Bump it to end every session of the user without a password change,
+    /// then call
+    /// [`AuthSession::update_session_auth_hash`](crate::AuthSession::update_session_auth_hash)
+    /// to keep the current session. Applications without such a column keep
+    /// the default, `0`.
+    fn session_epoch(&self) -> u64 {
+        0
+    }
+}
+
+/// Loads users for the layer on every request that carries a signed-in
+/// session.
+///
+/// # Example
+///
+/// ```
+/// use std::{collections::HashMap, convert::Infallible, sync::Arc};
+/// use tower_sessions_auth::{SessionUser, UserBackend};
+///
+/// #[derive(Clone)]
+/// struct User { id: u64, password_hash: String }
+///
+/// impl SessionUser for User {
+///     type Id = u64;
+///     fn id(&self) -> u64 { self.id }
+///     fn credential(&self) -> &[u8] { self.password_hash.as_bytes() }
+/// }
+///
+/// #[derive(Clone, Default)]
+/// struct Users(Arc<HashMap<u64, User>>);
+///
+/// impl UserBackend for Users {
+///     type User = User;
+///     type Error = Infallible;
+///     async fn get_user(&self, id: &u64) -> Result<Option<User>, Infallible> {
+///         Ok(self.0.get(id).cloned())
+///     }
+/// }
+/// ```
+pub trait UserBackend: Clone + Send + Sync + 'static {
+    /// The application's user type.
+    type User: SessionUser;
+
+    /// The backend's failure (a database error, say). The layer answers it
+    /// with a 5xx; it never turns into an anonymous or a signed-in request.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Returns the user with this id, or `None` when no such user may hold a
+    /// session: deleted, and also disabled or locked accounts. A `None` ends
+    /// the session.
+    fn get_user(
+        &self,
+        id: &<Self::User as SessionUser>::Id,
+    ) -> impl Future<Output = Result<Option<Self::User>, Self::Error>> + Send;
+}

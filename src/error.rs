@@ -1,0 +1,124 @@
+//! Errors and rejections.
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+/// A secret that [`AuthKeys`](crate::AuthKeys) refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The secret is too short to resist guessing.
+    #[error("session secret is {len} bytes long; at least {min} random bytes are required")]
+    TooShort {
+        /// Length of the secret given.
+        len: usize,
+        /// Minimum length.
+        min: usize,
+    },
+}
+
+/// A failure in a session operation called from a handler
+/// ([`AuthSession::login`](crate::AuthSession::login) and its siblings).
+///
+/// As a response it is a generic 500; the cause is logged, not sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The session store failed, or the session could not be encoded.
+    #[error("session operation failed: {0}")]
+    Session(#[from] tower_sessions::session::Error),
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self, "session operation failed");
+        failure_response(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+/// Why an extractor of this crate refused a request.
+///
+/// Each variant answers with the status and message of
+/// [`status`](Self::status) and [`body_text`](Self::body_text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// The request is not signed in: `401 Unauthorized`.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// A browser route needs a signed-in user: `303 See Other` to the login
+    /// page, with the requested path in `next`.
+    #[error("sign-in required")]
+    LoginRequired {
+        /// Where to send the browser.
+        location: String,
+    },
+    /// The extractor ran on a route that `AuthLayer` does not wrap:
+    /// `500 Internal Server Error`.
+    #[error(
+        "missing request extension: is `tower_sessions_auth::AuthLayer` added to this route \
+         (inside `tower_sessions::SessionManagerLayer`)?"
+    )]
+    MissingAuthLayer,
+    /// `SessionManagerLayer` does not wrap this route: `500 Internal Server
+    /// Error`.
+    #[error(
+        "missing request extension: `tower_sessions::SessionManagerLayer` must be added as a \
+         layer outside `tower_sessions_auth::AuthLayer`"
+    )]
+    MissingSessionLayer,
+}
+
+impl AuthRejection {
+    /// The HTTP status of this rejection.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            Self::MissingAuthLayer | Self::MissingSessionLayer => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The plain-text body of this rejection.
+    #[must_use]
+    pub fn body_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(rejection = %self, "misconfigured router");
+        }
+        let mut response = (status, self.body_text()).into_response();
+        if let Self::LoginRequired { location } = &self {
+            match HeaderValue::from_str(location) {
+                Ok(value) => {
+                    response.headers_mut().insert(header::LOCATION, value);
+                }
+                Err(_) => return failure_response(StatusCode::INTERNAL_SERVER_ERROR),
+            }
+        }
+        no_store(response)
+    }
+}
+
+/// The response for a store or backend failure: the status alone, with its
+/// canonical reason as the body, so nothing internal leaks.
+pub(crate) fn failure_response(status: StatusCode) -> Response {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    no_store((status, reason).into_response())
+}
+
+/// Marks a response as not cacheable: it depends on who is signed in.
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

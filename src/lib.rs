@@ -1,0 +1,183 @@
+//! Sessions that end when the password changes, for axum and tower.
+//!
+//! When a user changes their password, every other session of that user
+//! must end, while the session that made the change lives on. This crate
+//! does for [axum] what Django has done since 1.7: each session stores an
+//! *auth hash*, a keyed MAC of the user's stored password hash; every
+//! request recomputes it and compares in constant time; a mismatch ends the
+//! session.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::{collections::HashMap, convert::Infallible, sync::{Arc, RwLock}};
+//!
+//! use axum::{routing::{get, post}, Router};
+//! use tower_sessions::{MemoryStore, SessionManagerLayer};
+//! use tower_sessions_auth::{AuthError, AuthKeys, AuthLayer, AuthSession, AuthUser, SessionUser, UserBackend};
+//!
+//! #[derive(Clone)]
+//! struct User { id: u64, name: String, password_hash: String }
+//!
+//! impl SessionUser for User {
+//!     type Id = u64;
+//!     fn id(&self) -> u64 { self.id }
+//!     fn credential(&self) -> &[u8] { self.password_hash.as_bytes() }
+//! }
+//!
+//! #[derive(Clone, Default)]
+//! struct Users(Arc<RwLock<HashMap<u64, User>>>);
+//!
+//! impl UserBackend for Users {
+//!     type User = User;
+//!     type Error = Infallible;
+//!     async fn get_user(&self, id: &u64) -> Result<Option<User>, Infallible> {
+//!         Ok(self.0.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned())
+//!     }
+//! }
+//!
+//! async fn me(AuthUser(user): AuthUser<User>) -> String {
+//!     format!("Signed in as {}", user.name)
+//! }
+//!
+//! async fn logout(mut auth: AuthSession<User>) -> Result<&'static str, AuthError> {
+//!     auth.logout().await?;
+//!     Ok("Signed out")
+//! }
+//!
+//! # fn main() -> Result<(), tower_sessions_auth::KeyError> {
+//! // Load the secret from your configuration: 32 bytes or more, random.
+//! let keys = AuthKeys::new(b"use at least 32 random bytes here, from config")?;
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     .route("/logout", post(logout))
+//!     .layer(AuthLayer::new(Users::default(), keys))
+//!     .layer(SessionManagerLayer::new(MemoryStore::default()));
+//! # Ok(()) }
+//! ```
+//!
+//! The layer order matters: `AuthLayer` must run inside tower-sessions'
+//! `SessionManagerLayer`, which with `Router::layer` means it is added
+//! first. A route without the session layer answers `500` with a message
+//! naming the missing layer.
+//!
+//! # How it works
+//!
+//! [`login`](AuthSession::login) stores the user's id and auth hash in the
+//! session. The hash is HMAC-SHA256 over the user's
+//! [`credential`](SessionUser::credential) (the stored password hash, such
+//! as an argon2 PHC string) and [`session_epoch`](SessionUser::session_epoch),
+//! under a key derived from the server secret ([`AuthKeys`]). On each
+//! request [`AuthLayer`]:
+//!
+//! 1. reads the id and hash from the session; with none, the request is
+//!    anonymous and the session untouched;
+//! 2. loads the user through the [`UserBackend`]; a user that is gone (or
+//!    that the backend refuses, such as a disabled account) ends the session;
+//! 3. recomputes the hash and compares in constant time: under the current
+//!    secret the request is signed in; under a fallback secret it is signed
+//!    in and the session is re-signed with a new id; otherwise the session
+//!    ends;
+//! 4. inserts an [`Identity`] into the request extensions, which the
+//!    extractors [`AuthUser`], `Option<AuthUser>`, [`Identity`] and
+//!    [`LoginRequired`] read.
+//!
+//! "Ends the session" means flushed: its data and its store record are
+//! deleted, the cookie removed, and a `tracing` warning says why (never with
+//! the secret, the hash or the session id). Malformed data under the crate's
+//! session key (from a bug, an old version, or a tampered store) is treated
+//! the same way.
+//!
+//! A failing session store or backend is never read as "anonymous" nor as
+//! "signed in": the request is answered with `500` (or the status set by
+//! [`AuthLayer::with_failure_status`]) and a generic body; the error is
+//! logged.
+//!
+//! # Changing a password
+//!
+//! Store the new password hash, then call
+//! [`update_session_auth_hash`](AuthSession::update_session_auth_hash) with
+//! the updated user:
+//!
+//! ```
+//! # #[derive(Clone)] struct User { id: u64, password_hash: String }
+//! # impl tower_sessions_auth::SessionUser for User {
+//! #     type Id = u64; fn id(&self) -> u64 { self.id } fn credential(&self) -> &[u8] { self.password_hash.as_bytes() } }
+//! # async fn save_password_hash(_: u64, _: &str) {}
+//! # fn hash_password(p: &str) -> String { p.to_owned() }
+//! use tower_sessions_auth::{AuthError, AuthSession, LoginRequired};
+//!
+//! async fn change_password(
+//!     LoginRequired(mut user): LoginRequired<User>,
+//!     mut auth: AuthSession<User>,
+//!     new_password: String,
+//! ) -> Result<&'static str, AuthError> {
+//!     // (Check the current password first: ASVS 3.7.1.)
+//!     user.password_hash = hash_password(&new_password);
+//!     save_password_hash(user.id, &user.password_hash).await;
+//!     auth.update_session_auth_hash(&user).await?;
+//!     Ok("Password changed; your other devices are signed out")
+//! }
+//! ```
+//!
+//! This session gets a new id and the new hash; every other session of the
+//! user still holds the old hash and ends on its next request, on any server
+//! that shares the store and the user table. To sign a user out everywhere
+//! else *without* a password change, bump the user's session epoch, store
+//! it, and call `update_session_auth_hash` the same way.
+//!
+//! # Rotating the secret
+//!
+//! Put the new secret first and keep the old one as a fallback
+//! ([`AuthKeys::with_fallback`]). Sessions signed with the old secret keep
+//! working and are re-signed on their next request. Once the fallback is
+//! removed, sessions not seen in the meantime end.
+//!
+//! # Security
+//!
+//! What the invalidation covers:
+//!
+//! - every session of the user whose credential or epoch changed, on its
+//!   next request, through every layer instance that shares the session
+//!   store and the user data;
+//! - deleted and disabled users (when the backend returns `None` for them);
+//! - session fixation: every login and every
+//!   `update_session_auth_hash` changes the session id;
+//! - a leak of the session store: it holds a MAC, not the password hash,
+//!   and without the server secret the MAC says nothing about the password.
+//!
+//! What it does not cover:
+//!
+//! - requests already in flight when the password changes run to their end;
+//!   only requests that start afterwards are refused;
+//! - credentials that do not go through the session: stateless tokens
+//!   (JWTs), API keys, or long-lived caches of the user elsewhere;
+//! - a leaked server secret: with it and a store leak, the hash can be
+//!   forged for a known password hash. Rotate the secret if it leaks;
+//! - the transport: serve over HTTPS and configure the session cookie
+//!   (`Secure`, `HttpOnly`, `SameSite`) on `SessionManagerLayer`.
+//!
+//! The comparison of hashes is constant time. Secrets are not printed by
+//! `Debug` and are not kept in memory after key derivation, and nothing the
+//! crate logs carries a secret, a hash or a session id.
+//!
+//! [axum]: https://docs.rs/axum
+
+mod backend;
+mod error;
+mod extract;
+mod hash;
+mod layer;
+mod record;
+mod service;
+mod session;
+
+pub use crate::{
+    backend::{SessionUser, UserBackend},
+    error::{AuthError, AuthRejection, KeyError},
+    extract::{safe_next, AuthUser, Identity, LoginRequired},
+    hash::{AuthKeys, MIN_SECRET_LEN},
+    layer::AuthLayer,
+    service::{AuthService, ResponseFuture},
+    session::AuthSession,
+};
