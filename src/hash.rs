@@ -59,9 +59,10 @@ pub struct AuthKeys {
     fallbacks: Vec<SigningKey>,
 }
 
-/// The result of checking a stored hash against a user.
+/// The result of [`AuthKeys::verify`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verification {
+#[non_exhaustive]
+pub enum Verification {
     /// Signed under the current secret.
     Current,
     /// Signed under a fallback secret: valid, but due for re-signing.
@@ -110,8 +111,13 @@ impl AuthKeys {
     }
 
     /// Returns the auth hash of `user` under the current secret, in its
-    /// stored form.
-    pub(crate) fn sign<U: SessionUser>(&self, user: &U) -> String {
+    /// stored form (43 characters of base64url).
+    ///
+    /// The layer and [`AuthSession`](crate::AuthSession) call this for you;
+    /// it is public for checks outside an HTTP request (a WebSocket that
+    /// outlives it, say) and for benchmarks.
+    #[must_use]
+    pub fn sign<U: SessionUser>(&self, user: &U) -> String {
         URL_SAFE_NO_PAD.encode(self.current.tag(user))
     }
 
@@ -124,7 +130,8 @@ impl AuthKeys {
     /// stored value is not, and neither is the number of secrets tried; the
     /// stored value comes from the server-side session store, not from the
     /// client.
-    pub(crate) fn verify<U: SessionUser>(&self, user: &U, stored: &str) -> Verification {
+    #[must_use]
+    pub fn verify<U: SessionUser>(&self, user: &U, stored: &str) -> Verification {
         let mut tag = [0_u8; TAG_LEN];
         match URL_SAFE_NO_PAD.decode_slice(stored, &mut tag) {
             Ok(TAG_LEN) => {}

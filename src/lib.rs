@@ -176,7 +176,7 @@ pub use crate::{
     backend::{SessionUser, UserBackend},
     error::{AuthError, AuthRejection, KeyError},
     extract::{safe_next, AuthUser, Identity, LoginRequired},
-    hash::{AuthKeys, MIN_SECRET_LEN},
+    hash::{AuthKeys, Verification, MIN_SECRET_LEN},
     layer::AuthLayer,
     service::{AuthService, ResponseFuture},
     session::AuthSession,
