@@ -191,7 +191,7 @@ async fn resolve<B: UserBackend>(
 /// Flushes the session (its record is deleted and the cookie removed) and
 /// continues as anonymous.
 async fn invalidate<U, E>(session: &Session, why: Invalid) -> Result<Identity<U>, Failure<E>> {
-    session.flush().await?;
+    crate::session::flush(session).await?;
     tracing::warn!(reason = why.as_str(), "session ended");
     Ok(Identity::Anonymous)
 }

@@ -79,7 +79,7 @@ impl<U: SessionUser> AuthSession<U> {
     pub async fn login(&mut self, user: &U) -> Result<(), AuthError> {
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
         if self.identity.is_authenticated() && !same_user {
-            self.session.flush().await?;
+            flush(&self.session).await?;
         } else {
             self.session.cycle_id().await?;
         }
@@ -93,7 +93,7 @@ impl<U: SessionUser> AuthSession<U> {
     ///
     /// [`AuthError`] when the session store fails.
     pub async fn logout(&mut self) -> Result<(), AuthError> {
-        self.session.flush().await?;
+        flush(&self.session).await?;
         self.identity = Identity::Anonymous;
         Ok(())
     }
@@ -126,6 +126,17 @@ impl<U: SessionUser> AuthSession<U> {
         self.identity = Identity::Authenticated(user.clone());
         Ok(())
     }
+}
+
+/// Deletes the session's data and store record, and makes sure its id is
+/// never used again.
+///
+/// tower-sessions 0.14's `flush` keeps the id in the loaded record, and data
+/// inserted afterwards in the same request would be saved under the very id
+/// that was just ended; `cycle_id` gives the empty record a fresh one.
+pub(crate) async fn flush(session: &Session) -> Result<(), tower_sessions::session::Error> {
+    session.flush().await?;
+    session.cycle_id().await
 }
 
 impl<U, S> FromRequestParts<S> for AuthSession<U>
