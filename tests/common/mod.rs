@@ -2,7 +2,7 @@
 //! client, an in-memory user backend, and the suite that every session store
 //! must pass (`suite`, instantiated per store with `store_suite!`).
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod suite;
 
@@ -151,7 +151,7 @@ impl UserTable for Users {
 
     async fn set_password(&self, id: u64, new_password: &str) -> Option<TestUser> {
         self.update(id, |user| {
-            user.password_hash = fake_hash(&user.name, new_password)
+            user.password_hash = fake_hash(&user.name, new_password);
         })
     }
 

@@ -12,6 +12,7 @@ use super::{app, keys, load_record, record_exists, serve, Client, UserTable, SEC
 /// Runs every suite function as a `#[tokio::test]`. `$fixture` is an async
 /// fn returning `Option<(store, user table)>`: `None` skips (outside CI, a
 /// service that is not configured).
+#[allow(unused_macros)]
 macro_rules! store_suite {
     ($fixture:path) => {
         store_suite!(@each $fixture;
@@ -38,6 +39,7 @@ macro_rules! store_suite {
         )*
     };
 }
+#[allow(unused_imports)]
 pub(crate) use store_suite;
 
 const ALICE: &str = "1";

@@ -1,0 +1,372 @@
+//! The layer's own behaviour on `MemoryStore`: tampered and malformed
+//! session data, failures that must fail closed, misconfiguration, the login
+//! guard, and what is logged.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc, Mutex,
+};
+
+use axum::{body::Body, http::Request, routing::get, Router};
+use common::{
+    app, keys, load_record, record_exists, routes, serve, Client, UserTable, Users, COOKIE,
+    SECRET_A,
+};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use tower_sessions::{
+    session::{Id, Record},
+    session_store, MemoryStore, SessionManagerLayer, SessionStore,
+};
+use tower_sessions_auth::{AuthLayer, AuthUser};
+
+async fn signed_in_alice(store: &MemoryStore, users: &Users) -> (String, Client, Id) {
+    let base = serve(app(store.clone(), users.clone(), keys(SECRET_A, &[]))).await;
+    let client = Client::new();
+    assert_eq!(
+        client.post(&format!("{base}/login/1"), "").await.status,
+        StatusCode::OK
+    );
+    let id = client.session_id(&base).unwrap();
+    (base, client, id)
+}
+
+/// Replaces the crate's entry in a stored session.
+async fn overwrite_auth_entry(store: &MemoryStore, id: Id, value: Value) {
+    let mut record = load_record(store, id).await;
+    record.data.insert("_auth".to_owned(), value);
+    store.save(&record).await.unwrap();
+}
+
+#[tokio::test]
+async fn tampered_hash_ends_the_session() {
+    let (store, users) = (MemoryStore::default(), Users::with_defaults());
+    let (base, client, id) = signed_in_alice(&store, &users).await;
+    let record = load_record(&store, id).await;
+    let hash = record.data["_auth"]["hash"].as_str().unwrap().to_owned();
+    let mut forged = hash.into_bytes();
+    forged[0] = if forged[0] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+
+    overwrite_auth_entry(&store, id, json!({ "id": 1, "hash": forged })).await;
+    assert_eq!(
+        client.get(&format!("{base}/me")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(!record_exists(&store, id).await);
+}
+
+#[tokio::test]
+async fn another_users_hash_does_not_verify() {
+    // A session that claims user 2 with a hash signed for user 1.
+    let (store, users) = (MemoryStore::default(), Users::with_defaults());
+    let (base, client, id) = signed_in_alice(&store, &users).await;
+    let hash = load_record(&store, id).await.data["_auth"]["hash"].clone();
+    overwrite_auth_entry(&store, id, json!({ "id": 2, "hash": hash })).await;
+    assert_eq!(
+        client.get(&format!("{base}/me")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(!record_exists(&store, id).await);
+}
+
+#[tokio::test]
+async fn malformed_auth_data_ends_the_session() {
+    let cases = [
+        json!(42),
+        json!("a string"),
+        json!({ "id": 1 }),
+        json!({ "id": 1, "hash": "" }),
+        json!({ "id": 1, "hash": null }),
+        json!({ "id": 1, "hash": 7 }),
+        json!({ "id": "one", "hash": "x" }),
+        json!({ "id": -1, "hash": "x" }),
+        json!({ "hash": "x" }),
+        json!([1, "x"]),
+    ];
+    for value in cases {
+        let (store, users) = (MemoryStore::default(), Users::with_defaults());
+        let (base, client, id) = signed_in_alice(&store, &users).await;
+        client.post(&format!("{base}/cart"), "kept?").await;
+        overwrite_auth_entry(&store, id, value.clone()).await;
+
+        let reply = client.get(&format!("{base}/maybe")).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "anonymous"),
+            "{value}"
+        );
+        assert!(!record_exists(&store, id).await, "{value}: record flushed");
+        assert_eq!(client.session_id(&base), None, "{value}: cookie removed");
+        assert_eq!(
+            client.get(&format!("{base}/cart")).await.body,
+            "",
+            "{value}"
+        );
+
+        // Signing in again works and gives a new id (Django's
+        // test_login_session_without_hash_session_key).
+        client.post(&format!("{base}/login/1"), "").await;
+        assert_eq!(
+            client.get(&format!("{base}/me")).await.body,
+            "alice",
+            "{value}"
+        );
+        assert_ne!(client.session_id(&base), Some(id));
+    }
+}
+
+#[tokio::test]
+async fn backend_failure_fails_closed_and_keeps_the_session() {
+    let (store, users) = (MemoryStore::default(), Users::with_defaults());
+    let (base, client, id) = signed_in_alice(&store, &users).await;
+
+    users.set_down(true);
+    for path in ["/me", "/maybe", "/identity", "/private"] {
+        let reply = client.get(&format!("{base}{path}")).await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        assert_eq!(reply.body, "Internal Server Error", "{path}: generic body");
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+    }
+    assert!(record_exists(&store, id).await, "nothing lost");
+    assert_eq!(client.session_id(&base), Some(id));
+
+    users.set_down(false);
+    assert_eq!(client.get(&format!("{base}/me")).await.body, "alice");
+}
+
+#[tokio::test]
+async fn failure_status_is_configurable_but_stays_a_server_error() {
+    let (store, users) = (MemoryStore::default(), Users::with_defaults());
+    let build = |status| {
+        routes(users.clone())
+            .layer(AuthLayer::new(users.clone(), keys(SECRET_A, &[])).with_failure_status(status))
+            .layer(SessionManagerLayer::new(store.clone()).with_secure(false))
+    };
+    let unavailable = serve(build(StatusCode::SERVICE_UNAVAILABLE)).await;
+    let ignored = serve(build(StatusCode::OK)).await;
+    let client = Client::new();
+    client.post(&format!("{unavailable}/login/1"), "").await;
+
+    users.set_down(true);
+    let reply = client.get(&format!("{unavailable}/me")).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+    );
+    assert_eq!(
+        client.get(&format!("{ignored}/me")).await.status,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+}
+
+/// A `MemoryStore` that can be switched into failing, to test the layer's
+/// error path without a network (the Redis and Postgres fault tests cut a
+/// real connection).
+#[derive(Clone, Debug, Default)]
+struct SwitchableStore {
+    inner: MemoryStore,
+    down: Arc<AtomicBool>,
+}
+
+impl SwitchableStore {
+    fn check(&self) -> session_store::Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(session_store::Error::Backend(
+                "store unreachable".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for SwitchableStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        self.check()?;
+        self.inner.create(record).await
+    }
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.check()?;
+        self.inner.save(record).await
+    }
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        self.check()?;
+        self.inner.load(id).await
+    }
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.check()?;
+        self.inner.delete(id).await
+    }
+}
+
+#[tokio::test]
+async fn store_failure_fails_closed() {
+    let store = SwitchableStore::default();
+    let users = Users::with_defaults();
+    let base = serve(app(store.clone(), users.clone(), keys(SECRET_A, &[]))).await;
+    let client = Client::new();
+    client.post(&format!("{base}/login/1"), "").await;
+    let id = client.session_id(&base).unwrap();
+
+    store.down.store(true, Ordering::SeqCst);
+    for path in ["/me", "/maybe"] {
+        let reply = client.get(&format!("{base}{path}")).await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        assert_eq!(reply.body, "Internal Server Error");
+    }
+    assert_eq!(client.session_id(&base), Some(id), "cookie kept");
+
+    store.down.store(false, Ordering::SeqCst);
+    assert_eq!(client.get(&format!("{base}/me")).await.body, "alice");
+}
+
+#[tokio::test]
+async fn missing_session_layer_is_a_500_that_names_it() {
+    let users = Users::with_defaults();
+    let app = routes(users.clone()).layer(AuthLayer::new(users, keys(SECRET_A, &[])));
+    let response = app
+        .oneshot(Request::get("/maybe").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    assert!(body.contains("SessionManagerLayer"), "{body}");
+}
+
+#[tokio::test]
+async fn extractors_without_auth_layer_are_a_500_that_names_it() {
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|AuthUser(user): AuthUser<common::TestUser>| async move { user.name }),
+        )
+        .layer(SessionManagerLayer::new(MemoryStore::default()));
+    let response = app
+        .oneshot(Request::get("/me").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    assert!(body.contains("AuthLayer"), "{body}");
+}
+
+#[tokio::test]
+async fn anonymous_api_requests_get_401() {
+    let base = serve(app(
+        MemoryStore::default(),
+        Users::with_defaults(),
+        keys(SECRET_A, &[]),
+    ))
+    .await;
+    let reply = Client::new().get(&format!("{base}/me")).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.body, "authentication required");
+}
+
+#[tokio::test]
+async fn login_required_redirects_with_next() {
+    let users = Users::with_defaults();
+    let store = MemoryStore::default();
+    let nested = Router::new()
+        .nest("/app", routes(users.clone()))
+        .layer(
+            AuthLayer::new(users.clone(), keys(SECRET_A, &[])).with_login_url("/auth/sign-in?v=2"),
+        )
+        .layer(SessionManagerLayer::new(store.clone()).with_secure(false));
+    let plain = serve(app(store, users, keys(SECRET_A, &[]))).await;
+    let nested = serve(nested).await;
+    let client = Client::new();
+
+    let reply = client.get(&format!("{plain}/private?tab=a&b=%2F")).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        reply.header("location"),
+        Some("/login?next=%2Fprivate%3Ftab%3Da%26b%3D%252F")
+    );
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+
+    // Inside a nested router the full path is kept.
+    let reply = client.get(&format!("{nested}/app/private")).await;
+    assert_eq!(
+        reply.header("location"),
+        Some("/auth/sign-in?v=2&next=%2Fapp%2Fprivate")
+    );
+
+    client.post(&format!("{plain}/login/1"), "").await;
+    let reply = client.get(&format!("{plain}/private")).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "alice")
+    );
+}
+
+/// Collects everything the crate logs during one request.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn ending_a_session_logs_why_but_no_secret_hash_or_id() {
+    let store = MemoryStore::default();
+    let users = Users::with_defaults();
+    let (base, client, id) = signed_in_alice(&store, &users).await;
+    let hash = load_record(&store, id).await.data["_auth"]["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    drop((base, client));
+    let user = users.set_password(1, "changed elsewhere").await.unwrap();
+
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("tower_sessions_auth=trace")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = app(store.clone(), users, keys(SECRET_A, &[]));
+    let response = app
+        .oneshot(
+            Request::get("/me")
+                .header("cookie", format!("{COOKIE}={id}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("auth hash does not match"), "{logged}");
+    for secret in [
+        id.to_string(),
+        hash,
+        user.password_hash,
+        String::from_utf8_lossy(SECRET_A).into_owned(),
+    ] {
+        assert!(!logged.contains(&secret), "logged {secret:?}: {logged}");
+    }
+}
