@@ -1,0 +1,113 @@
+//! Checks that refuse a request before it reaches the session: oversized
+//! bodies and cross-site `POST`s.
+
+use axum::{
+    extract::{Request, State},
+    http::{header, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use super::{StartError, BODY_LIMIT};
+
+/// Refuses a body announced as larger than [`BODY_LIMIT`] with `413`,
+/// whether or not the route reads it. Bodies without a length are cut off
+/// at the same size by the extractors (`DefaultBodyLimit`).
+pub(crate) async fn limit_body(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let limit = u64::try_from(BODY_LIMIT).unwrap_or(u64::MAX);
+    if declared.is_some_and(|length| length > limit) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request body too large: the limit is 64 KiB.",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// What counts as this site's origin for [`same_origin`].
+#[derive(Clone, Debug)]
+pub(crate) struct OriginPolicy {
+    /// The configured origin, lowercased, without a trailing slash.
+    fixed: Option<String>,
+    /// The scheme assumed with the `Host` header when none is configured.
+    scheme: &'static str,
+}
+
+impl OriginPolicy {
+    /// A fixed origin (`https://demo.example`), or `None` to trust the
+    /// request's `Host` with `https` when `secure` and `http` otherwise.
+    pub(crate) fn new(fixed: Option<&str>, secure: bool) -> Result<Self, StartError> {
+        let fixed = match fixed {
+            Some(origin) => {
+                let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+                let has_scheme = origin.starts_with("http://") || origin.starts_with("https://");
+                let host = origin.split_once("://").map_or("", |(_, host)| host);
+                if !has_scheme || host.is_empty() || host.contains('/') {
+                    return Err(format!(
+                        "DEMO_ORIGIN must look like https://host[:port], got {origin:?}"
+                    )
+                    .into());
+                }
+                Some(origin)
+            }
+            None => None,
+        };
+        Ok(Self {
+            fixed,
+            scheme: if secure { "https" } else { "http" },
+        })
+    }
+
+    fn allows(&self, origin: &str, host: Option<&str>) -> bool {
+        let origin = origin.to_ascii_lowercase();
+        match (&self.fixed, host) {
+            (Some(fixed), _) => origin == *fixed,
+            (None, Some(host)) => {
+                origin == format!("{}://{}", self.scheme, host.to_ascii_lowercase())
+            }
+            (None, None) => false,
+        }
+    }
+}
+
+/// Refuses with `403` every `POST` that carries an `Origin` other than the
+/// site's own (including the opaque `null`). Without the header the request
+/// passes: browsers always send it on cross-site `POST`s.
+pub(crate) async fn same_origin(
+    State(policy): State<OriginPolicy>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() == Method::POST {
+        if let Some(origin) = request.headers().get(header::ORIGIN) {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|value| value.to_str().ok())
+                .or_else(|| {
+                    request
+                        .uri()
+                        .authority()
+                        .map(axum::http::uri::Authority::as_str)
+                });
+            let allowed = origin
+                .to_str()
+                .is_ok_and(|origin| policy.allows(origin, host));
+            if !allowed {
+                tracing::warn!("cross-site POST refused");
+                return (
+                    StatusCode::FORBIDDEN,
+                    "Cross-site request refused: the Origin header does not match this site.",
+                )
+                    .into_response();
+            }
+        }
+    }
+    next.run(request).await
+}

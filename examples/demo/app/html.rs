@@ -1,0 +1,272 @@
+//! The browser routes: pages, forms, redirects.
+
+use axum::{
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    Form,
+};
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+use tower_sessions_auth::{safe_next, AuthSession, LoginRequired};
+
+use super::{
+    accounts::{authenticate, check_new_password, check_username},
+    error::AppError,
+    pages::{self, render},
+    users::User,
+    AppState,
+};
+
+/// A one-time message for the next home page, kept in the session.
+#[derive(Serialize, Deserialize, Clone, Copy)]
+enum Notice {
+    Welcome,
+    PasswordChanged,
+    OthersSignedOut,
+    AccountDeleted,
+}
+
+impl Notice {
+    const KEY: &'static str = "demo.notice";
+
+    fn text(self) -> &'static str {
+        match self {
+            Self::Welcome => "Welcome! Your account is ready.",
+            Self::PasswordChanged => {
+                "Password changed. Your other sessions are signed out; this one stays."
+            }
+            Self::OthersSignedOut => "Your other sessions are signed out; this one stays.",
+            Self::AccountDeleted => "Your account is deleted, and all its sessions with it.",
+        }
+    }
+
+    async fn set(self, session: &Session) -> Result<(), AppError> {
+        session.insert(Self::KEY, self).await?;
+        Ok(())
+    }
+
+    async fn take(session: &Session) -> Result<Option<Self>, AppError> {
+        Ok(session.remove::<Self>(Self::KEY).await?)
+    }
+}
+
+/// `GET /`.
+pub(crate) async fn home(auth: AuthSession<User>) -> Result<Response, AppError> {
+    let notice = Notice::take(auth.session()).await?.map(Notice::text);
+    let page = pages::Home {
+        username: auth.user().map(|user| user.username.clone()),
+        notice,
+        error: None,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// The sign-up form's fields.
+#[derive(Deserialize)]
+pub(crate) struct SignupForm {
+    username: String,
+    password: String,
+}
+
+/// `GET /signup`.
+pub(crate) async fn signup_form() -> Result<Response, AppError> {
+    let page = pages::Signup {
+        username: String::new(),
+        error: None,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// `POST /signup`: creates the user and signs them in.
+pub(crate) async fn signup(
+    State(state): State<AppState>,
+    mut auth: AuthSession<User>,
+    Form(form): Form<SignupForm>,
+) -> Result<Response, AppError> {
+    let refuse = |status, error| {
+        let page = pages::Signup {
+            username: form.username.clone(),
+            error: Some(error),
+        };
+        render(status, &page)
+    };
+    let username = match check_username(&form.username) {
+        Ok(name) => name,
+        Err(error) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, error),
+    };
+    if let Err(error) = check_new_password(&form.password) {
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, error);
+    }
+    let hash = state.passwords.hash(form.password.clone()).await?;
+    let Some(user) = state.users.create(username, &hash).await? else {
+        return refuse(
+            StatusCode::CONFLICT,
+            "That username is taken. Choose another.",
+        );
+    };
+    auth.login(&user).await?;
+    Notice::Welcome.set(auth.session()).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+/// The query of `GET /login`.
+#[derive(Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+}
+
+/// `GET /login`: the form, carrying `next` through.
+pub(crate) async fn login_form(Query(query): Query<LoginQuery>) -> Result<Response, AppError> {
+    let page = pages::Login {
+        username: String::new(),
+        next: local_next(query.next.as_deref()),
+        error: None,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// The sign-in form's fields.
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+/// `POST /login`: signs in and goes to `next` (a local path only), else
+/// `/`.
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    mut auth: AuthSession<User>,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    let next = local_next(form.next.as_deref());
+    match authenticate(&state, &form.username, form.password).await? {
+        Some(user) => {
+            auth.login(&user).await?;
+            let target = if next.is_empty() { "/" } else { next.as_str() };
+            Ok(Redirect::to(target).into_response())
+        }
+        None => {
+            let page = pages::Login {
+                username: form.username,
+                next,
+                error: Some("Wrong username or password."),
+            };
+            render(StatusCode::UNAUTHORIZED, &page)
+        }
+    }
+}
+
+/// `next` if it is a path on this site, else empty.
+fn local_next(next: Option<&str>) -> String {
+    next.and_then(safe_next).unwrap_or_default().to_owned()
+}
+
+/// `POST /logout`: ends this session.
+pub(crate) async fn logout(mut auth: AuthSession<User>) -> Result<Response, AppError> {
+    auth.logout().await?;
+    Ok(Redirect::to("/login").into_response())
+}
+
+/// `GET /password`.
+pub(crate) async fn password_form(
+    LoginRequired(user): LoginRequired<User>,
+) -> Result<Response, AppError> {
+    let page = pages::Password {
+        username: user.username,
+        error: None,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// The password form's fields.
+#[derive(Deserialize)]
+pub(crate) struct PasswordForm {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /password`: stores the new hash and keeps this session, which ends
+/// every other session of the user.
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    LoginRequired(user): LoginRequired<User>,
+    mut auth: AuthSession<User>,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    let refuse = |status, error| {
+        let page = pages::Password {
+            username: user.username.clone(),
+            error: Some(error),
+        };
+        render(status, &page)
+    };
+    let stored = Some(user.password_hash.clone());
+    if !state
+        .passwords
+        .verify(form.current_password, stored)
+        .await?
+    {
+        return refuse(StatusCode::FORBIDDEN, "Your current password is wrong.");
+    }
+    if let Err(error) = check_new_password(&form.new_password) {
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, error);
+    }
+    let hash = state.passwords.hash(form.new_password).await?;
+    let Some(updated) = state.users.set_password(user.id, &hash).await? else {
+        // Deleted meanwhile, from another session.
+        auth.logout().await?;
+        return Ok(Redirect::to("/").into_response());
+    };
+    auth.update_session_auth_hash(&updated).await?;
+    Notice::PasswordChanged.set(auth.session()).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+/// `POST /sessions/logout-others`: a new session epoch ends every other
+/// session of the user, without a password change.
+pub(crate) async fn logout_others(
+    State(state): State<AppState>,
+    LoginRequired(user): LoginRequired<User>,
+    mut auth: AuthSession<User>,
+) -> Result<Response, AppError> {
+    let Some(updated) = state.users.bump_session_epoch(user.id).await? else {
+        auth.logout().await?;
+        return Ok(Redirect::to("/").into_response());
+    };
+    auth.update_session_auth_hash(&updated).await?;
+    Notice::OthersSignedOut.set(auth.session()).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+/// The account deletion form's field.
+#[derive(Deserialize)]
+pub(crate) struct DeleteForm {
+    password: String,
+}
+
+/// `POST /account/delete`: after the password is confirmed, deletes the
+/// user. Every other session of the user finds no user on its next request
+/// and ends; this one ends here.
+pub(crate) async fn delete_account(
+    State(state): State<AppState>,
+    LoginRequired(user): LoginRequired<User>,
+    mut auth: AuthSession<User>,
+    Form(form): Form<DeleteForm>,
+) -> Result<Response, AppError> {
+    let stored = Some(user.password_hash.clone());
+    if !state.passwords.verify(form.password, stored).await? {
+        let page = pages::Home {
+            username: Some(user.username),
+            notice: None,
+            error: Some("Wrong password: your account was not deleted."),
+        };
+        return render(StatusCode::FORBIDDEN, &page);
+    }
+    state.users.delete(user.id).await?;
+    auth.logout().await?;
+    Notice::AccountDeleted.set(auth.session()).await?;
+    Ok(Redirect::to("/").into_response())
+}

@@ -1,0 +1,130 @@
+//! The demo application, independent of where its configuration comes from:
+//! `main.rs` fills a [`Config`] from the environment, the tests fill one by
+//! hand and call [`build`].
+//!
+//! Request path, outermost first: body size and origin checks
+//! ([`guard`]), response headers ([`headers`]), tower-sessions (the store
+//! picked in [`stores`]), tower-sessions-auth's `AuthLayer` (users from
+//! [`users`]), then the routes ([`html`], [`api`]).
+//!
+//! # Cross-site requests
+//!
+//! Every `POST` whose `Origin` header is present must come from the site's
+//! own origin, otherwise it is refused with `403`. The own origin is
+//! [`Config::origin`] when set (`DEMO_ORIGIN`, e.g. `https://demo.example`),
+//! else the request's `Host` header with `https` when secure cookies are on
+//! and `http` otherwise. Behind a proxy that rewrites `Host`, set the
+//! origin explicitly. Requests without `Origin` (curl, old clients) pass:
+//! browsers send it on every cross-site `POST`, and the `SameSite=Lax`
+//! cookie is not sent on those anyway.
+
+mod accounts;
+mod api;
+mod error;
+mod guard;
+mod headers;
+mod html;
+mod pages;
+mod passwords;
+mod stores;
+mod users;
+
+use axum::{
+    extract::DefaultBodyLimit,
+    middleware,
+    routing::{get, post},
+    Router,
+};
+use tower_sessions_auth::{AuthKeys, AuthLayer};
+
+use self::{guard::OriginPolicy, passwords::Passwords, stores::CookieSettings, users::Users};
+
+/// Largest request body accepted; larger ones are answered with `413`.
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
+
+/// A failure while starting: bad configuration, or a database or store that
+/// cannot be reached.
+pub(crate) type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything the demo needs to run.
+pub(crate) struct Config {
+    /// Where users live: `sqlite://…` or `postgres://…`.
+    pub(crate) database_url: String,
+    /// Where sessions live: `redis://…`, `postgres://…` or `sqlite://…`;
+    /// `None` keeps them in the users' database.
+    pub(crate) session_store_url: Option<String>,
+    /// A Postgres schema for the demo's tables (users and sessions), created
+    /// if missing; `None` uses the connection's default schema for users
+    /// and tower-sessions' own `tower_sessions` schema for sessions. The
+    /// tests use a throwaway schema per run.
+    pub(crate) postgres_schema: Option<String>,
+    /// The secrets that sign session auth hashes.
+    pub(crate) keys: AuthKeys,
+    /// Marks the session cookie `Secure` (and names it `__Host-…`).
+    pub(crate) secure_cookies: bool,
+    /// The site's own origin for the cross-site check, such as
+    /// `https://demo.example`; `None` derives it from each request.
+    pub(crate) origin: Option<String>,
+    /// Argon2 cost of new password hashes. The tests lower it: the debug
+    /// build hashes slowly, and the cost is not what they test.
+    pub(crate) argon2: argon2::Params,
+}
+
+/// State shared by the handlers.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    users: Users,
+    passwords: Passwords,
+}
+
+/// Connects to the databases, creates the schema and returns the complete
+/// application.
+///
+/// # Errors
+///
+/// When a URL or the schema name is invalid, or a database or the session
+/// store cannot be reached or migrated.
+pub(crate) async fn build(config: Config) -> Result<Router, StartError> {
+    let users = Users::connect(&config.database_url, config.postgres_schema.as_deref()).await?;
+    users.migrate().await?;
+    let passwords = Passwords::new(config.argon2).await?;
+
+    let auth = AuthLayer::new(users.clone(), config.keys).with_login_url("/login");
+    let routes = Router::new()
+        .route("/", get(html::home))
+        .route("/signup", get(html::signup_form).post(html::signup))
+        .route("/login", get(html::login_form).post(html::login))
+        .route("/logout", post(html::logout))
+        .route(
+            "/password",
+            get(html::password_form).post(html::change_password),
+        )
+        .route("/sessions/logout-others", post(html::logout_others))
+        .route("/account/delete", post(html::delete_account))
+        .route("/api/me", get(api::me))
+        .route("/api/login", post(api::login))
+        .with_state(AppState {
+            users: users.clone(),
+            passwords,
+        })
+        .layer(auth);
+
+    let cookies = CookieSettings {
+        secure: config.secure_cookies,
+    };
+    let with_sessions = stores::add_session_layer(
+        routes,
+        config.session_store_url.as_deref(),
+        &users,
+        config.postgres_schema.as_deref(),
+        &cookies,
+    )
+    .await?;
+
+    let origin = OriginPolicy::new(config.origin.as_deref(), config.secure_cookies)?;
+    Ok(with_sessions
+        .layer(middleware::from_fn(headers::set_response_headers))
+        .layer(middleware::from_fn_with_state(origin, guard::same_origin))
+        .layer(middleware::from_fn(guard::limit_body))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT)))
+}

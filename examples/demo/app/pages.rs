@@ -1,0 +1,51 @@
+//! The HTML pages: askama templates (HTML-escaped) and how they become
+//! responses.
+
+use askama::Template;
+use axum::{
+    http::StatusCode,
+    response::{Html, IntoResponse, Response},
+};
+
+use super::error::AppError;
+
+/// `/`: who is signed in and what they can do.
+#[derive(Template)]
+#[template(path = "home.html", config = "examples/demo/askama.toml")]
+pub(crate) struct Home {
+    /// `None` for an anonymous visitor.
+    pub(crate) username: Option<String>,
+    pub(crate) notice: Option<&'static str>,
+    pub(crate) error: Option<&'static str>,
+}
+
+/// `/login`.
+#[derive(Template)]
+#[template(path = "login.html", config = "examples/demo/askama.toml")]
+pub(crate) struct Login {
+    pub(crate) username: String,
+    /// Where to go after signing in; checked again when the form comes back.
+    pub(crate) next: String,
+    pub(crate) error: Option<&'static str>,
+}
+
+/// `/signup`.
+#[derive(Template)]
+#[template(path = "signup.html", config = "examples/demo/askama.toml")]
+pub(crate) struct Signup {
+    pub(crate) username: String,
+    pub(crate) error: Option<&'static str>,
+}
+
+/// `/password`.
+#[derive(Template)]
+#[template(path = "password.html", config = "examples/demo/askama.toml")]
+pub(crate) struct Password {
+    pub(crate) username: String,
+    pub(crate) error: Option<&'static str>,
+}
+
+/// Renders `page` with `status`.
+pub(crate) fn render<T: Template>(status: StatusCode, page: &T) -> Result<Response, AppError> {
+    Ok((status, Html(page.render()?)).into_response())
+}

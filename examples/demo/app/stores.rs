@@ -1,0 +1,148 @@
+//! Where sessions live, and the session cookie.
+//!
+//! By default sessions share the users' database; `SESSION_STORE_URL` moves
+//! them to Redis or to another SQL database. Every demo process that points
+//! at the same store (and the same users and secret) serves the same
+//! sessions.
+
+use std::time::Duration;
+
+use axum::Router;
+use tower_sessions::{
+    cookie::{time, SameSite},
+    session_store::ExpiredDeletion,
+    Expiry, SessionManagerLayer, SessionStore,
+};
+use tower_sessions_redis_store::{
+    fred::{
+        prelude::{ClientLike, Config as RedisConfig, Pool as RedisPool},
+        types::config::ReconnectPolicy,
+    },
+    RedisStore,
+};
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+
+use super::{
+    users::{self, Users},
+    StartError,
+};
+
+/// How often expired sessions are deleted from SQL stores (Redis expires
+/// its keys itself).
+const CLEANUP_PERIOD: Duration = Duration::from_secs(60 * 60);
+
+/// A session not used for this long ends.
+const IDLE_TIMEOUT_DAYS: i64 = 14;
+
+/// Settings of the session cookie.
+pub(crate) struct CookieSettings {
+    /// `Secure`, and the `__Host-` name prefix, which browsers accept only
+    /// on secure cookies with `Path=/` and no `Domain`.
+    pub(crate) secure: bool,
+}
+
+/// Wraps `routes` in a `SessionManagerLayer` over the store `url` names, or
+/// over the users' database when `url` is `None`.
+pub(crate) async fn add_session_layer(
+    routes: Router,
+    url: Option<&str>,
+    users: &Users,
+    postgres_schema: Option<&str>,
+    cookies: &CookieSettings,
+) -> Result<Router, StartError> {
+    match url {
+        None => match users {
+            Users::Sqlite(pool) => sqlite(routes, SqliteStore::new(pool.clone()), cookies).await,
+            Users::Postgres(pool) => {
+                let store = postgres_store(PostgresStore::new(pool.clone()), postgres_schema)?;
+                postgres(routes, store, cookies).await
+            }
+        },
+        Some(url) if url.starts_with("redis:") || url.starts_with("rediss:") => {
+            let pool = RedisPool::new(
+                RedisConfig::from_url(url)?,
+                None,
+                None,
+                Some(ReconnectPolicy::new_exponential(0, 100, 5_000, 2)),
+                2,
+            )?;
+            pool.init().await?;
+            Ok(with_cookie(routes, RedisStore::new(pool), cookies))
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            let pool = users::sqlite_pool(url).await?;
+            sqlite(routes, SqliteStore::new(pool), cookies).await
+        }
+        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+            let pool = users::postgres_pool(url, None).await?;
+            let store = postgres_store(PostgresStore::new(pool), postgres_schema)?;
+            postgres(routes, store, cookies).await
+        }
+        Some(_) => Err("SESSION_STORE_URL must start with redis:, postgres: or sqlite:".into()),
+    }
+}
+
+fn postgres_store(store: PostgresStore, schema: Option<&str>) -> Result<PostgresStore, StartError> {
+    match schema {
+        Some(schema) => Ok(store.with_schema_name(schema)?),
+        None => Ok(store),
+    }
+}
+
+async fn sqlite(
+    routes: Router,
+    store: SqliteStore,
+    cookies: &CookieSettings,
+) -> Result<Router, StartError> {
+    store.migrate().await?;
+    tokio::spawn(delete_expired(store.clone()));
+    Ok(with_cookie(routes, store, cookies))
+}
+
+async fn postgres(
+    routes: Router,
+    store: PostgresStore,
+    cookies: &CookieSettings,
+) -> Result<Router, StartError> {
+    store.migrate().await?;
+    tokio::spawn(delete_expired(store.clone()));
+    Ok(with_cookie(routes, store, cookies))
+}
+
+/// The session layer with the demo's cookie: `HttpOnly` (no script reads
+/// it), `SameSite=Lax` (not sent on cross-site `POST`s), `Path=/`,
+/// `Secure` when configured, and an idle timeout.
+fn with_cookie<S: SessionStore + Clone>(
+    routes: Router,
+    store: S,
+    cookies: &CookieSettings,
+) -> Router {
+    let name = if cookies.secure {
+        "__Host-demo_session"
+    } else {
+        "demo_session"
+    };
+    routes.layer(
+        SessionManagerLayer::new(store)
+            .with_name(name)
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_path("/")
+            .with_secure(cookies.secure)
+            .with_expiry(Expiry::OnInactivity(time::Duration::days(
+                IDLE_TIMEOUT_DAYS,
+            ))),
+    )
+}
+
+/// Deletes expired sessions now and then; a failure is logged and retried
+/// at the next period rather than ending the task.
+async fn delete_expired<S: ExpiredDeletion>(store: S) {
+    let mut interval = tokio::time::interval(CLEANUP_PERIOD);
+    loop {
+        interval.tick().await;
+        if let Err(err) = store.delete_expired().await {
+            tracing::warn!(error = %err, "deleting expired sessions failed");
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The user table, in SQLite or Postgres, and the `UserBackend` that lets
+//! tower-sessions-auth load users on every signed-in request.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+    PgPool, SqlitePool,
+};
+use tower_sessions_auth::{SessionUser, UserBackend};
+
+use super::StartError;
+
+/// A row of `demo_users`.
+#[derive(Clone, sqlx::FromRow)]
+pub(crate) struct User {
+    pub(crate) id: i64,
+    pub(crate) username: String,
+    /// The argon2 PHC string.
+    pub(crate) password_hash: String,
+    /// Bumped to sign the user out everywhere else without a password
+    /// change.
+    pub(crate) session_epoch: i64,
+}
+
+impl fmt::Debug for User {
+    /// Leaves out the password hash: it must not reach a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionUser for User {
+    type Id = i64;
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn credential(&self) -> &[u8] {
+        self.password_hash.as_bytes()
+    }
+
+    fn session_epoch(&self) -> u64 {
+        // The column is a signed integer (SQLite has no other); reinterpret
+        // the bits, so that every change of the column changes the epoch.
+        u64::from_ne_bytes(self.session_epoch.to_ne_bytes())
+    }
+}
+
+/// The users' database. The same SQL runs on both engines (`$n`
+/// placeholders in order work in SQLite too); only the DDL differs.
+#[derive(Clone)]
+pub(crate) enum Users {
+    /// A SQLite file (or memory database).
+    Sqlite(SqlitePool),
+    /// A Postgres database.
+    Postgres(PgPool),
+}
+
+/// Runs the same expression against whichever pool `users` holds.
+macro_rules! on_pool {
+    ($users:expr, $pool:ident => $body:expr) => {
+        match $users {
+            Users::Sqlite($pool) => $body,
+            Users::Postgres($pool) => $body,
+        }
+    };
+}
+
+const COLUMNS: &str = "id, username, password_hash, session_epoch";
+
+impl Users {
+    /// Opens a pool for `url`. With `schema`, Postgres connections use it as
+    /// their search path, so the unqualified table names below land in it.
+    pub(crate) async fn connect(url: &str, schema: Option<&str>) -> Result<Self, StartError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(sqlite_pool(url).await?))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Self::Postgres(postgres_pool(url, schema).await?))
+        } else {
+            Err("DATABASE_URL must start with sqlite: or postgres:".into())
+        }
+    }
+
+    /// Creates the table if it does not exist yet.
+    pub(crate) async fn migrate(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(pool) => {
+                sqlx::query(
+                    "CREATE TABLE IF NOT EXISTS demo_users (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        username TEXT NOT NULL UNIQUE,
+                        password_hash TEXT NOT NULL,
+                        session_epoch INTEGER NOT NULL DEFAULT 0
+                    )",
+                )
+                .execute(pool)
+                .await?;
+            }
+            Self::Postgres(pool) => {
+                sqlx::query(
+                    "CREATE TABLE IF NOT EXISTS demo_users (
+                        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                        username TEXT NOT NULL UNIQUE,
+                        password_hash TEXT NOT NULL,
+                        session_epoch BIGINT NOT NULL DEFAULT 0
+                    )",
+                )
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts a user; `None` when the username is taken.
+    pub(crate) async fn create(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<Option<User>, sqlx::Error> {
+        let sql = format!(
+            "INSERT INTO demo_users (username, password_hash) VALUES ($1, $2) RETURNING {COLUMNS}"
+        );
+        let inserted = on_pool!(self, pool => {
+            sqlx::query_as::<_, User>(&sql)
+                .bind(username)
+                .bind(password_hash)
+                .fetch_one(pool)
+                .await
+        });
+        match inserted {
+            Ok(user) => Ok(Some(user)),
+            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Finds a user by name.
+    pub(crate) async fn by_username(&self, username: &str) -> Result<Option<User>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM demo_users WHERE username = $1");
+        on_pool!(self, pool => {
+            sqlx::query_as::<_, User>(&sql).bind(username).fetch_optional(pool).await
+        })
+    }
+
+    /// Finds a user by id.
+    pub(crate) async fn by_id(&self, id: i64) -> Result<Option<User>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM demo_users WHERE id = $1");
+        on_pool!(self, pool => {
+            sqlx::query_as::<_, User>(&sql).bind(id).fetch_optional(pool).await
+        })
+    }
+
+    /// Stores a new password hash; returns the updated user, `None` if the
+    /// user is gone.
+    pub(crate) async fn set_password(
+        &self,
+        id: i64,
+        password_hash: &str,
+    ) -> Result<Option<User>, sqlx::Error> {
+        let sql =
+            format!("UPDATE demo_users SET password_hash = $1 WHERE id = $2 RETURNING {COLUMNS}");
+        on_pool!(self, pool => {
+            sqlx::query_as::<_, User>(&sql)
+                .bind(password_hash)
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    /// Bumps the session epoch, which ends every session signed with the
+    /// old one; returns the updated user, `None` if the user is gone.
+    pub(crate) async fn bump_session_epoch(&self, id: i64) -> Result<Option<User>, sqlx::Error> {
+        let sql = format!(
+            "UPDATE demo_users SET session_epoch = session_epoch + 1 WHERE id = $1 \
+             RETURNING {COLUMNS}"
+        );
+        on_pool!(self, pool => {
+            sqlx::query_as::<_, User>(&sql).bind(id).fetch_optional(pool).await
+        })
+    }
+
+    /// Deletes a user; `false` if there was none.
+    pub(crate) async fn delete(&self, id: i64) -> Result<bool, sqlx::Error> {
+        let done = on_pool!(self, pool => {
+            sqlx::query("DELETE FROM demo_users WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+}
+
+impl UserBackend for Users {
+    type User = User;
+    type Error = sqlx::Error;
+
+    async fn get_user(&self, id: &i64) -> Result<Option<User>, sqlx::Error> {
+        self.by_id(*id).await
+    }
+}
+
+/// A SQLite pool. Files use WAL and a busy timeout, so that several demo
+/// processes can share one file; a memory database gets one connection
+/// that never closes, since each connection would see its own database.
+pub(crate) async fn sqlite_pool(url: &str) -> Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(5));
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if in_memory {
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+    } else {
+        SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.journal_mode(SqliteJournalMode::Wal))
+            .await
+    }
+}
+
+/// A Postgres pool, its connections confined to `schema` when given.
+pub(crate) async fn postgres_pool(url: &str, schema: Option<&str>) -> Result<PgPool, StartError> {
+    let mut options = PgConnectOptions::from_str(url)?;
+    if let Some(schema) = schema {
+        check_identifier(schema)?;
+        options = options.options([("search_path", schema)]);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        // The name was checked above: letters, digits and `_` only.
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .execute(&pool)
+            .await?;
+        return Ok(pool);
+    }
+    Ok(PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?)
+}
+
+/// Accepts only names that need no quoting: ASCII letters, digits and `_`,
+/// not starting with a digit.
+pub(crate) fn check_identifier(name: &str) -> Result<(), StartError> {
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("invalid Postgres schema name {name:?}: use letters, digits and _").into())
+    }
+}

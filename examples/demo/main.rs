@@ -1,0 +1,83 @@
+//! Run with `cargo run --example demo`, then open the URL it prints.
+//!
+//! A small complete web application on tower-sessions-auth: sign up, sign
+//! in, change the password (every other session of the user ends, this one
+//! stays), sign out other devices, delete the account; HTML pages and a
+//! small JSON API. Users and sessions live in SQLite by default, or in
+//! Postgres and Redis.
+//!
+//! Configuration, all optional:
+//!
+//! - `DEMO_ADDR`: listen address, default `127.0.0.1:3000`.
+//! - `DATABASE_URL`: the users' database, `sqlite://…` (default
+//!   `sqlite://demo.sqlite?mode=rwc`) or `postgres://…`.
+//! - `SESSION_STORE_URL`: the session store, `redis://…`, `postgres://…`
+//!   or `sqlite://…`; default: the users' database.
+//! - `SESSION_SECRET`: at least 32 bytes. Unset, a random secret is
+//!   generated once and kept in `demo-secret.key` beside the SQLite file
+//!   (in the current directory for Postgres).
+//! - `SESSION_SECRET_FALLBACKS`: older secrets, comma-separated, still
+//!   accepted while sessions move to the new one.
+//! - `DEMO_SECURE_COOKIES=1`: `Secure` session cookie (serve over HTTPS).
+//! - `DEMO_ORIGIN`: the site's origin (`https://demo.example`) for the
+//!   cross-site `POST` check; default: the request's `Host`.
+//! - `DEMO_PG_SCHEMA`: a Postgres schema for the demo's tables.
+//! - `RUST_LOG`: log filter, default `info`.
+
+mod app;
+mod secret;
+
+use std::env;
+
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::app::{Config, StartError};
+
+#[tokio::main]
+async fn main() -> Result<(), StartError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+
+    let addr = var("DEMO_ADDR").unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+    let database_url =
+        var("DATABASE_URL").unwrap_or_else(|| "sqlite://demo.sqlite?mode=rwc".to_owned());
+    let keys = secret::load_keys(&database_url)?;
+    let config = Config {
+        session_store_url: var("SESSION_STORE_URL"),
+        postgres_schema: var("DEMO_PG_SCHEMA"),
+        keys,
+        secure_cookies: var("DEMO_SECURE_COOKIES").is_some_and(|value| value == "1"),
+        origin: var("DEMO_ORIGIN"),
+        argon2: argon2::Params::default(),
+        database_url,
+    };
+
+    let router = app::build(config).await?;
+    let listener = TcpListener::bind(&addr).await?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    announce(&url);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            // Without a signal handler there is nothing to wait for; the
+            // process then ends by being killed, as before.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+/// An environment variable; unset and empty are the same.
+fn var(name: &str) -> Option<String> {
+    env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// Tells the user where to point the browser.
+#[allow(clippy::print_stdout)] // Printing the URL is this program's interface.
+fn announce(url: &str) {
+    tracing::info!(%url, "demo listening");
+    println!("Demo running at {url}  (Ctrl-C to stop)");
+}
