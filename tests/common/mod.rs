@@ -4,6 +4,9 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod pg_users;
+pub mod proxy;
+pub mod services;
 pub mod suite;
 
 use std::{
