@@ -19,6 +19,10 @@ type HmacSha256 = Hmac<Sha256>;
 /// tokens) yields unrelated keys here.
 const KEY_SALT: &[u8] = b"tower-sessions-auth.session-auth-hash.v1";
 
+/// Domain separation for [`AuthKeys::log_fingerprint`]: a key of its own, so
+/// nothing that is logged relates to the auth hashes.
+const LOG_SALT: &[u8] = b"tower-sessions-auth.log-fingerprint.v1";
+
 /// The shortest secret [`AuthKeys`] accepts, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
 
@@ -57,6 +61,7 @@ const TAG_LEN: usize = 32;
 pub struct AuthKeys {
     current: SigningKey,
     fallbacks: Vec<SigningKey>,
+    log: SigningKey,
 }
 
 /// The result of [`AuthKeys::verify`].
@@ -79,9 +84,11 @@ impl AuthKeys {
     /// [`KeyError::TooShort`] when the secret is shorter than
     /// [`MIN_SECRET_LEN`] bytes.
     pub fn new(current: impl AsRef<[u8]>) -> Result<Self, KeyError> {
+        let secret = current.as_ref();
         Ok(Self {
-            current: SigningKey::derive(current.as_ref())?,
+            current: SigningKey::derive(secret, KEY_SALT)?,
             fallbacks: Vec::new(),
+            log: SigningKey::derive(secret, LOG_SALT)?,
         })
     }
 
@@ -93,7 +100,8 @@ impl AuthKeys {
     /// [`KeyError::TooShort`] when the secret is shorter than
     /// [`MIN_SECRET_LEN`] bytes.
     pub fn with_fallback(mut self, secret: impl AsRef<[u8]>) -> Result<Self, KeyError> {
-        self.fallbacks.push(SigningKey::derive(secret.as_ref())?);
+        self.fallbacks
+            .push(SigningKey::derive(secret.as_ref(), KEY_SALT)?);
         Ok(self)
     }
 
@@ -147,6 +155,19 @@ impl AuthKeys {
     }
 }
 
+impl AuthKeys {
+    /// A short keyed fingerprint of a session id, for logs: 16 hex digits
+    /// that correlate the lines about one session without revealing the id
+    /// (OWASP: log a salted hash of a session id, never the id).
+    pub(crate) fn log_fingerprint(&self, session_id: &str) -> String {
+        let mac = self.log.0.clone().chain_update(session_id).finalize();
+        mac.into_bytes()[..8]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+}
+
 impl fmt::Debug for AuthKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthKeys")
@@ -162,14 +183,14 @@ impl fmt::Debug for AuthKeys {
 struct SigningKey(HmacSha256);
 
 impl SigningKey {
-    fn derive(secret: &[u8]) -> Result<Self, KeyError> {
+    fn derive(secret: &[u8], salt: &[u8]) -> Result<Self, KeyError> {
         if secret.len() < MIN_SECRET_LEN {
             return Err(KeyError::TooShort {
                 len: secret.len(),
                 min: MIN_SECRET_LEN,
             });
         }
-        let derived = keyed(secret).chain_update(KEY_SALT).finalize().into_bytes();
+        let derived = keyed(secret).chain_update(salt).finalize().into_bytes();
         Ok(Self(keyed(&derived)))
     }
 
@@ -311,6 +332,19 @@ mod tests {
             .with_fallbacks([SECRET_B, b"short".as_slice()])
             .unwrap_err();
         assert_eq!(err, KeyError::TooShort { len: 5, min: 32 });
+    }
+
+    #[test]
+    fn log_fingerprints_are_short_stable_and_keyed() {
+        let keys = AuthKeys::new(SECRET_A).unwrap();
+        let id = "vSIMpZ8JtqZkVIh1EF9bGQ";
+        let fingerprint = keys.log_fingerprint(id);
+        assert_eq!(fingerprint.len(), 16);
+        assert!(fingerprint.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(keys.log_fingerprint(id), fingerprint);
+        assert_ne!(keys.log_fingerprint("another id"), fingerprint);
+        let other = AuthKeys::new(SECRET_B).unwrap();
+        assert_ne!(other.log_fingerprint(id), fingerprint);
     }
 
     #[test]

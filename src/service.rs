@@ -160,7 +160,9 @@ async fn resolve<B: UserBackend>(
     let record = match session.get::<AuthRecord<Id<B>>>(SESSION_KEY).await {
         Ok(Some(record)) => record,
         Ok(None) => return Ok(Identity::Anonymous),
-        Err(session::Error::SerdeJson(_)) => return invalidate(session, Invalid::Malformed).await,
+        Err(session::Error::SerdeJson(_)) => {
+            return invalidate(context, session, Invalid::Malformed).await
+        }
         Err(err) => return Err(err.into()),
     };
     let Some(user) = backend
@@ -168,30 +170,44 @@ async fn resolve<B: UserBackend>(
         .await
         .map_err(Failure::Backend)?
     else {
-        return invalidate(session, Invalid::UnknownUser).await;
+        return invalidate(context, session, Invalid::UnknownUser).await;
     };
     match context.keys.verify(&user, &record.auth_hash) {
         Verification::Current => {}
         Verification::Fallback => {
             // Lazy upgrade, as Django does: re-sign under the current secret
             // and give the session a new id.
+            let old = fingerprint(context, session);
             session.cycle_id().await?;
             let upgraded = AuthRecord {
                 user_id: record.user_id,
                 auth_hash: context.keys.sign(&user),
             };
             session.insert(SESSION_KEY, upgraded).await?;
-            tracing::info!("session re-signed under the current secret");
+            tracing::info!(session = %old, "session re-signed under the current secret");
         }
-        Verification::Mismatch => return invalidate(session, Invalid::HashMismatch).await,
+        Verification::Mismatch => return invalidate(context, session, Invalid::HashMismatch).await,
     }
     Ok(Identity::Authenticated(user))
 }
 
 /// Flushes the session (its record is deleted and the cookie removed) and
 /// continues as anonymous.
-async fn invalidate<U, E>(session: &Session, why: Invalid) -> Result<Identity<U>, Failure<E>> {
+async fn invalidate<U, E>(
+    context: &Context,
+    session: &Session,
+    why: Invalid,
+) -> Result<Identity<U>, Failure<E>> {
+    let ended = fingerprint(context, session);
     crate::session::flush(session).await?;
-    tracing::warn!(reason = why.as_str(), "session ended");
+    tracing::warn!(session = %ended, reason = why.as_str(), "session ended");
     Ok(Identity::Anonymous)
+}
+
+/// What the logs may say of the session id: a keyed fingerprint of it.
+fn fingerprint(context: &Context, session: &Session) -> String {
+    session.id().map_or_else(
+        || "none".to_owned(),
+        |id| context.keys.log_fingerprint(&id.to_string()),
+    )
 }

@@ -361,6 +361,15 @@ async fn ending_a_session_logs_why_but_no_secret_hash_or_id() {
 
     let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(logged.contains("auth hash does not match"), "{logged}");
+    let fingerprint = logged
+        .split("session=")
+        .nth(1)
+        .and_then(|rest| rest.get(..16))
+        .unwrap_or_default();
+    assert!(
+        fingerprint.len() == 16 && fingerprint.bytes().all(|b| b.is_ascii_hexdigit()),
+        "a session fingerprint instead of the id: {logged}"
+    );
     for secret in [
         id.to_string(),
         hash,
