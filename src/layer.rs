@@ -96,3 +96,79 @@ impl<S, B: Clone> Layer<S> for AuthLayer<B> {
         AuthService::new(inner, self.backend.clone(), self.context.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use super::*;
+    use crate::backend::SessionUser;
+
+    #[derive(Clone, Debug)]
+    struct User;
+
+    impl SessionUser for User {
+        type Id = u8;
+        fn id(&self) -> u8 {
+            1
+        }
+        fn credential(&self) -> &[u8] {
+            b"credential"
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    struct Users;
+
+    impl UserBackend for Users {
+        type User = User;
+        type Error = Infallible;
+        async fn get_user(&self, _: &u8) -> Result<Option<User>, Infallible> {
+            Ok(Some(User))
+        }
+    }
+
+    const SECRET: &str = "a layer secret that is long enough to be accepted";
+
+    fn layer() -> AuthLayer<Users> {
+        AuthLayer::new(Users, AuthKeys::new(SECRET).unwrap())
+    }
+
+    #[test]
+    fn debug_never_prints_the_secret() {
+        let printed = format!("{:?}", layer().with_login_url("/in"));
+        assert!(!printed.contains(SECRET), "{printed}");
+        assert!(
+            printed.contains("<redacted>") && printed.contains("/in"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn failure_status_accepts_only_server_errors() {
+        let status = |layer: AuthLayer<Users>| layer.context.failure_status;
+        assert_eq!(status(layer()), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            status(layer().with_failure_status(StatusCode::SERVICE_UNAVAILABLE)),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        for ignored in [
+            StatusCode::OK,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::SEE_OTHER,
+        ] {
+            assert_eq!(
+                status(layer().with_failure_status(ignored)),
+                StatusCode::INTERNAL_SERVER_ERROR
+            );
+        }
+    }
+
+    #[test]
+    fn builders_do_not_change_a_shared_clone() {
+        let original = layer();
+        let changed = original.clone().with_login_url("/elsewhere");
+        assert_eq!(original.context.login_url, "/login");
+        assert_eq!(changed.context.login_url, "/elsewhere");
+    }
+}

@@ -83,8 +83,8 @@
 //!    [`LoginRequired`] read.
 //!
 //! "Ends the session" means flushed: its data and its store record are
-//! deleted, the cookie removed, and a `tracing` warning says why (never with
-//! the secret, the hash or the session id). Malformed data under the crate's
+//! deleted, the cookie removed, and a `tracing` warning says why, with a keyed
+//! fingerprint of the session id (never the secret, the hash or the id). Malformed data under the crate's
 //! session key (from a bug, an old version, or a tampered store) is treated
 //! the same way.
 //!
