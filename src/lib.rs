@@ -83,10 +83,10 @@
 //!    [`LoginRequired`] read.
 //!
 //! "Ends the session" means flushed: its data and its store record are
-//! deleted, the cookie removed, and a `tracing` warning says why, with a keyed
-//! fingerprint of the session id (never the secret, the hash or the id). Malformed data under the crate's
-//! session key (from a bug, an old version, or a tampered store) is treated
-//! the same way.
+//! deleted, the cookie removed, and a `tracing` warning says why, with a
+//! keyed fingerprint of the session id (never the secret, the hash or the
+//! id). Malformed data under the crate's session key (from a bug, an old
+//! version, or a tampered store) is treated the same way.
 //!
 //! A failing session store or backend is never read as "anonymous" nor as
 //! "signed in": the request is answered with `500` (or the status set by
