@@ -6,6 +6,8 @@
 //!
 //! Needs `DATABASE_URL`, and `REDIS_URL` for the Redis variants.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use axum::http::StatusCode;
