@@ -1,0 +1,1105 @@
+//! HTTP-level tests of the demo application (`examples/demo`): every route
+//! and status of its contract, over a real server on a loopback port, with
+//! users and sessions in a temporary SQLite file (and, when `DATABASE_URL`
+//! and `REDIS_URL` are set, in Postgres and Redis).
+
+// The harness helpers below are test code too: a failed setup should panic.
+// (Clippy's `allow-unwrap-in-tests` covers only the `#[test]` functions.)
+#![allow(clippy::unwrap_used)]
+
+#[path = "../examples/demo/app/mod.rs"]
+mod app;
+
+use std::{
+    future::Future,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use axum::Router;
+use reqwest::{
+    cookie::{CookieStore, Jar},
+    header, redirect, Client, Response, StatusCode,
+};
+use serde_json::{json, Value};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tower_sessions_auth::AuthKeys;
+
+use crate::app::Config;
+
+const SECRET: &[u8] = b"demo test secret, 32 bytes or more, not for production";
+const PASSWORD: &str = "correct horse";
+const NEW_PASSWORD: &str = "battery staple";
+
+// ---------------------------------------------------------------------------
+// Harness
+
+/// A name no other test (or test run) uses.
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}_{}_{nanos}_{n}", std::process::id())
+}
+
+/// A SQLite file in the temp directory, removed (with its WAL files) on drop.
+struct TempDb {
+    path: PathBuf,
+}
+
+impl TempDb {
+    fn new() -> Self {
+        Self {
+            path: std::env::temp_dir().join(format!("{}.sqlite", unique("demo_http"))),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}?mode=rwc", self.path.display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.path.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// A configuration for `database_url`, with cheap argon2 parameters: the
+/// debug build hashes slowly and the cost is not under test here.
+fn config(database_url: &str) -> Config {
+    Config {
+        database_url: database_url.to_owned(),
+        session_store_url: None,
+        postgres_schema: None,
+        keys: AuthKeys::new(SECRET).unwrap(),
+        secure_cookies: false,
+        origin: None,
+        argon2: argon2::Params::new(1024, 1, 1, None).unwrap(),
+    }
+}
+
+/// A running demo server.
+struct Server {
+    base: String,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(config: Config) -> Self {
+        let router: Router = app::build(config).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Self { base, task }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One demo on a fresh SQLite file.
+async fn sqlite_demo() -> (Server, TempDb) {
+    let db = TempDb::new();
+    let server = Server::start(config(&db.url())).await;
+    (server, db)
+}
+
+/// A browser-like client: its own cookie jar, redirects not followed.
+struct Browser {
+    http: Client,
+    jar: Arc<Jar>,
+}
+
+impl Browser {
+    fn new() -> Self {
+        let jar = Arc::new(Jar::default());
+        let http = Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self { http, jar }
+    }
+
+    async fn get(&self, url: &str) -> Response {
+        self.http.get(url).send().await.unwrap()
+    }
+
+    async fn post(&self, url: &str, form: &[(&str, &str)]) -> Response {
+        self.http.post(url).form(form).send().await.unwrap()
+    }
+
+    async fn signup(&self, server: &Server, username: &str, password: &str) -> Response {
+        let form = [("username", username), ("password", password)];
+        self.post(&server.url("/signup"), &form).await
+    }
+
+    async fn login(&self, server: &Server, username: &str, password: &str) -> Response {
+        let form = [("username", username), ("password", password)];
+        self.post(&server.url("/login"), &form).await
+    }
+
+    /// The signed-in username by `/api/me`, `None` when anonymous.
+    async fn me(&self, server: &Server) -> Option<String> {
+        let response = self.get(&server.url("/api/me")).await;
+        match response.status() {
+            StatusCode::OK => {
+                let body: Value = response.json().await.unwrap();
+                Some(body["username"].as_str().unwrap().to_owned())
+            }
+            StatusCode::UNAUTHORIZED => None,
+            other => panic!("unexpected /api/me status {other}"),
+        }
+    }
+
+    /// The session cookie's value for `server`, if the jar holds one.
+    fn session_id(&self, server: &Server) -> Option<String> {
+        let url = server.base.parse().unwrap();
+        let cookies = self.jar.cookies(&url)?;
+        cookies.to_str().unwrap().split("; ").find_map(|pair| {
+            pair.strip_prefix("demo_session=")
+                .or_else(|| pair.strip_prefix("__Host-demo_session="))
+                .map(str::to_owned)
+        })
+    }
+}
+
+fn location(response: &Response) -> &str {
+    response.headers()[header::LOCATION].to_str().unwrap()
+}
+
+fn cache_control(response: &Response) -> &str {
+    response.headers()[header::CACHE_CONTROL].to_str().unwrap()
+}
+
+fn set_cookies(response: &Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A browser signed up as `username` with [`PASSWORD`].
+async fn signed_up(server: &Server, username: &str) -> Browser {
+    let browser = Browser::new();
+    let response = browser.signup(server, username, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    browser
+}
+
+/// A second browser signed in as `username`.
+async fn signed_in(server: &Server, username: &str, password: &str) -> Browser {
+    let browser = Browser::new();
+    let response = browser.login(server, username, password).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "login of {username}"
+    );
+    assert_eq!(browser.me(server).await.as_deref(), Some(username));
+    browser
+}
+
+// ---------------------------------------------------------------------------
+// GET /
+
+#[tokio::test]
+async fn home_anonymous_links_to_sign_in() {
+    let (server, _db) = sqlite_demo().await;
+    let response = Browser::new().get(&server.url("/")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(cache_control(&response), "no-store");
+    let body = response.text().await.unwrap();
+    assert!(body.contains(r#"href="/login""#), "{body}");
+    assert!(!body.contains("Signed in as"));
+}
+
+#[tokio::test]
+async fn home_signed_in_names_the_user_and_is_not_cached() {
+    let (server, _db) = sqlite_demo().await;
+    let browser = signed_up(&server, "alice").await;
+    let response = browser.get(&server.url("/")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(cache_control(&response), "no-store");
+    let body = response.text().await.unwrap();
+    assert!(body.contains("Signed in as alice"), "{body}");
+    assert!(body.contains(r#"action="/logout""#));
+}
+
+#[tokio::test]
+async fn usernames_are_html_escaped() {
+    let (server, _db) = sqlite_demo().await;
+    let browser = signed_up(&server, "<b>mallory</b>").await;
+    let body = browser.get(&server.url("/")).await.text().await.unwrap();
+    assert!(
+        body.contains("Signed in as &#60;b&#62;mallory&#60;/b&#62;"),
+        "{body}"
+    );
+    assert!(!body.contains("<b>mallory"));
+}
+
+// ---------------------------------------------------------------------------
+// /signup
+
+#[tokio::test]
+async fn signup_form_is_served() {
+    let (server, _db) = sqlite_demo().await;
+    let response = Browser::new().get(&server.url("/signup")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.text().await.unwrap();
+    assert!(body.contains(r#"action="/signup""#));
+    assert!(body.contains(r#"name="password""#));
+}
+
+#[tokio::test]
+async fn signup_creates_the_user_signs_in_and_redirects_home() {
+    let (server, _db) = sqlite_demo().await;
+    let browser = Browser::new();
+    let response = browser.signup(&server, "alice", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/");
+    assert_eq!(browser.me(&server).await.as_deref(), Some("alice"));
+    // The account exists: another browser can sign in with it.
+    signed_in(&server, "alice", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn signup_with_a_taken_username_is_409_with_the_form() {
+    let (server, _db) = sqlite_demo().await;
+    signed_up(&server, "alice").await;
+    let other = Browser::new();
+    let response = other.signup(&server, "alice", "another password").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let body = response.text().await.unwrap();
+    assert!(body.contains(r#"action="/signup""#));
+    assert!(body.contains("taken"), "{body}");
+    assert_eq!(other.me(&server).await, None);
+    // The first password still holds.
+    signed_in(&server, "alice", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn signup_with_a_short_password_is_422() {
+    let (server, _db) = sqlite_demo().await;
+    let browser = Browser::new();
+    let response = browser.signup(&server, "alice", "1234567").await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("too short"), "{body}");
+    assert_eq!(browser.me(&server).await, None);
+    // Exactly eight characters is enough.
+    let response = browser.signup(&server, "alice", "12345678").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn signup_with_an_empty_username_is_422() {
+    let (server, _db) = sqlite_demo().await;
+    for username in ["", "   "] {
+        let response = Browser::new().signup(&server, username, PASSWORD).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{username:?}"
+        );
+        assert!(response.text().await.unwrap().contains("Choose a username"));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// /login
+
+#[tokio::test]
+async fn login_form_carries_a_local_next_through() {
+    let (server, _db) = sqlite_demo().await;
+    let browser = Browser::new();
+    let response = browser.get(&server.url("/login?next=%2Fpassword")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.text().await.unwrap();
+    assert!(body.contains(r#"name="next" value="/password""#), "{body}");
+
+    let body = browser
+        .get(&server.url("/login?next=https%3A%2F%2Fevil.example%2F"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!body.contains("evil.example"), "{body}");
+}
+
+#[tokio::test]
+async fn login_redirects_to_a_local_next_only() {
+    let (server, _db) = sqlite_demo().await;
+    signed_up(&server, "alice").await;
+    let cases = [
+        (Some("/password"), "/password"),
+        (Some("/password?x=1"), "/password?x=1"),
+        (Some("https://evil.example/"), "/"),
+        (Some("//evil.example/"), "/"),
+        (Some("/\\evil.example/"), "/"),
+        (Some(""), "/"),
+        (None, "/"),
+    ];
+    for (next, expected) in cases {
+        let browser = Browser::new();
+        let mut form = vec![("username", "alice"), ("password", PASSWORD)];
+        if let Some(next) = next {
+            form.push(("next", next));
+        }
+        let response = browser.post(&server.url("/login"), &form).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(location(&response), expected, "{next:?}");
+        assert_eq!(browser.me(&server).await.as_deref(), Some("alice"));
+    }
+}
+
+#[tokio::test]
+async fn login_with_wrong_credentials_is_401_the_same_for_unknown_users() {
+    let (server, _db) = sqlite_demo().await;
+    signed_up(&server, "alice").await;
+
+    let browser = Browser::new();
+    let wrong_password = browser.login(&server, "alice", "not the password").await;
+    assert_eq!(wrong_password.status(), StatusCode::UNAUTHORIZED);
+    let wrong_password = wrong_password.text().await.unwrap();
+    assert!(wrong_password.contains("Wrong username or password"));
+    assert!(wrong_password.contains(r#"action="/login""#));
+
+    let unknown_user = browser.login(&server, "zalice", "not the password").await;
+    assert_eq!(unknown_user.status(), StatusCode::UNAUTHORIZED);
+    let unknown_user = unknown_user.text().await.unwrap();
+    // The form echoes the username typed; apart from it the pages are equal.
+    assert_eq!(wrong_password, unknown_user.replace("zalice", "alice"));
+    assert_eq!(browser.me(&server).await, None);
+}
+
+// ---------------------------------------------------------------------------
+// POST /logout
+
+#[tokio::test]
+async fn logout_flushes_the_session_and_redirects_to_login() {
+    let (server, _db) = sqlite_demo().await;
+    let browser = signed_up(&server, "alice").await;
+    let old_id = browser.session_id(&server).unwrap();
+
+    let response = browser.post(&server.url("/logout"), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/login");
+    assert_eq!(cache_control(&response), "no-store");
+    assert_eq!(browser.me(&server).await, None);
+
+    // The old id is dead on the server, not just forgotten by the browser.
+    let replay = Client::new()
+        .get(server.url("/api/me"))
+        .header(header::COOKIE, format!("demo_session={old_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+}
+
+// ---------------------------------------------------------------------------
+// /password
+
+#[tokio::test]
+async fn password_page_requires_sign_in() {
+    let (server, _db) = sqlite_demo().await;
+    let browser = Browser::new();
+    let response = browser.get(&server.url("/password")).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/login?next=%2Fpassword");
+
+    let form = [
+        ("current_password", PASSWORD),
+        ("new_password", NEW_PASSWORD),
+    ];
+    let response = browser.post(&server.url("/password"), &form).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(location(&response).starts_with("/login?next="));
+
+    let browser = signed_up(&server, "alice").await;
+    let response = browser.get(&server.url("/password")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(cache_control(&response), "no-store");
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains(r#"name="current_password""#));
+}
+
+#[tokio::test]
+async fn password_change_with_a_wrong_current_password_is_403() {
+    let (server, _db) = sqlite_demo().await;
+    let browser = signed_up(&server, "alice").await;
+    let form = [
+        ("current_password", "not it at all"),
+        ("new_password", NEW_PASSWORD),
+    ];
+    let response = browser.post(&server.url("/password"), &form).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains(r#"action="/password""#));
+    // Nothing changed.
+    signed_in(&server, "alice", PASSWORD).await;
+    assert_eq!(browser.me(&server).await.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn password_change_to_a_short_password_is_422() {
+    let (server, _db) = sqlite_demo().await;
+    let browser = signed_up(&server, "alice").await;
+    let form = [("current_password", PASSWORD), ("new_password", "short")];
+    let response = browser.post(&server.url("/password"), &form).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    signed_in(&server, "alice", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn password_change_keeps_this_session_and_ends_the_others() {
+    let (server, _db) = sqlite_demo().await;
+    let changer = signed_up(&server, "alice").await;
+    let other = signed_in(&server, "alice", PASSWORD).await;
+    let bystander = signed_up(&server, "bob").await;
+    let id_before = changer.session_id(&server).unwrap();
+
+    let form = [
+        ("current_password", PASSWORD),
+        ("new_password", NEW_PASSWORD),
+    ];
+    let response = changer.post(&server.url("/password"), &form).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/");
+
+    assert_eq!(changer.me(&server).await.as_deref(), Some("alice"));
+    assert_ne!(
+        changer.session_id(&server).unwrap(),
+        id_before,
+        "id rotated"
+    );
+    assert_eq!(other.me(&server).await, None);
+    assert_eq!(bystander.me(&server).await.as_deref(), Some("bob"));
+
+    // The new hash is stored.
+    let response = Browser::new().login(&server, "alice", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    signed_in(&server, "alice", NEW_PASSWORD).await;
+}
+
+// ---------------------------------------------------------------------------
+// POST /sessions/logout-others
+
+#[tokio::test]
+async fn logout_others_keeps_this_session_and_the_password() {
+    let (server, _db) = sqlite_demo().await;
+    let keeper = signed_up(&server, "alice").await;
+    let other = signed_in(&server, "alice", PASSWORD).await;
+
+    let response = keeper
+        .post(&server.url("/sessions/logout-others"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/");
+    assert_eq!(keeper.me(&server).await.as_deref(), Some("alice"));
+    assert_eq!(other.me(&server).await, None);
+    // The password did not change.
+    signed_in(&server, "alice", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn logout_others_requires_sign_in() {
+    let (server, _db) = sqlite_demo().await;
+    let response = Browser::new()
+        .post(&server.url("/sessions/logout-others"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(location(&response).starts_with("/login?next="));
+}
+
+// ---------------------------------------------------------------------------
+// POST /account/delete
+
+#[tokio::test]
+async fn account_delete_needs_the_password_and_ends_every_session() {
+    let (server, _db) = sqlite_demo().await;
+    let deleter = signed_up(&server, "alice").await;
+    let other = signed_in(&server, "alice", PASSWORD).await;
+
+    let response = deleter
+        .post(
+            &server.url("/account/delete"),
+            &[("password", "wrong guess")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(deleter.me(&server).await.as_deref(), Some("alice"));
+
+    let response = deleter
+        .post(&server.url("/account/delete"), &[("password", PASSWORD)])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/");
+    assert_eq!(deleter.me(&server).await, None);
+    assert_eq!(other.me(&server).await, None);
+    let response = Browser::new().login(&server, "alice", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn account_delete_requires_sign_in() {
+    let (server, _db) = sqlite_demo().await;
+    let response = Browser::new()
+        .post(&server.url("/account/delete"), &[("password", PASSWORD)])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(location(&response).starts_with("/login?next="));
+}
+
+// ---------------------------------------------------------------------------
+// JSON API
+
+#[tokio::test]
+async fn api_me_is_401_json_when_anonymous_and_200_when_signed_in() {
+    let (server, _db) = sqlite_demo().await;
+    let browser = Browser::new();
+    let response = browser.get(&server.url("/api/me")).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(cache_control(&response), "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].is_string(), "{body}");
+
+    browser.signup(&server, "alice", PASSWORD).await;
+    let response = browser.get(&server.url("/api/me")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(cache_control(&response), "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({ "username": "alice" }));
+}
+
+#[tokio::test]
+async fn api_login_sets_the_session_cookie_or_answers_401_json() {
+    let (server, _db) = sqlite_demo().await;
+    signed_up(&server, "alice").await;
+    let browser = Browser::new();
+
+    let wrong = json!({ "username": "alice", "password": "nope nope" });
+    let response = browser
+        .http
+        .post(server.url("/api/login"))
+        .json(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].is_string(), "{body}");
+    assert_eq!(browser.me(&server).await, None);
+
+    let right = json!({ "username": "alice", "password": PASSWORD });
+    let response = browser
+        .http
+        .post(server.url("/api/login"))
+        .json(&right)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(set_cookies(&response)
+        .iter()
+        .any(|c| c.starts_with("demo_session=")));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({ "username": "alice" }));
+    assert_eq!(browser.me(&server).await.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn api_login_with_a_malformed_body_is_a_4xx_json_error() {
+    let (server, _db) = sqlite_demo().await;
+    let client = Client::new();
+    for (content_type, body) in [
+        ("application/json", "{not json"),
+        ("application/json", r#"{"username": "alice"}"#),
+        ("text/plain", r#"{"username": "a", "password": "b"}"#),
+    ] {
+        let response = client
+            .post(server.url("/api/login"))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_client_error(),
+            "{body}: {}",
+            response.status()
+        );
+        let json: Value = response.json().await.unwrap();
+        assert!(!json["error"].as_str().unwrap().is_empty());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Malformed input, size limit, cross-site requests
+
+#[tokio::test]
+async fn missing_or_malformed_form_fields_are_4xx_with_a_message() {
+    let (server, _db) = sqlite_demo().await;
+    let signed = signed_up(&server, "alice").await;
+    let anonymous = Browser::new();
+    let cases: [(&Browser, &str, &str, &str); 6] = [
+        (
+            &anonymous,
+            "/signup",
+            "application/x-www-form-urlencoded",
+            "username=bob",
+        ),
+        (
+            &anonymous,
+            "/login",
+            "application/x-www-form-urlencoded",
+            "password=x",
+        ),
+        (
+            &anonymous,
+            "/login",
+            "application/json",
+            r#"{"username":"a"}"#,
+        ),
+        (
+            &anonymous,
+            "/signup",
+            "application/x-www-form-urlencoded",
+            "username=a&username=b&password=12345678",
+        ),
+        (
+            &signed,
+            "/password",
+            "application/x-www-form-urlencoded",
+            "new_password=12345678",
+        ),
+        (
+            &signed,
+            "/account/delete",
+            "application/x-www-form-urlencoded",
+            "",
+        ),
+    ];
+    for (browser, path, content_type, body) in cases {
+        let response = browser
+            .http
+            .post(server.url(path))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(status.is_client_error(), "{path} {body:?}: {status}");
+        assert!(
+            !response.text().await.unwrap().is_empty(),
+            "{path} {body:?}"
+        );
+    }
+    // The signed-in user is unharmed.
+    assert_eq!(signed.me(&server).await.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_are_413() {
+    let (server, _db) = sqlite_demo().await;
+    let browser = signed_up(&server, "alice").await;
+    let big = "a".repeat(64 * 1024 + 1);
+    for path in ["/signup", "/login", "/logout", "/api/login"] {
+        let response = browser
+            .http
+            .post(server.url(path))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(format!("username={big}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+    }
+    // Just under the limit is read (and refused for its content only).
+    let field = "a".repeat(64 * 1024 - "username=&password=12345678".len());
+    let response = Browser::new()
+        .http
+        .post(server.url("/signup"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("username={field}&password=12345678"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // The logout above was refused: still signed in.
+    assert_eq!(browser.me(&server).await.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_403() {
+    let (server, _db) = sqlite_demo().await;
+    let browser = signed_up(&server, "alice").await;
+    let own = server.base.clone();
+    for origin in [
+        "http://evil.example",
+        "null",
+        "https://127.0.0.1",
+        own.replace("http:", "https:").as_str(),
+    ] {
+        for path in ["/logout", "/login", "/sessions/logout-others", "/api/login"] {
+            let response = browser
+                .http
+                .post(server.url(path))
+                .header(header::ORIGIN, origin)
+                .form(&[("username", "alice"), ("password", PASSWORD)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin} {path}");
+        }
+    }
+    assert_eq!(browser.me(&server).await.as_deref(), Some("alice"));
+
+    // The own origin, and no Origin at all, pass.
+    let response = browser
+        .http
+        .post(server.url("/sessions/logout-others"))
+        .header(header::ORIGIN, own.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let response = browser.post(&server.url("/logout"), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(browser.me(&server).await, None);
+
+    // A GET with a foreign Origin is not a state change.
+    let response = browser
+        .http
+        .get(server.url("/"))
+        .header(header::ORIGIN, "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_configured_origin_replaces_the_host_header() {
+    let db = TempDb::new();
+    let mut config = config(&db.url());
+    config.origin = Some("https://demo.example".to_owned());
+    let server = Server::start(config).await;
+    let client = Client::builder()
+        .redirect(redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |origin: String| {
+        client
+            .post(server.url("/logout"))
+            .header(header::ORIGIN, origin)
+            .send()
+    };
+    assert_eq!(
+        post("https://demo.example".to_owned())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        post(server.base.clone()).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The session cookie
+
+#[tokio::test]
+async fn session_cookie_is_http_only_lax_and_path_root() {
+    let (server, _db) = sqlite_demo().await;
+    let response = Browser::new().signup(&server, "alice", PASSWORD).await;
+    let cookies = set_cookies(&response);
+    let cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("demo_session="))
+        .unwrap();
+    let attributes: Vec<&str> = cookie.split("; ").collect();
+    assert!(attributes.contains(&"HttpOnly"), "{cookie}");
+    assert!(attributes.contains(&"SameSite=Lax"), "{cookie}");
+    assert!(attributes.contains(&"Path=/"), "{cookie}");
+    assert!(!attributes.contains(&"Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn secure_cookies_are_marked_secure() {
+    let db = TempDb::new();
+    let mut config = config(&db.url());
+    config.secure_cookies = true;
+    let server = Server::start(config).await;
+    let response = Browser::new().signup(&server, "alice", PASSWORD).await;
+    let cookies = set_cookies(&response);
+    let cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-demo_session="))
+        .unwrap();
+    let attributes: Vec<&str> = cookie.split("; ").collect();
+    for expected in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(attributes.contains(&expected), "{expected}: {cookie}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Restarts, several instances, failures
+
+#[tokio::test]
+async fn sessions_survive_a_restart_with_the_same_secret() {
+    let db = TempDb::new();
+    let first = Server::start(config(&db.url())).await;
+    let browser = signed_up(&first, "alice").await;
+    let cookie = format!("demo_session={}", browser.session_id(&first).unwrap());
+    drop(first);
+
+    let restarted = Server::start(config(&db.url())).await;
+    let me = |server: &Server| {
+        Client::new()
+            .get(server.url("/api/me"))
+            .header(header::COOKIE, cookie.clone())
+            .send()
+    };
+    assert_eq!(me(&restarted).await.unwrap().status(), StatusCode::OK);
+    drop(restarted);
+
+    // With another secret the same session no longer verifies.
+    let mut other_secret = config(&db.url());
+    other_secret.keys = AuthKeys::new(b"a different secret of thirty-two bytes or more").unwrap();
+    let rekeyed = Server::start(other_secret).await;
+    assert_eq!(
+        me(&rekeyed).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_fallback_secret_keeps_sessions_signed_in() {
+    let db = TempDb::new();
+    let first = Server::start(config(&db.url())).await;
+    let browser = signed_up(&first, "alice").await;
+    let cookie = format!("demo_session={}", browser.session_id(&first).unwrap());
+    drop(first);
+
+    let mut rotated = config(&db.url());
+    rotated.keys = AuthKeys::new(b"the next secret, thirty-two bytes or more")
+        .unwrap()
+        .with_fallback(SECRET)
+        .unwrap();
+    let server = Server::start(rotated).await;
+    let response = Client::new()
+        .get(server.url("/api/me"))
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Two demo instances (separate pools) on one database serve one user base
+/// and one set of sessions: a password change through A ends B's session.
+async fn two_instances_share_users_and_sessions(a: &Server, b: &Server) {
+    let on_a = signed_up(a, "alice").await;
+    let on_b = signed_in(b, "alice", PASSWORD).await;
+    // A session made on A is valid on B (one store).
+    let shared = signed_in(a, "alice", PASSWORD).await;
+    assert_eq!(shared.me(b).await.as_deref(), Some("alice"));
+
+    let form = [
+        ("current_password", PASSWORD),
+        ("new_password", NEW_PASSWORD),
+    ];
+    let response = on_a.post(&a.url("/password"), &form).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    assert_eq!(on_b.me(b).await, None);
+    assert_eq!(shared.me(b).await, None);
+    assert_eq!(on_a.me(a).await.as_deref(), Some("alice"));
+    assert_eq!(on_a.me(b).await.as_deref(), Some("alice"));
+    signed_in(b, "alice", NEW_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn two_instances_on_one_sqlite_file() {
+    let db = TempDb::new();
+    let a = Server::start(config(&db.url())).await;
+    let b = Server::start(config(&db.url())).await;
+    two_instances_share_users_and_sessions(&a, &b).await;
+}
+
+#[tokio::test]
+async fn a_user_database_failure_is_a_5xx() {
+    let (server, db) = sqlite_demo().await;
+    let browser = signed_up(&server, "alice").await;
+    let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
+    sqlx::query("DROP TABLE demo_users")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let response = browser.get(&server.url("/")).await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+    let response = Browser::new().login(&server, "alice", PASSWORD).await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+}
+
+#[tokio::test]
+async fn a_session_store_failure_is_a_5xx() {
+    let (server, db) = sqlite_demo().await;
+    let browser = signed_up(&server, "alice").await;
+    let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
+    sqlx::query("DROP TABLE tower_sessions")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let response = browser.get(&server.url("/")).await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+}
+
+// ---------------------------------------------------------------------------
+// Postgres and Redis
+
+/// The URL in `name`, or `None` (with the reason printed) when unset
+/// outside CI. In CI (`CI=true`) a missing service fails the test.
+fn service_url(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "{name} must be set in CI: this test needs the service"
+            );
+            eprintln!("skipped: {name} is not set (set it to run this test against the service)");
+            None
+        }
+    }
+}
+
+/// Runs `test` with a fresh Postgres schema, then drops the schema whether
+/// or not the test passed.
+async fn with_postgres_schema<F, Fut>(database_url: &str, test: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let schema = unique("demo_http");
+    let outcome = tokio::spawn(test(schema.clone())).await;
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    if let Err(err) = outcome {
+        std::panic::resume_unwind(err.into_panic());
+    }
+}
+
+#[tokio::test]
+async fn users_in_postgres_sessions_in_redis() {
+    let (Some(database_url), Some(redis_url)) =
+        (service_url("DATABASE_URL"), service_url("REDIS_URL"))
+    else {
+        return;
+    };
+    let url = database_url.clone();
+    with_postgres_schema(&database_url, move |schema| async move {
+        let mut config = config(&url);
+        config.postgres_schema = Some(schema);
+        config.session_store_url = Some(redis_url.clone());
+        let server = Server::start(config).await;
+
+        let changer = signed_up(&server, "alice").await;
+        let other = signed_in(&server, "alice", PASSWORD).await;
+        let form = [
+            ("current_password", PASSWORD),
+            ("new_password", NEW_PASSWORD),
+        ];
+        let response = changer.post(&server.url("/password"), &form).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(changer.me(&server).await.as_deref(), Some("alice"));
+        assert_eq!(other.me(&server).await, None);
+
+        let response = changer
+            .post(&server.url("/sessions/logout-others"), &[])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let response = changer
+            .post(
+                &server.url("/account/delete"),
+                &[("password", NEW_PASSWORD)],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(changer.me(&server).await, None);
+
+        // Sessions still in Redis (the flushed ones are gone already).
+        delete_redis_sessions(&redis_url, &[&changer, &other], &server).await;
+    })
+    .await;
+}
+
+/// Deletes the sessions these browsers still hold from Redis.
+async fn delete_redis_sessions(redis_url: &str, browsers: &[&Browser], server: &Server) {
+    use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, KeysInterface, Pool};
+    let pool = Pool::new(Config::from_url(redis_url).unwrap(), None, None, None, 1).unwrap();
+    pool.init().await.unwrap();
+    for browser in browsers {
+        if let Some(id) = browser.session_id(server) {
+            let _: i64 = pool.del(id).await.unwrap();
+        }
+    }
+    pool.quit().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_instances_on_one_postgres_database() {
+    let Some(database_url) = service_url("DATABASE_URL") else {
+        return;
+    };
+    let url = database_url.clone();
+    with_postgres_schema(&database_url, move |schema| async move {
+        let mut config_a = config(&url);
+        config_a.postgres_schema = Some(schema.clone());
+        let mut config_b = config(&url);
+        config_b.postgres_schema = Some(schema);
+        let a = Server::start(config_a).await;
+        let b = Server::start(config_b).await;
+        two_instances_share_users_and_sessions(&a, &b).await;
+    })
+    .await;
+}
