@@ -379,3 +379,72 @@ async fn ending_a_session_logs_why_but_no_secret_hash_or_id() {
         assert!(!logged.contains(&secret), "logged {secret:?}: {logged}");
     }
 }
+
+/// A user whose id is a string (a UUID, an email), serialized as such.
+#[derive(Clone)]
+struct NamedUser {
+    id: String,
+    password_hash: String,
+}
+
+impl tower_sessions_auth::SessionUser for NamedUser {
+    type Id = String;
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+    fn credential(&self) -> &[u8] {
+        self.password_hash.as_bytes()
+    }
+}
+
+#[derive(Clone)]
+struct NamedUsers(Arc<Mutex<Vec<NamedUser>>>);
+
+impl tower_sessions_auth::UserBackend for NamedUsers {
+    type User = NamedUser;
+    type Error = std::convert::Infallible;
+    async fn get_user(&self, id: &String) -> Result<Option<NamedUser>, Self::Error> {
+        Ok(self.0.lock().unwrap().iter().find(|u| &u.id == id).cloned())
+    }
+}
+
+#[tokio::test]
+async fn string_user_ids_round_trip_through_the_session() {
+    use axum::routing::post;
+    use tower_sessions_auth::AuthSession;
+
+    let id = "7f0c2a9e-3d4b-4c61-9a57-2b8e1f6d0c33".to_owned();
+    let users = NamedUsers(Arc::new(Mutex::new(vec![NamedUser {
+        id: id.clone(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$x$y".to_owned(),
+    }])));
+    let store = MemoryStore::default();
+    let login_users = users.clone();
+    let router = Router::new()
+        .route(
+            "/login",
+            post(move |mut auth: AuthSession<NamedUser>| async move {
+                let user = login_users.0.lock().unwrap()[0].clone();
+                auth.login(&user).await.map(|()| "ok")
+            }),
+        )
+        .route(
+            "/me",
+            get(|AuthUser(user): AuthUser<NamedUser>| async move { user.id }),
+        )
+        .layer(AuthLayer::new(users.clone(), keys(SECRET_A, &[])))
+        .layer(SessionManagerLayer::new(store.clone()).with_secure(false));
+    let base = serve(router).await;
+    let client = Client::new();
+    client.post(&format!("{base}/login"), "").await;
+
+    assert_eq!(client.get(&format!("{base}/me")).await.body, id);
+    let record = load_record(&store, client.session_id(&base).unwrap()).await;
+    assert_eq!(record.data["_auth"]["id"], json!(id));
+
+    users.0.lock().unwrap()[0].password_hash = "$argon2id$v=19$m=19456,t=2,p=1$x$z".to_owned();
+    assert_eq!(
+        client.get(&format!("{base}/me")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
