@@ -1,0 +1,427 @@
+//! The applications under test, shared by the macro benchmark (the server
+//! side of `tower-sessions-auth-bench`) and the criterion micro benchmarks,
+//! so that both measure exactly the same routers.
+//!
+//! Every kind serves `GET /me`, answering the signed-in user's name or
+//! `401`, from the same in-memory user table ([`Users`]) and the same
+//! session store. They differ only in how they decide who the request is:
+//!
+//! - (a) [`Kind::Axum`]: no sessions at all. The floor: routing, one header
+//!   check and one user lookup.
+//! - (b) [`Kind::Sessions`]: tower-sessions alone. The handler reads a user id
+//!   from the session and loads the user: what an application does without
+//!   an auth library, and without any invalidation on password change.
+//! - (c) [`Kind::AxumLogin`]: axum-login 0.18 with the same backend.
+//! - (d) [`Kind::Tsa`]: tower-sessions-auth.
+//!
+//! So `Sessions − Axum` is the price of tower-sessions, and `Tsa − Sessions`
+//! the price of this crate's layer on top of it.
+
+use std::{collections::HashMap, convert::Infallible, fmt, str::FromStr, sync::Arc};
+
+use axum::{
+    body::Body,
+    extract::{Query, State},
+    http::{header, HeaderMap, Request, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use serde::Deserialize;
+use tower::ServiceExt as _;
+use tower_sessions::{
+    cookie::time::{Duration, OffsetDateTime},
+    Expiry, Session, SessionManagerLayer, SessionStore,
+};
+use tower_sessions_auth::{AuthKeys, AuthLayer, AuthSession, SessionUser, UserBackend};
+
+/// The secret of every benchmark server; a benchmark needs no real secret.
+pub const SECRET: &[u8] = b"benchmark secret, 32 bytes or more; not a real one";
+
+/// The session key of [`Kind::Sessions`].
+const USER_ID_KEY: &str = "user_id";
+
+/// A user as an application stores it: a name and an argon2 PHC string
+/// (97 bytes, the length of a real argon2id hash with default parameters).
+#[derive(Clone, Debug)]
+pub struct User {
+    /// Primary key.
+    pub id: u64,
+    /// What `GET /me` answers.
+    pub name: String,
+    /// The encoded password hash, different for every user.
+    pub password_hash: String,
+}
+
+impl User {
+    /// Makes user `id` with a unique, realistic-looking password hash.
+    #[must_use]
+    pub fn generate(id: u64) -> Self {
+        Self {
+            id,
+            name: format!("user{id}"),
+            password_hash: format!(
+                "$argon2id$v=19$m=19456,t=2,p=1${id:022}${:043}",
+                id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ),
+        }
+    }
+}
+
+impl SessionUser for User {
+    type Id = u64;
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn credential(&self) -> &[u8] {
+        self.password_hash.as_bytes()
+    }
+}
+
+impl axum_login::AuthUser for User {
+    type Id = u64;
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn session_auth_hash(&self) -> &[u8] {
+        self.password_hash.as_bytes()
+    }
+}
+
+/// The in-memory user table every kind loads from. Read-only after start,
+/// so it needs no lock; a lookup clones the user, as a database row would be
+/// decoded into a fresh value.
+#[derive(Clone, Debug)]
+pub struct Users(Arc<HashMap<u64, User>>);
+
+impl Users {
+    /// Users `1..=count`.
+    #[must_use]
+    pub fn generate(count: u64) -> Self {
+        Self(Arc::new(
+            (1..=count).map(|id| (id, User::generate(id))).collect(),
+        ))
+    }
+
+    /// The user with this id, cloned.
+    #[must_use]
+    pub fn get(&self, id: u64) -> Option<User> {
+        self.0.get(&id).cloned()
+    }
+}
+
+impl UserBackend for Users {
+    type User = User;
+    type Error = Infallible;
+
+    async fn get_user(&self, id: &u64) -> Result<Option<User>, Infallible> {
+        Ok(self.get(*id))
+    }
+}
+
+impl axum_login::AuthnBackend for Users {
+    type User = User;
+    /// The benchmark signs in by id: credentials are not what is measured.
+    type Credentials = u64;
+    type Error = Infallible;
+
+    async fn authenticate(&self, id: u64) -> Result<Option<User>, Infallible> {
+        Ok(self.get(id))
+    }
+
+    async fn get_user(&self, id: &u64) -> Result<Option<User>, Infallible> {
+        Ok(self.get(*id))
+    }
+}
+
+/// Which application to build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// (a) plain axum, no sessions.
+    Axum,
+    /// (b) axum + tower-sessions, reading the user id from the session.
+    Sessions,
+    /// (c) axum-login 0.18.
+    AxumLogin,
+    /// (d) tower-sessions-auth.
+    Tsa,
+}
+
+impl Kind {
+    /// Every kind, in the order of the report.
+    pub const ALL: [Self; 4] = [Self::Axum, Self::Sessions, Self::AxumLogin, Self::Tsa];
+
+    /// The name used on the command line and in reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Axum => "axum",
+            Self::Sessions => "tower-sessions",
+            Self::AxumLogin => "axum-login",
+            Self::Tsa => "tower-sessions-auth",
+        }
+    }
+
+    /// The letter of the issue: (a) to (d).
+    #[must_use]
+    pub fn letter(self) -> char {
+        match self {
+            Self::Axum => 'a',
+            Self::Sessions => 'b',
+            Self::AxumLogin => 'c',
+            Self::Tsa => 'd',
+        }
+    }
+
+    /// Whether the kind has sessions at all (and so anything to seed).
+    #[must_use]
+    pub fn has_sessions(self) -> bool {
+        self != Self::Axum
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.name() == s || s.len() == 1 && s.starts_with(kind.letter()))
+            .ok_or_else(|| format!("unknown kind {s:?}; expected one of axum, tower-sessions, axum-login, tower-sessions-auth (or a-d)"))
+    }
+}
+
+/// The session layer every kind with sessions uses.
+///
+/// A fixed expiry an hour ahead: unlike `OnInactivity` it does not rewrite
+/// the record on every request (which would measure the store's writes, not
+/// the auth layer), and sessions left in Redis by a killed run expire.
+pub fn session_layer<S: SessionStore + Clone>(store: S) -> SessionManagerLayer<S> {
+    SessionManagerLayer::new(store)
+        .with_secure(false)
+        .with_expiry(Expiry::AtDateTime(
+            OffsetDateTime::now_utc() + Duration::hours(1),
+        ))
+}
+
+/// Builds the application of `kind` over `users` and `store`.
+///
+/// Besides `GET /me`, the kinds with sessions have `POST /login?id=N`, which
+/// signs user N in through the kind's own login path; [`seed`] uses it.
+pub fn router<S: SessionStore + Clone>(kind: Kind, users: Users, store: S) -> Router {
+    match kind {
+        Kind::Axum => Router::new().route("/me", get(me_axum)).with_state(users),
+        Kind::Sessions => Router::new()
+            .route("/me", get(me_sessions))
+            .route("/login", post(login_sessions))
+            .with_state(users)
+            .layer(session_layer(store)),
+        Kind::AxumLogin => Router::new()
+            .route("/me", get(me_axum_login))
+            .route("/login", post(login_axum_login))
+            .layer(axum_login::AuthManagerLayerBuilder::new(users, session_layer(store)).build()),
+        Kind::Tsa => {
+            let keys = AuthKeys::new(SECRET).expect("the benchmark secret is long enough");
+            Router::new()
+                .route("/me", get(me_tsa))
+                .route("/login", post(login_tsa))
+                .with_state(users.clone())
+                .layer(AuthLayer::new(users, keys))
+                .layer(session_layer(store))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    id: u64,
+}
+
+/// (a): a cookie must be present; its value is not looked at.
+async fn me_axum(State(users): State<Users>, headers: HeaderMap) -> Response {
+    if !headers.contains_key(header::COOKIE) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    users
+        .get(1)
+        .map_or(StatusCode::UNAUTHORIZED.into_response(), |user| {
+            user.name.into_response()
+        })
+}
+
+async fn me_sessions(State(users): State<Users>, session: Session) -> Result<String, StatusCode> {
+    let id = session
+        .get::<u64>(USER_ID_KEY)
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
+        .ok_or(StatusCode::UNAUTHORIZED)?;
+    users
+        .get(id)
+        .map(|user| user.name)
+        .ok_or(StatusCode::UNAUTHORIZED)
+}
+
+async fn login_sessions(
+    session: Session,
+    Query(LoginQuery { id }): Query<LoginQuery>,
+) -> StatusCode {
+    if session.cycle_id().await.is_err() || session.insert(USER_ID_KEY, id).await.is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn me_axum_login(auth: axum_login::AuthSession<Users>) -> Result<String, StatusCode> {
+    auth.user
+        .map(|user| user.name)
+        .ok_or(StatusCode::UNAUTHORIZED)
+}
+
+async fn login_axum_login(
+    mut auth: axum_login::AuthSession<Users>,
+    Query(LoginQuery { id }): Query<LoginQuery>,
+) -> StatusCode {
+    let Some(user) = auth.backend.get(id) else {
+        return StatusCode::NOT_FOUND;
+    };
+    match auth.login(&user).await {
+        Ok(()) => StatusCode::NO_CONTENT,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn me_tsa(
+    tower_sessions_auth::AuthUser(user): tower_sessions_auth::AuthUser<User>,
+) -> String {
+    user.name
+}
+
+async fn login_tsa(
+    State(users): State<Users>,
+    mut auth: AuthSession<User>,
+    Query(LoginQuery { id }): Query<LoginQuery>,
+) -> StatusCode {
+    let Some(user) = users.get(id) else {
+        return StatusCode::NOT_FOUND;
+    };
+    match auth.login(&user).await {
+        Ok(()) => StatusCode::NO_CONTENT,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// How many logins [`seed`] runs at once: enough to hide Redis round trips.
+const SEED_CONCURRENCY: usize = 64;
+
+/// Signs users `ids` in, one fresh session each, through the router's own
+/// `POST /login`, and returns the `Cookie` header values (`id=...`) in order.
+///
+/// # Errors
+///
+/// A login that does not answer `204` with a session cookie.
+pub async fn seed(
+    router: &Router,
+    ids: impl IntoIterator<Item = u64>,
+) -> Result<Vec<String>, String> {
+    let ids: Vec<u64> = ids.into_iter().collect();
+    let mut cookies = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(SEED_CONCURRENCY) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, &id) in chunk.iter().enumerate() {
+            let router = router.clone();
+            tasks.spawn(async move { (index, login(router, id).await) });
+        }
+        let mut chunk_cookies = vec![String::new(); chunk.len()];
+        while let Some(joined) = tasks.join_next().await {
+            let (index, cookie) = joined.map_err(|err| format!("login task failed: {err}"))?;
+            chunk_cookies[index] = cookie?;
+        }
+        cookies.extend(chunk_cookies);
+    }
+    Ok(cookies)
+}
+
+/// One `POST /login?id=N`, returning the new session's `Cookie` value.
+///
+/// # Errors
+///
+/// A status other than `204`, or no session cookie in the answer.
+pub async fn login(router: Router, id: u64) -> Result<String, String> {
+    let request = Request::post(format!("/login?id={id}"))
+        .body(Body::empty())
+        .map_err(|err| format!("login request: {err}"))?;
+    let response = router
+        .oneshot(request)
+        .await
+        .map_err(|err| format!("login of user {id}: {err}"))?;
+    if response.status() != StatusCode::NO_CONTENT {
+        return Err(format!("login of user {id} answered {}", response.status()));
+    }
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| {
+            value
+                .split(';')
+                .next()
+                .filter(|pair| pair.starts_with("id="))
+        })
+        .map(str::to_owned)
+        .ok_or_else(|| format!("login of user {id} set no session cookie"))
+}
+
+/// A `GET /me` with this `Cookie` header value, for in-process requests.
+///
+/// # Panics
+///
+/// Never for a cookie returned by [`login`] (it is a valid header value).
+#[must_use]
+pub fn me_request(cookie: Option<&str>) -> Request<Body> {
+    let mut builder = Request::get("/me");
+    if let Some(cookie) = cookie {
+        builder = builder.header(header::COOKIE, cookie);
+    }
+    builder
+        .body(Body::empty())
+        .expect("a GET with a cookie from `login` is a valid request")
+}
+
+/// Checks that a `GET /me` with a valid cookie is what the benchmark thinks
+/// it is: a signed-in request that reached the handler.
+///
+/// # Errors
+///
+/// Any status other than `200`.
+pub async fn check_in_process(router: &Router, cookie: &str) -> Result<(), String> {
+    let signed_in = router
+        .clone()
+        .oneshot(me_request(Some(cookie)))
+        .await
+        .map_err(|err| err.to_string())?
+        .status();
+    let anonymous = router
+        .clone()
+        .oneshot(me_request(None))
+        .await
+        .map_err(|err| err.to_string())?
+        .status();
+    if signed_in == StatusCode::OK && anonymous == StatusCode::UNAUTHORIZED {
+        Ok(())
+    } else {
+        Err(format!(
+            "GET /me answered {signed_in} with a cookie and {anonymous} without (expected 200 and 401)"
+        ))
+    }
+}
