@@ -1,0 +1,476 @@
+//! The demo (`examples/demo`) in real browsers: two headless Chromium
+//! sessions, each with its own fresh profile, driven over WebDriver by
+//! chromedriver. Both sign in as one user; a password change in the first
+//! sends the second to the sign-in page, while the first stays signed in.
+//! A screenshot of every step goes to `target/demo-screenshots/`.
+//!
+//! Needs `chromium` and `chromedriver` on the `PATH` (Debian: packages
+//! `chromium` and `chromium-driver`). Without them the test prints why it
+//! skipped, except under `CI=true`, where it fails.
+//!
+//! The WebDriver client is a few W3C WebDriver calls over reqwest:
+//! fantoccini, built without its TLS features, offers no connector that can
+//! be named without a direct `hyper-util` dependency.
+
+// The harness helpers below are test code too: a failed step should panic.
+// (Clippy's `allow-unwrap-in-tests` covers only the `#[test]` functions.)
+#![allow(clippy::unwrap_used)]
+
+#[path = "../examples/demo/app/mod.rs"]
+mod app;
+
+use std::{
+    net::TcpListener as StdListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use reqwest::Client;
+use serde_json::{json, Value};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tower_sessions_auth::AuthKeys;
+
+use crate::app::Config;
+
+const PASSWORD: &str = "correct horse";
+const NEW_PASSWORD: &str = "battery staple";
+const NEWEST_PASSWORD: &str = "tr0ub4dor&3";
+
+/// The W3C key of an element reference in WebDriver answers.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// How long a page may take to show what a step expects.
+const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------------------
+// Harness: the demo server
+
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}_{}_{nanos}_{n}", std::process::id())
+}
+
+/// A temporary file or directory, removed on drop.
+struct TempPath(PathBuf);
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if self.0.is_dir() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        } else {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = self.0.clone().into_os_string();
+                path.push(suffix);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// The demo on a fresh SQLite file, on a free loopback port.
+struct Demo {
+    base: String,
+    task: JoinHandle<()>,
+    _db: TempPath,
+}
+
+impl Demo {
+    async fn start() -> Self {
+        let db = TempPath(std::env::temp_dir().join(format!("{}.sqlite", unique("demo_browser"))));
+        let config = Config {
+            database_url: format!("sqlite://{}?mode=rwc", db.0.display()),
+            session_store_url: None,
+            postgres_schema: None,
+            keys: AuthKeys::new(b"browser test secret, 32 bytes or more!!").unwrap(),
+            secure_cookies: false,
+            origin: None,
+            // Cheap hashing: the debug build is slow and the cost is not
+            // under test.
+            argon2: argon2::Params::new(1024, 1, 1, None).unwrap(),
+        };
+        let router = app::build(config).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Self {
+            base,
+            task,
+            _db: db,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Harness: chromedriver and a minimal WebDriver client
+
+/// Finds `name` on the `PATH`.
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A chromedriver process on a free port, killed on drop.
+struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Chromedriver {
+    async fn start(binary: &Path) -> Self {
+        let port = StdListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let status = format!("{}/status", driver.url);
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            if let Ok(response) = Client::new().get(&status).send().await {
+                let body: Value = response.json().await.unwrap();
+                if body["value"]["ready"] == json!(true) {
+                    return driver;
+                }
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One browser: a WebDriver session with its own fresh Chromium profile.
+struct Browser {
+    http: Client,
+    session: String,
+    name: &'static str,
+    _profile: TempPath,
+}
+
+impl Browser {
+    async fn open(driver: &Chromedriver, chromium: &Path, name: &'static str) -> Self {
+        let profile = TempPath(std::env::temp_dir().join(unique("demo_browser_profile")));
+        std::fs::create_dir_all(&profile.0).unwrap();
+        let args = [
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--window-size=1000,760".to_owned(),
+            format!("--user-data-dir={}", profile.0.display()),
+        ];
+        let capabilities = json!({
+            "capabilities": { "alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": { "binary": chromium, "args": args },
+            }}
+        });
+        let http = Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let created = http
+            .post(format!("{}/session", driver.url))
+            .json(&capabilities)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = created.json().await.unwrap();
+        let session = body["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {body}"))
+            .to_owned();
+        Self {
+            http,
+            session: format!("{}/session/{session}", driver.url),
+            name,
+            _profile: profile,
+        }
+    }
+
+    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_command(method, path, body)
+            .await
+            .unwrap_or_else(|error| panic!("{}: WebDriver {path}: {error}", self.name))
+    }
+
+    /// A WebDriver command; a WebDriver error (say, a stale element while
+    /// the page changes) is an `Err`.
+    async fn try_command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let mut request = self.http.request(method, format!("{}{path}", self.session));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        match answer["value"]["error"].as_str() {
+            Some(error) => Err(format!("{error}: {}", answer["value"]["message"])),
+            None => Ok(answer["value"].clone()),
+        }
+    }
+
+    async fn goto(&self, url: &str) {
+        self.command(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    async fn refresh(&self) {
+        self.command(reqwest::Method::POST, "/refresh", Some(json!({})))
+            .await;
+    }
+
+    async fn current_url(&self) -> String {
+        let url = self.command(reqwest::Method::GET, "/url", None).await;
+        url.as_str().unwrap().to_owned()
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let query = json!({ "using": "css selector", "value": css });
+        let element = self
+            .command(reqwest::Method::POST, "/element", Some(query))
+            .await;
+        element[ELEMENT_KEY].as_str().unwrap().to_owned()
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        let path = format!("/element/{element}/value");
+        self.command(reqwest::Method::POST, &path, Some(json!({ "text": text })))
+            .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        let path = format!("/element/{element}/click");
+        self.command(reqwest::Method::POST, &path, Some(json!({})))
+            .await;
+    }
+
+    /// The visible text of the page; an `Err` while the page is changing.
+    async fn text(&self) -> Result<String, String> {
+        let script = json!({ "script": "return document.body.innerText", "args": [] });
+        let text = self
+            .try_command(reqwest::Method::POST, "/execute/sync", Some(script))
+            .await?;
+        Ok(text.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Waits until the page's path is `path` and its text holds `expected`.
+    async fn expect_page(&self, path: &str, expected: &str) {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let url = self.current_url().await;
+            let text = self.text().await.unwrap_or_default();
+            let on_path = url
+                .split_once("://")
+                .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
+                .is_some_and(|at| at.split('?').next() == Some(path));
+            if on_path && text.contains(expected) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: expected {expected:?} on {path}, got {url}:\n{text}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Saves a screenshot of the page as `target/demo-screenshots/{name}.png`.
+    async fn screenshot(&self, name: &str) {
+        let png = self
+            .command(reqwest::Method::GET, "/screenshot", None)
+            .await;
+        let png = STANDARD.decode(png.as_str().unwrap()).unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/demo-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn close(self) {
+        self.command(reqwest::Method::DELETE, "", None).await;
+    }
+}
+
+/// Chromium and chromedriver, or `None` (with the reason printed) when
+/// missing outside CI. Under `CI=true` their absence fails the test.
+fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
+    let chromium = which("chromium").or_else(|| which("chromium-browser"));
+    let driver = which("chromedriver");
+    match (chromium, driver) {
+        (Some(chromium), Some(driver)) => Some((chromium, driver)),
+        _ => {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true: chromium and chromedriver must be installed for this test"
+            );
+            eprintln!(
+                "skipped: chromium and chromedriver are not both on the PATH \
+                 (Debian: apt-get install chromium chromium-driver)"
+            );
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The test
+
+#[tokio::test]
+async fn two_browsers_password_change_ends_the_other_session() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let demo = Demo::start().await;
+    let driver = Chromedriver::start(&chromedriver).await;
+    let laptop = Browser::open(&driver, &chromium, "laptop").await;
+    let phone = Browser::open(&driver, &chromium, "phone").await;
+
+    // Sign up on the laptop.
+    laptop.goto(&demo.url("/")).await;
+    laptop.expect_page("/", "You are not signed in").await;
+    laptop.screenshot("01-laptop-anonymous-home").await;
+    laptop.click(r#"a[href="/signup"]"#).await;
+    laptop.expect_page("/signup", "Create an account").await;
+    laptop.fill(r#"input[name="username"]"#, "alice").await;
+    laptop.fill(r#"input[name="password"]"#, PASSWORD).await;
+    laptop.screenshot("02-laptop-signup-form").await;
+    laptop.click(r#"button[type="submit"]"#).await;
+    laptop.expect_page("/", "Signed in as alice").await;
+    laptop.screenshot("03-laptop-signed-up").await;
+
+    // The phone: a wrong password first, then the right one. It asks for
+    // the password page, so sign-in sends it there (`next`).
+    phone.goto(&demo.url("/password")).await;
+    phone.expect_page("/login", "Sign in").await;
+    phone.fill(r#"input[name="username"]"#, "alice").await;
+    phone
+        .fill(r#"input[name="password"]"#, "not my password")
+        .await;
+    phone.click(r#"button[type="submit"]"#).await;
+    phone
+        .expect_page("/login", "Wrong username or password.")
+        .await;
+    phone.screenshot("04-phone-wrong-password").await;
+    phone.fill(r#"input[name="password"]"#, PASSWORD).await;
+    phone.click(r#"button[type="submit"]"#).await;
+    phone.expect_page("/password", "Signed in as alice").await;
+    phone.screenshot("05-phone-signed-in").await;
+
+    // The laptop changes the password.
+    laptop.click(r#"a[href="/password"]"#).await;
+    laptop.expect_page("/password", "Change password").await;
+    laptop
+        .fill(r#"input[name="current_password"]"#, PASSWORD)
+        .await;
+    laptop
+        .fill(r#"input[name="new_password"]"#, NEW_PASSWORD)
+        .await;
+    laptop.click(r#"button[type="submit"]"#).await;
+    laptop.expect_page("/", "Password changed.").await;
+    laptop.screenshot("06-laptop-password-changed").await;
+
+    // The phone, on reload, is on the sign-in page; the laptop stays in.
+    phone.refresh().await;
+    phone.expect_page("/login", "Sign in").await;
+    phone
+        .screenshot("07-phone-signed-out-by-password-change")
+        .await;
+    laptop.refresh().await;
+    laptop.expect_page("/", "Signed in as alice").await;
+    laptop.screenshot("08-laptop-still-signed-in").await;
+
+    // Sign the phone in again (new password), then sign out other devices
+    // from the laptop, without a password change.
+    phone.fill(r#"input[name="username"]"#, "alice").await;
+    phone.fill(r#"input[name="password"]"#, NEW_PASSWORD).await;
+    phone.click(r#"button[type="submit"]"#).await;
+    phone.expect_page("/password", "Signed in as alice").await;
+    laptop
+        .click(r#"form[action="/sessions/logout-others"] button"#)
+        .await;
+    laptop
+        .expect_page("/", "Your other sessions are signed out")
+        .await;
+    laptop
+        .screenshot("09-laptop-signed-out-other-devices")
+        .await;
+    phone.refresh().await;
+    phone.expect_page("/login", "Sign in").await;
+    phone.screenshot("10-phone-signed-out-by-laptop").await;
+
+    // The phone signs in again and changes the password itself: now the
+    // laptop is the one signed out.
+    phone.fill(r#"input[name="username"]"#, "alice").await;
+    phone.fill(r#"input[name="password"]"#, NEW_PASSWORD).await;
+    phone.click(r#"button[type="submit"]"#).await;
+    phone.expect_page("/password", "Change password").await;
+    phone
+        .fill(r#"input[name="current_password"]"#, NEW_PASSWORD)
+        .await;
+    phone
+        .fill(r#"input[name="new_password"]"#, NEWEST_PASSWORD)
+        .await;
+    phone.click(r#"button[type="submit"]"#).await;
+    phone.expect_page("/", "Signed in as alice").await;
+    laptop.goto(&demo.url("/password")).await;
+    laptop.expect_page("/login", "Sign in").await;
+    laptop.screenshot("11-laptop-signed-out-by-phone").await;
+
+    // Sign out on the phone.
+    phone.click(r#"form[action="/logout"] button"#).await;
+    phone.expect_page("/login", "Sign in").await;
+    phone.goto(&demo.url("/")).await;
+    phone.expect_page("/", "You are not signed in").await;
+    phone.screenshot("12-phone-signed-out").await;
+
+    laptop.close().await;
+    phone.close().await;
+}
