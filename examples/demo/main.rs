@@ -34,10 +34,16 @@ use tracing_subscriber::EnvFilter;
 
 use crate::app::{Config, StartError};
 
+/// Logs at `info`, but not Postgres' notices ("relation already exists,
+/// skipping") that every start produces.
+const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
+
 #[tokio::main]
 async fn main() -> Result<(), StartError> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
+        )
         .init();
 
     let addr = var("DEMO_ADDR").unwrap_or_else(|| "127.0.0.1:3000".to_owned());
