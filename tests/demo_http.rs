@@ -9,6 +9,8 @@
 
 #[path = "../examples/demo/app/mod.rs"]
 mod app;
+#[path = "../examples/demo/secret.rs"]
+mod secret;
 
 use std::{
     future::Future,
@@ -26,8 +28,12 @@ use reqwest::{
     header, redirect, Client, Response, StatusCode,
 };
 use serde_json::{json, Value};
-use tokio::{net::TcpListener, task::JoinHandle};
-use tower_sessions_auth::AuthKeys;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
+use tower_sessions_auth::{AuthKeys, SessionUser, Verification};
 
 use crate::app::Config;
 
@@ -761,6 +767,25 @@ async fn bodies_over_64_kib_are_413() {
 }
 
 #[tokio::test]
+async fn chunked_bodies_over_64_kib_are_413() {
+    let (server, _db) = sqlite_demo().await;
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let chunk = format!("username={}", "a".repeat(70 * 1024));
+    let request = format!(
+        "POST /signup HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+}
+
+#[tokio::test]
 async fn cross_site_posts_are_403() {
     let (server, _db) = sqlite_demo().await;
     let browser = signed_up(&server, "alice").await;
@@ -1102,4 +1127,100 @@ async fn two_instances_on_one_postgres_database() {
         two_instances_share_users_and_sessions(&a, &b).await;
     })
     .await;
+}
+
+// ---------------------------------------------------------------------------
+// The session secret (`examples/demo/secret.rs`)
+
+/// A stand-in user: the secret tests compare signatures, not users.
+#[derive(Clone)]
+struct Probe;
+
+impl SessionUser for Probe {
+    type Id = u64;
+    fn id(&self) -> u64 {
+        1
+    }
+    fn credential(&self) -> &[u8] {
+        b"$argon2id$v=19$m=1024,t=1,p=1$probe"
+    }
+}
+
+#[test]
+fn a_generated_secret_is_stored_beside_the_database_and_reused() {
+    let dir = std::env::temp_dir().join(unique("demo_secret"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/demo.sqlite?mode=rwc", dir.display());
+    let file = dir.join("demo-secret.key");
+
+    let first = secret::load_keys(&url, None, None).unwrap();
+    let stored = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(stored.len(), 64, "32 random bytes, hex");
+    assert!(stored.chars().all(|c| c.is_ascii_hexdigit()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = secret::load_keys(&url, None, None).unwrap();
+    assert_eq!(first.sign(&Probe), again.sign(&Probe), "reused on restart");
+
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_explicit_secret_wins_and_short_secrets_are_refused() {
+    let dir = std::env::temp_dir().join(unique("demo_secret"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/demo.sqlite", dir.display());
+    let explicit = "an explicit secret of 32 bytes or more!";
+
+    let keys = secret::load_keys(&url, Some(explicit), None).unwrap();
+    assert_eq!(
+        keys.sign(&Probe),
+        AuthKeys::new(explicit).unwrap().sign(&Probe)
+    );
+    assert!(
+        !dir.join("demo-secret.key").exists(),
+        "no file when the secret is given"
+    );
+    assert!(secret::load_keys(&url, Some("too short"), None).is_err());
+    assert!(secret::load_keys(&url, Some(explicit), Some("short")).is_err());
+
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn fallback_secrets_still_verify() {
+    let old_one = "the oldest secret of 32 bytes or more...";
+    let old_two = "the previous secret of 32 bytes or more.";
+    let signed_before = AuthKeys::new(old_two).unwrap().sign(&Probe);
+    let fallbacks = format!(" {old_one} ,{old_two},");
+    let keys = secret::load_keys(
+        "sqlite::memory:",
+        Some("the current secret, 32 bytes or more..."),
+        Some(&fallbacks),
+    )
+    .unwrap();
+    assert_eq!(keys.verify(&Probe, &signed_before), Verification::Fallback);
+}
+
+#[test]
+fn the_secret_file_sits_in_the_working_directory_for_postgres() {
+    for url in [
+        "postgres://localhost/demo",
+        "sqlite::memory:",
+        "sqlite://demo.sqlite?mode=rwc",
+    ] {
+        assert_eq!(
+            secret::secret_path(url),
+            PathBuf::from("demo-secret.key"),
+            "{url}"
+        );
+    }
+    assert_eq!(
+        secret::secret_path("sqlite:///var/lib/demo/users.sqlite?mode=rwc"),
+        PathBuf::from("/var/lib/demo/demo-secret.key")
+    );
 }

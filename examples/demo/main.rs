@@ -49,7 +49,11 @@ async fn main() -> Result<(), StartError> {
     let addr = var("DEMO_ADDR").unwrap_or_else(|| "127.0.0.1:3000".to_owned());
     let database_url =
         var("DATABASE_URL").unwrap_or_else(|| "sqlite://demo.sqlite?mode=rwc".to_owned());
-    let keys = secret::load_keys(&database_url)?;
+    let keys = secret::load_keys(
+        &database_url,
+        var("SESSION_SECRET").as_deref(),
+        var("SESSION_SECRET_FALLBACKS").as_deref(),
+    )?;
     let config = Config {
         session_store_url: var("SESSION_STORE_URL"),
         postgres_schema: var("DEMO_PG_SCHEMA"),

@@ -2,7 +2,6 @@
 //! in a file so that sessions survive a restart.
 
 use std::{
-    env,
     fs::{self, OpenOptions},
     io::{ErrorKind, Write},
     path::{Path, PathBuf},
@@ -16,20 +15,25 @@ use crate::app::StartError;
 /// Name of the generated secret's file (`demo-secret*` is git-ignored).
 const FILE_NAME: &str = "demo-secret.key";
 
-/// Builds the keys from `SESSION_SECRET` (or the secret file) and
-/// `SESSION_SECRET_FALLBACKS`. Nothing here logs a secret, only where it
-/// came from.
-pub(crate) fn load_keys(database_url: &str) -> Result<AuthKeys, StartError> {
-    let current = match env::var("SESSION_SECRET") {
-        Ok(secret) if !secret.is_empty() => {
+/// Builds the keys from `secret` (`SESSION_SECRET`) or, when that is
+/// `None`, from the secret file beside the database, plus `fallbacks`
+/// (`SESSION_SECRET_FALLBACKS`, comma-separated). Nothing here logs a
+/// secret, only where it came from.
+pub(crate) fn load_keys(
+    database_url: &str,
+    secret: Option<&str>,
+    fallbacks: Option<&str>,
+) -> Result<AuthKeys, StartError> {
+    let current = match secret {
+        Some(secret) => {
             tracing::info!("session secret: from SESSION_SECRET");
-            secret
+            secret.to_owned()
         }
-        _ => from_file(&secret_path(database_url))?,
+        None => from_file(&secret_path(database_url))?,
     };
     let keys = AuthKeys::new(current.as_bytes()).map_err(|err| format!("SESSION_SECRET: {err}"))?;
-    let fallbacks = env::var("SESSION_SECRET_FALLBACKS").unwrap_or_default();
     let fallbacks: Vec<&str> = fallbacks
+        .unwrap_or_default()
         .split(',')
         .map(str::trim)
         .filter(|secret| !secret.is_empty())
@@ -47,7 +51,7 @@ pub(crate) fn load_keys(database_url: &str) -> Result<AuthKeys, StartError> {
 
 /// Beside the SQLite file, or in the current directory for a database that
 /// is not a local file.
-fn secret_path(database_url: &str) -> PathBuf {
+pub(crate) fn secret_path(database_url: &str) -> PathBuf {
     let file = database_url
         .strip_prefix("sqlite://")
         .or_else(|| database_url.strip_prefix("sqlite:"))
