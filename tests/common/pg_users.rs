@@ -143,8 +143,9 @@ impl UserBackend for PgUsers {
     type Error = PgUsersError;
 
     async fn get_user(&self, id: &u64) -> Result<Option<TestUser>, PgUsersError> {
-        // The pool bounds waiting for a connection (`acquire_timeout`); this
-        // bounds a query on a connection that stopped answering.
+        // The pool bounds getting a connection (`acquire_timeout`, which
+        // covers the ping sqlx sends an idle connection before lending it);
+        // this also bounds a query whose connection stops answering midway.
         tokio::time::timeout(TIMEOUT, self.fetch(*id))
             .await
             .map_err(|_| PgUsersError::Timeout)?
