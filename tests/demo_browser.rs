@@ -23,7 +23,10 @@ use std::{
     net::TcpListener as StdListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -106,10 +109,6 @@ impl Demo {
             task,
             _db: db,
         }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
     }
 }
 
@@ -333,8 +332,10 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
-    async fn close(self) {
-        self.command(reqwest::Method::DELETE, "", None).await;
+    /// Ends the WebDriver session, which closes Chromium; a failure is
+    /// ignored (the browser may be gone already).
+    async fn close(&self) {
+        let _ = self.try_command(reqwest::Method::DELETE, "", None).await;
     }
 }
 
@@ -370,11 +371,25 @@ async fn two_browsers_password_change_ends_the_other_session() {
     };
     let demo = Demo::start().await;
     let driver = Chromedriver::start(&chromedriver).await;
-    let laptop = Browser::open(&driver, &chromium, "laptop").await;
-    let phone = Browser::open(&driver, &chromium, "phone").await;
+    let laptop = Arc::new(Browser::open(&driver, &chromium, "laptop").await);
+    let phone = Arc::new(Browser::open(&driver, &chromium, "phone").await);
+
+    let outcome = tokio::spawn(scenario(demo.base.clone(), laptop.clone(), phone.clone())).await;
+    // Close both browsers whether or not the scenario passed: a killed
+    // chromedriver would leave its Chromium processes behind.
+    laptop.close().await;
+    phone.close().await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+/// The steps, each checked in the page and saved as a screenshot.
+async fn scenario(base: String, laptop: Arc<Browser>, phone: Arc<Browser>) {
+    let url = |path: &str| format!("{base}{path}");
 
     // Sign up on the laptop.
-    laptop.goto(&demo.url("/")).await;
+    laptop.goto(&url("/")).await;
     laptop.expect_page("/", "You are not signed in").await;
     laptop.screenshot("01-laptop-anonymous-home").await;
     laptop.click(r#"a[href="/signup"]"#).await;
@@ -388,7 +403,7 @@ async fn two_browsers_password_change_ends_the_other_session() {
 
     // The phone: a wrong password first, then the right one. It asks for
     // the password page, so sign-in sends it there (`next`).
-    phone.goto(&demo.url("/password")).await;
+    phone.goto(&url("/password")).await;
     phone.expect_page("/login", "Sign in").await;
     phone.fill(r#"input[name="username"]"#, "alice").await;
     phone
@@ -460,17 +475,14 @@ async fn two_browsers_password_change_ends_the_other_session() {
         .await;
     phone.click(r#"button[type="submit"]"#).await;
     phone.expect_page("/", "Signed in as alice").await;
-    laptop.goto(&demo.url("/password")).await;
+    laptop.goto(&url("/password")).await;
     laptop.expect_page("/login", "Sign in").await;
     laptop.screenshot("11-laptop-signed-out-by-phone").await;
 
     // Sign out on the phone.
     phone.click(r#"form[action="/logout"] button"#).await;
     phone.expect_page("/login", "Sign in").await;
-    phone.goto(&demo.url("/")).await;
+    phone.goto(&url("/")).await;
     phone.expect_page("/", "You are not signed in").await;
     phone.screenshot("12-phone-signed-out").await;
-
-    laptop.close().await;
-    phone.close().await;
 }

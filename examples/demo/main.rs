@@ -16,8 +16,9 @@
 //! - `SESSION_SECRET`: at least 32 bytes. Unset, a random secret is
 //!   generated once and kept in `demo-secret.key` beside the SQLite file
 //!   (in the current directory for Postgres).
-//! - `SESSION_SECRET_FALLBACKS`: older secrets, comma-separated, still
-//!   accepted while sessions move to the new one.
+//! - `SESSION_SECRET_FALLBACKS`: older secrets, comma-separated (so no
+//!   secret may hold a comma), still accepted while sessions move to the
+//!   new one.
 //! - `DEMO_SECURE_COOKIES=1`: `Secure` session cookie (serve over HTTPS).
 //! - `DEMO_ORIGIN`: the site's origin (`https://demo.example`) for the
 //!   cross-site `POST` check; default: the request's `Host`.
