@@ -1,4 +1,4 @@
-//! Faults: the session store (Redis) or the user table (Postgres) out of
+//! Faults: the session store (Redis or Postgres) or the user table (Postgres) out of
 //! reach, through a test-owned TCP proxy that is cut (connections closed,
 //! new ones refused) or stalled (nothing answers), then restored.
 //!
@@ -33,7 +33,7 @@ use common::{
     Client, Reply, UserTable, Users, SECRET_A,
 };
 use tokio::task::JoinSet;
-use tower_sessions::MemoryStore;
+use tower_sessions::{MemoryStore, SessionStore};
 
 const ALICE: u64 = 1;
 const BOB: u64 = 2;
@@ -100,16 +100,17 @@ async fn assert_resumes_as(client: &Client, base: &str, name: &str) {
 }
 
 /// The session store goes away under a signed-in session.
-async fn redis_out_of_reach(mode: Mode, rounds: usize) {
-    let Some(redis) = service_url("REDIS_URL") else {
-        return;
-    };
+///
+/// `store` reaches the service through `proxy`; `direct` does not.
+async fn store_out_of_reach<S: SessionStore + Clone>(
+    proxy: &Proxy,
+    store: S,
+    direct: S,
+    mode: Mode,
+    rounds: usize,
+) {
     count_panics();
     let panics_before = panics();
-    let proxy = Proxy::start(&redis).await;
-    let tracker = Tracker::redis(&redis);
-    let store = redis_store(&proxy.url(&redis), &tracker).await;
-    let direct = redis_store(&redis, &tracker).await;
     let users = Users::with_defaults();
     let base = serve(app(store, users.clone(), keys(SECRET_A, &[]))).await;
 
@@ -152,6 +153,40 @@ async fn redis_cut_fails_closed_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stall_times_out_and_recovers() {
     redis_out_of_reach(Mode::Stall, 1).await;
+}
+
+async fn redis_out_of_reach(mode: Mode, rounds: usize) {
+    let Some(redis) = service_url("REDIS_URL") else {
+        return;
+    };
+    let proxy = Proxy::start(&redis).await;
+    let tracker = Tracker::redis(&redis);
+    let store = redis_store(&proxy.url(&redis), &tracker).await;
+    let direct = redis_store(&redis, &tracker).await;
+    store_out_of_reach(&proxy, store, direct, mode, rounds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_cut_fails_closed_and_recovers() {
+    postgres_store_out_of_reach(Mode::Cut, 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_stall_times_out_and_recovers() {
+    postgres_store_out_of_reach(Mode::Stall, 1).await;
+}
+
+/// The Postgres session store (its schema shared with a user table that
+/// this test does not use) behind the proxy.
+async fn postgres_store_out_of_reach(mode: Mode, rounds: usize) {
+    let Some(database) = service_url("DATABASE_URL") else {
+        return;
+    };
+    let proxy = Proxy::start(&database).await;
+    let schema = PgUsers::create(&database).await;
+    let direct = schema.session_store(&database).await;
+    let store = schema.session_store(&proxy.url(&database)).await;
+    store_out_of_reach(&proxy, store, direct, mode, rounds).await;
 }
 
 /// The user table goes away under two signed-in sessions; alice's password
