@@ -2,8 +2,8 @@
 //! `main.rs` fills a [`Config`] from the environment, the tests fill one by
 //! hand and call [`build`].
 //!
-//! Request path, outermost first: body size and origin checks
-//! ([`guard`]), response headers ([`headers`]), tower-sessions (the store
+//! Request path, outermost first: response headers ([`headers`]), body
+//! size and origin checks ([`guard`]), tower-sessions (the store
 //! picked in [`stores`]), tower-sessions-auth's `AuthLayer` (users from
 //! [`users`]), then the routes ([`html`], [`api`]).
 //!
@@ -122,9 +122,10 @@ pub(crate) async fn build(config: Config) -> Result<Router, StartError> {
     .await?;
 
     let origin = OriginPolicy::new(config.origin.as_deref(), config.secure_cookies)?;
+    // The headers go on last, so that refusals from the guards carry them too.
     Ok(with_sessions
-        .layer(middleware::from_fn(headers::set_response_headers))
         .layer(middleware::from_fn_with_state(origin, guard::same_origin))
         .layer(middleware::from_fn(guard::limit_body))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT)))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(headers::set_response_headers)))
 }
