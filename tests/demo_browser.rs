@@ -60,20 +60,20 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{nanos}_{n}", std::process::id())
 }
 
-/// A temporary file or directory, removed on drop.
-struct TempPath(PathBuf);
+/// A temporary directory, removed on drop.
+struct TempDir(PathBuf);
 
-impl Drop for TempPath {
+impl TempDir {
+    fn new(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
     fn drop(&mut self) {
-        if self.0.is_dir() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        } else {
-            for suffix in ["", "-wal", "-shm"] {
-                let mut path = self.0.clone().into_os_string();
-                path.push(suffix);
-                let _ = std::fs::remove_file(path);
-            }
-        }
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -81,14 +81,14 @@ impl Drop for TempPath {
 struct Demo {
     base: String,
     task: JoinHandle<()>,
-    _db: TempPath,
+    _db: TempDir,
 }
 
 impl Demo {
     async fn start() -> Self {
-        let db = TempPath(std::env::temp_dir().join(format!("{}.sqlite", unique("demo_browser"))));
+        let db = TempDir::new("demo_browser");
         let config = Config {
-            database_url: format!("sqlite://{}?mode=rwc", db.0.display()),
+            database_url: format!("sqlite://{}?mode=rwc", db.0.join("demo.sqlite").display()),
             session_store_url: None,
             postgres_schema: None,
             keys: AuthKeys::new(b"browser test secret, 32 bytes or more!!").unwrap(),
@@ -179,13 +179,12 @@ struct Browser {
     http: Client,
     session: String,
     name: &'static str,
-    _profile: TempPath,
+    _profile: TempDir,
 }
 
 impl Browser {
     async fn open(driver: &Chromedriver, chromium: &Path, name: &'static str) -> Self {
-        let profile = TempPath(std::env::temp_dir().join(unique("demo_browser_profile")));
-        std::fs::create_dir_all(&profile.0).unwrap();
+        let profile = TempDir::new("demo_browser_profile");
         let args = [
             "--headless=new".to_owned(),
             "--no-sandbox".to_owned(),

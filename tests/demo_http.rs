@@ -54,30 +54,31 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{nanos}_{n}", std::process::id())
 }
 
-/// A SQLite file in the temp directory, removed (with its WAL files) on drop.
+/// A SQLite file in a directory of its own under the temp directory; the
+/// directory goes on drop. (Removing only the file is not enough: a pool
+/// connection still closing can recreate it.)
 struct TempDb {
-    path: PathBuf,
+    dir: PathBuf,
 }
 
 impl TempDb {
     fn new() -> Self {
-        Self {
-            path: std::env::temp_dir().join(format!("{}.sqlite", unique("demo_http"))),
-        }
+        let dir = std::env::temp_dir().join(unique("demo_http"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self { dir }
     }
 
     fn url(&self) -> String {
-        format!("sqlite://{}?mode=rwc", self.path.display())
+        format!(
+            "sqlite://{}?mode=rwc",
+            self.dir.join("demo.sqlite").display()
+        )
     }
 }
 
 impl Drop for TempDb {
     fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut path = self.path.clone().into_os_string();
-            path.push(suffix);
-            let _ = std::fs::remove_file(path);
-        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
