@@ -8,9 +8,8 @@
 //! `chromium` and `chromium-driver`). Without them the test prints why it
 //! skipped, except under `CI=true`, where it fails.
 //!
-//! The WebDriver client is a few W3C WebDriver calls over reqwest:
-//! fantoccini, built without its TLS features, offers no connector that can
-//! be named without a direct `hyper-util` dependency.
+//! The browsers are driven with fantoccini over plain HTTP to chromedriver
+//! on loopback (hyper-util's `HttpConnector`; no TLS stack needed).
 
 // The harness helpers below are test code too: a failed step should panic.
 // (Clippy's `allow-unwrap-in-tests` covers only the `#[test]` functions.)
@@ -30,7 +29,8 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use base64::{engine::general_purpose::STANDARD, Engine as _};
+use fantoccini::{elements::Element, error::CmdError, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::Client;
 use serde_json::{json, Value};
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -41,9 +41,6 @@ use crate::app::Config;
 const PASSWORD: &str = "correct horse";
 const NEW_PASSWORD: &str = "battery staple";
 const NEWEST_PASSWORD: &str = "tr0ub4dor&3";
-
-/// The W3C key of an element reference in WebDriver answers.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// How long a page may take to show what a step expects.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -176,8 +173,7 @@ impl Drop for Chromedriver {
 
 /// One browser: a WebDriver session with its own fresh Chromium profile.
 struct Browser {
-    http: Client,
-    session: String,
+    client: fantoccini::Client,
     name: &'static str,
     _profile: TempDir,
 }
@@ -198,122 +194,75 @@ impl Browser {
             "--window-size=1000,760".to_owned(),
             format!("--user-data-dir={}", profile.0.display()),
         ];
-        let capabilities = json!({
-            "capabilities": { "alwaysMatch": {
-                "browserName": "chrome",
-                "goog:chromeOptions": { "binary": chromium, "args": args },
-            }}
-        });
-        let http = Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
-        let created = http
-            .post(format!("{}/session", driver.url))
-            .json(&capabilities)
-            .send()
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".to_owned(), json!("chrome"));
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({ "binary": chromium, "args": args }),
+        );
+        // chromedriver listens on plain HTTP on loopback: no TLS connector.
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&driver.url)
             .await
-            .unwrap();
-        let body: Value = created.json().await.unwrap();
-        let session = body["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {body}"))
-            .to_owned();
+            .unwrap_or_else(|error| panic!("{name}: no WebDriver session: {error}"));
         Self {
-            http,
-            session: format!("{}/session/{session}", driver.url),
+            client,
             name,
             _profile: profile,
         }
     }
 
-    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        self.try_command(method, path, body)
-            .await
-            .unwrap_or_else(|error| panic!("{}: WebDriver {path}: {error}", self.name))
-    }
-
-    /// A WebDriver command; a WebDriver error (say, a stale element while
-    /// the page changes) is an `Err`.
-    async fn try_command(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, String> {
-        let mut request = self.http.request(method, format!("{}{path}", self.session));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let answer: Value = request.send().await.unwrap().json().await.unwrap();
-        match answer["value"]["error"].as_str() {
-            Some(error) => Err(format!("{error}: {}", answer["value"]["message"])),
-            None => Ok(answer["value"].clone()),
-        }
+    fn check<T>(&self, what: &str, result: Result<T, CmdError>) -> T {
+        result.unwrap_or_else(|error| panic!("{}: WebDriver {what}: {error}", self.name))
     }
 
     async fn goto(&self, url: &str) {
-        self.command(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
-            .await;
+        self.check("goto", self.client.goto(url).await);
     }
 
     async fn refresh(&self) {
-        self.command(reqwest::Method::POST, "/refresh", Some(json!({})))
-            .await;
+        self.check("refresh", self.client.refresh().await);
     }
 
-    async fn current_url(&self) -> String {
-        let url = self.command(reqwest::Method::GET, "/url", None).await;
-        url.as_str().unwrap().to_owned()
-    }
-
-    async fn find(&self, css: &str) -> String {
-        let query = json!({ "using": "css selector", "value": css });
-        let element = self
-            .command(reqwest::Method::POST, "/element", Some(query))
-            .await;
-        element[ELEMENT_KEY].as_str().unwrap().to_owned()
+    async fn find(&self, css: &str) -> Element {
+        self.check(css, self.client.find(Locator::Css(css)).await)
     }
 
     async fn fill(&self, css: &str, text: &str) {
         let element = self.find(css).await;
-        let path = format!("/element/{element}/value");
-        self.command(reqwest::Method::POST, &path, Some(json!({ "text": text })))
-            .await;
+        self.check(css, element.send_keys(text).await);
     }
 
     async fn click(&self, css: &str) {
         let element = self.find(css).await;
-        let path = format!("/element/{element}/click");
-        self.command(reqwest::Method::POST, &path, Some(json!({})))
-            .await;
+        self.check(css, element.click().await);
     }
 
-    /// The visible text of the page; an `Err` while the page is changing.
-    async fn text(&self) -> Result<String, String> {
-        let script = json!({ "script": "return document.body.innerText", "args": [] });
+    /// The page's URL and visible text; an `Err` while the page is changing.
+    async fn location_and_text(&self) -> Result<(String, String), CmdError> {
+        let url = self.client.current_url().await?;
         let text = self
-            .try_command(reqwest::Method::POST, "/execute/sync", Some(script))
+            .client
+            .execute("return document.body.innerText", Vec::new())
             .await?;
-        Ok(text.as_str().unwrap_or_default().to_owned())
+        Ok((
+            url.path().to_owned(),
+            text.as_str().unwrap_or_default().to_owned(),
+        ))
     }
 
     /// Waits until the page's path is `path` and its text holds `expected`.
     async fn expect_page(&self, path: &str, expected: &str) {
         let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
-            let url = self.current_url().await;
-            let text = self.text().await.unwrap_or_default();
-            let on_path = url
-                .split_once("://")
-                .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
-                .is_some_and(|at| at.split('?').next() == Some(path));
-            if on_path && text.contains(expected) {
+            let (at, text) = self.location_and_text().await.unwrap_or_default();
+            if at == path && text.contains(expected) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "{}: expected {expected:?} on {path}, got {url}:\n{text}",
+                "{}: expected {expected:?} on {path}, got {at}:\n{text}",
                 self.name
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -322,10 +271,7 @@ impl Browser {
 
     /// Saves a screenshot of the page as `target/demo-screenshots/{name}.png`.
     async fn screenshot(&self, name: &str) {
-        let png = self
-            .command(reqwest::Method::GET, "/screenshot", None)
-            .await;
-        let png = STANDARD.decode(png.as_str().unwrap()).unwrap();
+        let png = self.check("screenshot", self.client.screenshot().await);
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/demo-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
@@ -334,7 +280,7 @@ impl Browser {
     /// Ends the WebDriver session, which closes Chromium; a failure is
     /// ignored (the browser may be gone already).
     async fn close(&self) {
-        let _ = self.try_command(reqwest::Method::DELETE, "", None).await;
+        let _ = self.client.clone().close().await;
     }
 }
 
