@@ -130,8 +130,14 @@
 //!
 //! Put the new secret first and keep the old one as a fallback
 //! ([`AuthKeys::with_fallback`]). Sessions signed with the old secret keep
-//! working and are re-signed on their next request. Once the fallback is
-//! removed, sessions not seen in the meantime end.
+//! working and are re-signed, with a new id, on their next request. Once the
+//! fallback is removed, sessions not seen in the meantime end.
+//!
+//! With several instances, all must verify with the same secrets: an
+//! instance still on the old secret alone ends the sessions that an updated
+//! one re-signed. Roll out in two steps: first add the new secret as a
+//! fallback everywhere, then make it current (the README's "Running several
+//! instances" walks through it).
 //!
 //! # Security
 //!
