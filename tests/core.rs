@@ -230,16 +230,22 @@ async fn store_failure_fails_closed() {
 async fn missing_session_layer_is_a_500_that_names_it() {
     let users = Users::with_defaults();
     let app = routes(users.clone()).layer(AuthLayer::new(users, keys(SECRET_A, &[])));
+    let (status, body) = get_in_process(app, "/maybe").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("SessionManagerLayer"), "{body}");
+}
+
+/// One GET through `app` in process, without a cookie.
+async fn get_in_process(app: Router, path: &str) -> (StatusCode, String) {
     let response = app
-        .oneshot(Request::get("/maybe").body(Body::empty()).unwrap())
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let status = response.status();
     let body = axum::body::to_bytes(response.into_body(), 4096)
         .await
         .unwrap();
-    let body = String::from_utf8(body.to_vec()).unwrap();
-    assert!(body.contains("SessionManagerLayer"), "{body}");
+    (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
 #[tokio::test]
@@ -250,15 +256,8 @@ async fn extractors_without_auth_layer_are_a_500_that_names_it() {
             get(|AuthUser(user): AuthUser<common::TestUser>| async move { user.name }),
         )
         .layer(SessionManagerLayer::new(MemoryStore::default()));
-    let response = app
-        .oneshot(Request::get("/me").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body = axum::body::to_bytes(response.into_body(), 4096)
-        .await
-        .unwrap();
-    let body = String::from_utf8(body.to_vec()).unwrap();
+    let (status, body) = get_in_process(app, "/me").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(body.contains("AuthLayer"), "{body}");
 }
 
