@@ -9,11 +9,16 @@
 //! record, the user lookup's bookkeeping, the HMAC and the constant-time
 //! compare, and the request extensions. The routers are the macro
 //! benchmark's (`tower_sessions_auth_bench::router`), over a `MemoryStore`.
+//! `per_request/tower-sessions+plumbing` is (b) with a middleware that only
+//! has the layer's shape (boxed future, inner clone, two extensions): the
+//! part of the difference that is not the auth work itself.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
-use tower_sessions_auth_bench::{check_in_process, me_request, router, seed, Kind, Users};
+use tower_sessions_auth_bench::{
+    check_in_process, me_request, router, seed, sessions_router_with_plumbing, Kind, Users,
+};
 
 fn per_request(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -21,8 +26,16 @@ fn per_request(c: &mut Criterion) {
         .build()
         .expect("a tokio runtime for the benchmark");
     let mut group = c.benchmark_group("per_request");
-    for kind in Kind::ALL {
-        let app = router(kind, Users::generate(1), MemoryStore::default());
+    let stacks = Kind::ALL
+        .into_iter()
+        .map(|kind| (kind.name(), kind))
+        .chain([("tower-sessions+plumbing", Kind::Sessions)]);
+    for (name, kind) in stacks {
+        let app = if name == "tower-sessions+plumbing" {
+            sessions_router_with_plumbing(Users::generate(1), MemoryStore::default())
+        } else {
+            router(kind, Users::generate(1), MemoryStore::default())
+        };
         let cookie = if kind.has_sessions() {
             runtime
                 .block_on(seed(&app, [1]))
@@ -34,7 +47,7 @@ fn per_request(c: &mut Criterion) {
         runtime
             .block_on(check_in_process(&app, &cookie))
             .expect("the router answers 200 with the cookie and 401 without");
-        group.bench_function(kind.name(), |b| {
+        group.bench_function(name, |b| {
             b.to_async(&runtime)
                 .iter(|| app.clone().oneshot(me_request(Some(&cookie))));
         });

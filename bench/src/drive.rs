@@ -36,7 +36,7 @@ use crate::{
 const USAGE: &str = "\
 tower-sessions-auth-bench drive: the macro benchmark
 
-  --rounds N        rounds over all servers (default 3)
+  --rounds N        rounds over all servers (default 5)
   --duration S      seconds of each measured wrk run (default 5)
   --warmup S        seconds of unmeasured load before each run (default 1)
   --connections N   wrk connections, one wrk thread (default 16)
@@ -128,7 +128,7 @@ struct Server {
 
 pub(crate) fn main(args: &[String]) -> Result<(), Error> {
     let options = Options::new(args, USAGE)?;
-    let rounds: usize = options.parse("rounds", 3)?;
+    let rounds: usize = options.parse("rounds", 5)?;
     let duration: u64 = options.parse("duration", 5)?;
     let warmup: u64 = options.parse("warmup", 1)?;
     let connections: u32 = options.parse("connections", 16)?;

@@ -425,3 +425,35 @@ pub async fn check_in_process(router: &Router, cookie: &str) -> Result<(), Strin
         ))
     }
 }
+
+/// The micro benchmark's control for the layer's plumbing: (b)'s router
+/// with a middleware that does what `AuthService` does around its decision
+/// (clone the ready inner service, box the response future, clone the
+/// `Session` out of the extensions, insert two extensions) but reads
+/// nothing and verifies nothing. `per_request/tower-sessions+plumbing` minus
+/// `per_request/tower-sessions` is the cost of that shape alone.
+pub fn sessions_router_with_plumbing<S: SessionStore + Clone>(users: Users, store: S) -> Router {
+    Router::new()
+        .route("/me", get(me_sessions))
+        .route("/login", post(login_sessions))
+        .with_state(users)
+        .layer(axum::middleware::from_fn(plumbing))
+        .layer(session_layer(store))
+}
+
+/// What `AuthService::call` does besides deciding, as an axum middleware
+/// (which itself clones the inner service and boxes its future, as
+/// `AuthService` does).
+async fn plumbing(mut request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let Some(session) = request.extensions().get::<Session>().cloned() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let marker = Arc::new(session.id().is_some());
+    request.extensions_mut().insert(marker);
+    request.extensions_mut().insert(PlumbingMarker);
+    next.run(request).await
+}
+
+/// A second extension, standing in for the layer's `Identity`.
+#[derive(Clone, Copy)]
+struct PlumbingMarker;

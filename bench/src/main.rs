@@ -1,6 +1,6 @@
 //! The macro benchmark of tower-sessions-auth: real servers under wrk.
 //!
-//! Run it (from the workspace root; about 8 minutes with the defaults):
+//! Run it (from the workspace root; about 7 minutes with the defaults):
 //!
 //! ```text
 //! cargo run --release -p tower-sessions-auth-bench -- drive

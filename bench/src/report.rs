@@ -393,12 +393,16 @@ fn svg(measurements: &[Measurement]) -> String {
                     y - 3.0,
                 );
             }
+            // Store on one line, session count below: long labels would
+            // run into the next group.
+            let label = setup.label();
+            let (store, sessions) = label.split_once(", ").unwrap_or((&label, ""));
+            let centre = left + (g as f64 + 0.5) * group_width;
             let _ = writeln!(
                 svg,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-                left + (g as f64 + 0.5) * group_width,
-                bottom + 18.0,
-                setup.label()
+                r#"<text x="{centre:.1}" y="{:.1}" text-anchor="middle">{store}</text><text x="{centre:.1}" y="{:.1}" text-anchor="middle">{sessions}</text>"#,
+                bottom + 16.0,
+                bottom + 30.0,
             );
         }
         let _ = writeln!(
