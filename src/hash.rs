@@ -29,6 +29,9 @@ pub const MIN_SECRET_LEN: usize = 32;
 /// Length of a decoded tag (SHA-256 output).
 const TAG_LEN: usize = 32;
 
+/// Length of a tag in its stored form: 32 bytes in unpadded base64.
+pub(crate) const STORED_HASH_LEN: usize = 43;
+
 /// The server secrets that sign session auth hashes: one current secret and
 /// any number of older fallbacks, tried in order.
 ///
@@ -273,7 +276,7 @@ mod tests {
     #[test]
     fn stored_form_is_compact() {
         let hash = AuthKeys::new(SECRET_A).unwrap().sign(&user(0));
-        assert_eq!(hash.len(), 43);
+        assert_eq!(hash.len(), STORED_HASH_LEN);
         assert!(hash
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));

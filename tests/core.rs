@@ -36,6 +36,13 @@ async fn signed_in_alice(store: &MemoryStore, users: &Users) -> (String, Client,
     (base, client, id)
 }
 
+/// The crate's entry in a stored session: the 43-character auth hash, then
+/// the user id as JSON.
+async fn auth_entry(store: &MemoryStore, id: Id) -> String {
+    let record = load_record(store, id).await;
+    record.data["_auth"].as_str().unwrap().to_owned()
+}
+
 /// Replaces the crate's entry in a stored session.
 async fn overwrite_auth_entry(store: &MemoryStore, id: Id, value: Value) {
     let mut record = load_record(store, id).await;
@@ -47,13 +54,11 @@ async fn overwrite_auth_entry(store: &MemoryStore, id: Id, value: Value) {
 async fn tampered_hash_ends_the_session() {
     let (store, users) = (MemoryStore::default(), Users::with_defaults());
     let (base, client, id) = signed_in_alice(&store, &users).await;
-    let record = load_record(&store, id).await;
-    let hash = record.data["_auth"]["hash"].as_str().unwrap().to_owned();
-    let mut forged = hash.into_bytes();
+    let mut forged = auth_entry(&store, id).await.into_bytes();
     forged[0] = if forged[0] == b'A' { b'B' } else { b'A' };
     let forged = String::from_utf8(forged).unwrap();
 
-    overwrite_auth_entry(&store, id, json!({ "id": 1, "hash": forged })).await;
+    overwrite_auth_entry(&store, id, json!(forged)).await;
     assert_eq!(
         client.get(&format!("{base}/me")).await.status,
         StatusCode::UNAUTHORIZED
@@ -66,8 +71,9 @@ async fn another_users_hash_does_not_verify() {
     // A session that claims user 2 with a hash signed for user 1.
     let (store, users) = (MemoryStore::default(), Users::with_defaults());
     let (base, client, id) = signed_in_alice(&store, &users).await;
-    let hash = load_record(&store, id).await.data["_auth"]["hash"].clone();
-    overwrite_auth_entry(&store, id, json!({ "id": 2, "hash": hash })).await;
+    let entry = auth_entry(&store, id).await;
+    assert_eq!(&entry[43..], "1");
+    overwrite_auth_entry(&store, id, json!(format!("{}2", &entry[..43]))).await;
     assert_eq!(
         client.get(&format!("{base}/me")).await.status,
         StatusCode::UNAUTHORIZED
@@ -75,24 +81,31 @@ async fn another_users_hash_does_not_verify() {
     assert!(!record_exists(&store, id).await);
 }
 
+/// Malformed variants of a valid entry `{hash}1`, each in its own session.
+fn malformed_entries(entry: &str) -> Vec<Value> {
+    let hash = &entry[..43];
+    vec![
+        json!(42),
+        json!(null),
+        json!(""),
+        json!("short"),
+        json!(hash),
+        json!(format!("{hash}\"one\"")),
+        json!(format!("{hash}-1")),
+        json!(format!("{hash}1 and more")),
+        json!(format!("{}é1", &hash[..42])),
+        json!({ "id": 1, "hash": hash }),
+        json!([1, hash]),
+    ]
+}
+
 #[tokio::test]
 async fn malformed_auth_data_ends_the_session() {
-    let cases = [
-        json!(42),
-        json!("a string"),
-        json!({ "id": 1 }),
-        json!({ "id": 1, "hash": "" }),
-        json!({ "id": 1, "hash": null }),
-        json!({ "id": 1, "hash": 7 }),
-        json!({ "id": "one", "hash": "x" }),
-        json!({ "id": -1, "hash": "x" }),
-        json!({ "hash": "x" }),
-        json!([1, "x"]),
-    ];
-    for value in cases {
+    for case in 0..malformed_entries(&"x".repeat(44)).len() {
         let (store, users) = (MemoryStore::default(), Users::with_defaults());
         let (base, client, id) = signed_in_alice(&store, &users).await;
         client.post(&format!("{base}/cart"), "kept?").await;
+        let value = malformed_entries(&auth_entry(&store, id).await).swap_remove(case);
         overwrite_auth_entry(&store, id, value.clone()).await;
 
         let reply = client.get(&format!("{base}/maybe")).await;
@@ -330,10 +343,7 @@ async fn ending_a_session_logs_why_but_no_secret_hash_or_id() {
     let store = MemoryStore::default();
     let users = Users::with_defaults();
     let (base, client, id) = signed_in_alice(&store, &users).await;
-    let hash = load_record(&store, id).await.data["_auth"]["hash"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let hash = auth_entry(&store, id).await[..43].to_owned();
     drop((base, client));
     let user = users.set_password(1, "changed elsewhere").await.unwrap();
 
@@ -439,7 +449,8 @@ async fn string_user_ids_round_trip_through_the_session() {
 
     assert_eq!(client.get(&format!("{base}/me")).await.body, id);
     let record = load_record(&store, client.session_id(&base).unwrap()).await;
-    assert_eq!(record.data["_auth"]["id"], json!(id));
+    let entry = record.data["_auth"].as_str().unwrap();
+    assert_eq!(&entry[43..], serde_json::to_string(&id).unwrap());
 
     users.0.lock().unwrap()[0].password_hash = "$argon2id$v=19$m=19456,t=2,p=1$x$z".to_owned();
     assert_eq!(
