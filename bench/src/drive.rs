@@ -46,7 +46,13 @@ tower-sessions-auth-bench drive: the macro benchmark
   --kinds LIST      comma-separated servers (default axum,tower-sessions,
                     axum-login,tower-sessions-auth)
   --out DIR         where latest.md, latest.csv and latest.svg go
-                    (default bench/results)";
+                    (default bench/results)
+  --wait-quiet S    before starting, wait up to S seconds for the 1-minute
+                    load average to fall under 0.5 (default 0: do not wait)";
+
+/// The 1-minute load average under which a 2-core machine is quiet enough
+/// for these numbers; above it the report carries a warning.
+pub(crate) const QUIET_LOAD: f64 = 0.5;
 
 /// The lua script wrk runs: pre-formats one request per session cookie,
 /// cycles through them, and prints the exact numbers at the end (wrk's
@@ -151,7 +157,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), Error> {
         PathBuf::from,
     );
 
+    let wait_quiet: u64 = options.parse("wait-quiet", 0)?;
+
     ensure_wrk()?;
+    wait_for_quiet(Duration::from_secs(wait_quiet));
     let pinning = Pinning::detect();
     pinning.pin_self()?;
     let work = std::env::temp_dir().join(format!("tsa-bench-{}", std::process::id()));
@@ -560,6 +569,28 @@ fn clock_ticks_per_second() -> f64 {
         .and_then(|out| String::from_utf8(out.stdout).ok())
         .and_then(|text| text.trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// Waits until the 1-minute load average is under [`QUIET_LOAD`], at most
+/// `limit`: other builds on the same cores would be measured too.
+fn wait_for_quiet(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut said = false;
+    while one_minute_load().is_some_and(|load| load >= QUIET_LOAD) && Instant::now() < deadline {
+        if !said {
+            println!(
+                "waiting for the load average to fall under {QUIET_LOAD} (now {})",
+                load_average()
+            );
+            said = true;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
+/// The 1-minute load average, if readable.
+fn one_minute_load() -> Option<f64> {
+    load_average().split_whitespace().next()?.parse().ok()
 }
 
 /// The first three fields of `/proc/loadavg`.

@@ -147,6 +147,22 @@ fn markdown(context: &Context, measurements: &[Measurement]) -> String {
         context.load_before,
         context.load_after,
     );
+    let busy = [&context.load_before, &context.load_after]
+        .into_iter()
+        .any(|load| {
+            load.split_whitespace()
+                .next()
+                .and_then(|first| first.parse::<f64>().ok())
+                .is_some_and(|first| first >= crate::drive::QUIET_LOAD)
+        });
+    if busy {
+        let _ = writeln!(
+            md,
+            "**Warning: the 1-minute load average was {} or more: other work shared the cores, \
+             so these numbers are noisy. Rerun when the machine is quiet (`--wait-quiet 600`).**\n",
+            crate::drive::QUIET_LOAD
+        );
+    }
     md.push_str(
         "| store, sessions | server | req/s | p50 µs | p99 µs | server CPU µs/req (min–max) | CPU busy | req/s ÷ (b) | p99 ÷ (b) | CPU ÷ (b) |\n\
          |---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
