@@ -3,8 +3,8 @@
 //!
 //! `cargo bench -p tower-sessions-auth-bench --bench breakdown`
 //!
-//! The session reads mirror what the layer stores under `_auth` (an object
-//! `{"id": .., "hash": ".."}`) next to what tower-sessions alone reads in the
+//! The session reads mirror what the layer stored under `_auth` when this
+//! benchmark was written (an object `{"id": .., "hash": ".."}`), next to what tower-sessions alone reads in the
 //! macro benchmark (one integer), and a two-element array as a cheaper
 //! alternative layout, and one string holding both. They go through the public `Session::get`, which
 //! clones the stored JSON value and then decodes it.
@@ -18,7 +18,7 @@ use tower_sessions::{MemoryStore, Session};
 use tower_sessions_auth::{AuthKeys, Identity};
 use tower_sessions_auth_bench::{User, SECRET};
 
-/// The layout `tower-sessions-auth` stores today (`src/record.rs`).
+/// The layout of `src/record.rs` when this benchmark was written.
 #[derive(Serialize, Deserialize)]
 struct ObjectRecord {
     id: u64,
