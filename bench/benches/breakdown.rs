@@ -4,10 +4,11 @@
 //! `cargo bench -p tower-sessions-auth-bench --bench breakdown`
 //!
 //! The session reads mirror what the layer stored under `_auth` when this
-//! benchmark was written (an object `{"id": .., "hash": ".."}`), next to what tower-sessions alone reads in the
-//! macro benchmark (one integer), and a two-element array as a cheaper
-//! alternative layout, and one string holding both. They go through the public `Session::get`, which
-//! clones the stored JSON value and then decodes it.
+//! benchmark was written (an object `{"id": .., "hash": ".."}`), next to
+//! what tower-sessions alone reads in the macro benchmark (one integer), and
+//! two cheaper layouts: a two-element array, and one string holding both.
+//! They go through the public `Session::get`, which clones the stored JSON
+//! value and then decodes it.
 
 use std::{hint::black_box, sync::Arc};
 
