@@ -68,12 +68,17 @@ where
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Self>()
-            .cloned()
-            .ok_or(AuthRejection::MissingAuthLayer)
+        extension(parts, AuthRejection::MissingAuthLayer)
     }
+}
+
+/// A copy of the extension `T` that a layer put on the request, or
+/// `missing` when that layer is not there.
+pub(crate) fn extension<T>(parts: &Parts, missing: AuthRejection) -> Result<T, AuthRejection>
+where
+    T: Clone + Send + Sync + 'static,
+{
+    parts.extensions.get::<T>().cloned().ok_or(missing)
 }
 
 /// The signed-in user; anonymous requests are refused with `401`.
@@ -156,10 +161,7 @@ where
         {
             return Ok(Self(user));
         }
-        let context = parts
-            .extensions
-            .get::<Context>()
-            .ok_or(AuthRejection::MissingAuthLayer)?;
+        let context: Context = extension(parts, AuthRejection::MissingAuthLayer)?;
         // Inside a nested router `parts.uri` lacks the prefix.
         let uri = parts
             .extensions

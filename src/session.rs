@@ -6,7 +6,7 @@ use tower_sessions::Session;
 use crate::{
     backend::SessionUser,
     error::{AuthError, AuthRejection},
-    extract::Identity,
+    extract::{extension, Identity},
     layer::Context,
     record::{AuthRecord, SESSION_KEY},
 };
@@ -147,16 +147,8 @@ where
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let session = parts
-            .extensions
-            .get::<Session>()
-            .cloned()
-            .ok_or(AuthRejection::MissingSessionLayer)?;
-        let context = parts
-            .extensions
-            .get::<Context>()
-            .cloned()
-            .ok_or(AuthRejection::MissingAuthLayer)?;
+        let session = extension(parts, AuthRejection::MissingSessionLayer)?;
+        let context = extension(parts, AuthRejection::MissingAuthLayer)?;
         let identity = Identity::from_request_parts(parts, state).await?;
         Ok(Self {
             session,
