@@ -27,6 +27,10 @@ pub trait SessionUser: Clone + Send + Sync + 'static {
     ///
     /// Only a keyed MAC of this value reaches the session store, never the
     /// value itself. Return the stored *hash*, never a plaintext password.
+    /// It must be non-empty and unique per account: give accounts without a
+    /// password (single sign-on, passkeys) a random value of their own, as
+    /// Django does with its unusable passwords, or their sessions become
+    /// interchangeable.
     /// Rehashing a password (say, a cost upgrade at login) changes this value
     /// and so ends the user's other sessions, as in Django; call
     /// [`AuthSession::update_session_auth_hash`](crate::AuthSession::update_session_auth_hash)

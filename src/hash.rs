@@ -181,7 +181,8 @@ impl fmt::Debug for AuthKeys {
 }
 
 /// An HMAC state already keyed with the derived key, cloned per use so that
-/// each hash costs two SHA-256 compressions, not a key schedule.
+/// each hash costs only the compressions of its message and the outer
+/// digest (three for a typical argon2 PHC string), not a key schedule.
 #[derive(Clone)]
 struct SigningKey(HmacSha256);
 

@@ -160,12 +160,25 @@
 //!   (JWTs), API keys, or long-lived caches of the user elsewhere;
 //! - a leaked server secret: with it and a store leak, the hash can be
 //!   forged for a known password hash. Rotate the secret if it leaks;
+//! - a logout racing another request of the same browser: tower-sessions
+//!   saves a changed session at the end of each request, and the
+//!   tower-sessions-sqlx and memory stores save by upsert, so a request that
+//!   loaded the session before the logout and writes to it afterwards brings
+//!   the record back, still signed in (the Redis store only updates existing
+//!   keys). A password change or an epoch bump is not affected: a record
+//!   brought back still carries the old hash and ends on its next request;
+//! - per-instance caches of the session store (`CachingSessionStore`): a
+//!   session ended on one instance lives on in another's cache until it
+//!   expires there;
 //! - the transport: serve over HTTPS and configure the session cookie
 //!   (`Secure`, `HttpOnly`, `SameSite`) on `SessionManagerLayer`.
 //!
 //! The comparison of hashes is constant time. Secrets are not printed by
-//! `Debug` and are not kept in memory after key derivation, and nothing the
-//! crate logs carries a secret, a hash or a session id.
+//! `Debug`, and only keys derived from them are kept (the derivation's
+//! temporaries are not zeroized). Nothing the crate logs or prints with
+//! `Debug` carries a secret, a hash or a session id; the `Debug` of your
+//! user type is yours, so keep its password hash out of it, since
+//! [`Identity`] and the extractors print the user.
 //!
 //! [axum]: https://docs.rs/axum
 

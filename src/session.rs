@@ -1,5 +1,7 @@
 //! The handler-side handle: login, logout, `update_session_auth_hash`.
 
+use std::fmt;
+
 use axum::{extract::FromRequestParts, http::request::Parts};
 use tower_sessions::Session;
 
@@ -40,7 +42,7 @@ use crate::{
 ///     Ok(Redirect::to("/login"))
 /// }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuthSession<U> {
     session: Session,
     context: Context,
@@ -128,6 +130,17 @@ impl<U: SessionUser> AuthSession<U> {
     }
 }
 
+/// Prints whether the request is signed in, never the session: tower-sessions'
+/// own `Debug` shows the session id (the cookie's value) and its data.
+impl<U> fmt::Debug for AuthSession<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSession")
+            .field("session", &format_args!("<redacted>"))
+            .field("authenticated", &self.identity.is_authenticated())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Deletes the session's data and store record, and makes sure its id is
 /// never used again.
 ///
@@ -155,5 +168,55 @@ where
             context,
             identity,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tower_sessions::{MemoryStore, Session};
+
+    use super::*;
+    use crate::{hash::AuthKeys, layer::Config};
+
+    #[derive(Clone, Debug)]
+    struct User;
+
+    impl SessionUser for User {
+        type Id = u8;
+        fn id(&self) -> u8 {
+            7
+        }
+        fn credential(&self) -> &[u8] {
+            b"credential"
+        }
+    }
+
+    #[tokio::test]
+    async fn debug_hides_the_session_id_and_data() {
+        let session = Session::new(None, Arc::new(MemoryStore::default()), None);
+        let keys = AuthKeys::new([1_u8; 32]).unwrap();
+        let mut auth = AuthSession {
+            session: session.clone(),
+            context: Arc::new(Config {
+                keys,
+                login_url: "/login".to_owned(),
+                failure_status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            }),
+            identity: Identity::Anonymous,
+        };
+        auth.login(&User).await.unwrap();
+        session.save().await.unwrap();
+        let id = session.id().unwrap();
+        let stored: String = session.get(SESSION_KEY).await.unwrap().unwrap();
+
+        let printed = format!("{auth:?}");
+        assert!(printed.contains("authenticated: true"), "{printed}");
+        // Both forms of the id: the cookie's, and the number inside `Id`.
+        assert!(!printed.contains(&id.to_string()), "{printed}");
+        assert!(!printed.contains(&id.0.to_string()), "{printed}");
+        assert!(format!("{session:?}").contains(&id.0.to_string()));
+        assert!(!printed.contains(&stored[..43]), "{printed}");
     }
 }
