@@ -99,34 +99,8 @@ impl<S, B: Clone> Layer<S> for AuthLayer<B> {
 
 #[cfg(test)]
 mod tests {
-    use std::convert::Infallible;
-
     use super::*;
-    use crate::backend::SessionUser;
-
-    #[derive(Clone, Debug)]
-    struct User;
-
-    impl SessionUser for User {
-        type Id = u8;
-        fn id(&self) -> u8 {
-            1
-        }
-        fn credential(&self) -> &[u8] {
-            b"credential"
-        }
-    }
-
-    #[derive(Clone, Debug)]
-    struct Users;
-
-    impl UserBackend for Users {
-        type User = User;
-        type Error = Infallible;
-        async fn get_user(&self, _: &u8) -> Result<Option<User>, Infallible> {
-            Ok(Some(User))
-        }
-    }
+    use crate::test_support::Users;
 
     const SECRET: &str = "a layer secret that is long enough to be accepted";
 

@@ -190,6 +190,8 @@ mod layer;
 mod record;
 mod service;
 mod session;
+#[cfg(test)]
+mod test_support;
 
 pub use crate::{
     backend::{SessionUser, UserBackend},

@@ -178,20 +178,7 @@ mod tests {
     use tower_sessions::{MemoryStore, Session};
 
     use super::*;
-    use crate::{hash::AuthKeys, layer::Config};
-
-    #[derive(Clone, Debug)]
-    struct User;
-
-    impl SessionUser for User {
-        type Id = u8;
-        fn id(&self) -> u8 {
-            7
-        }
-        fn credential(&self) -> &[u8] {
-            b"credential"
-        }
-    }
+    use crate::{hash::AuthKeys, layer::Config, test_support::User};
 
     #[tokio::test]
     async fn debug_hides_the_session_id_and_data() {
