@@ -239,6 +239,14 @@ impl Browser {
         self.check(css, element.click().await);
     }
 
+    /// Fills the sign-in (or sign-up) form as alice with `password` and
+    /// submits it.
+    async fn submit_as_alice(&self, password: &str) {
+        self.fill(r#"input[name="username"]"#, "alice").await;
+        self.fill(r#"input[name="password"]"#, password).await;
+        self.click(r#"button[type="submit"]"#).await;
+    }
+
     /// The page's URL and visible text; an `Err` while the page is changing.
     async fn location_and_text(&self) -> Result<(String, String), CmdError> {
         let url = self.client.current_url().await?;
@@ -350,11 +358,7 @@ async fn scenario(base: String, laptop: Arc<Browser>, phone: Arc<Browser>) {
     // the password page, so sign-in sends it there (`next`).
     phone.goto(&url("/password")).await;
     phone.expect_page("/login", "Sign in").await;
-    phone.fill(r#"input[name="username"]"#, "alice").await;
-    phone
-        .fill(r#"input[name="password"]"#, "not my password")
-        .await;
-    phone.click(r#"button[type="submit"]"#).await;
+    phone.submit_as_alice("not my password").await;
     phone
         .expect_page("/login", "Wrong username or password.")
         .await;
@@ -389,9 +393,7 @@ async fn scenario(base: String, laptop: Arc<Browser>, phone: Arc<Browser>) {
 
     // Sign the phone in again (new password), then sign out other devices
     // from the laptop, without a password change.
-    phone.fill(r#"input[name="username"]"#, "alice").await;
-    phone.fill(r#"input[name="password"]"#, NEW_PASSWORD).await;
-    phone.click(r#"button[type="submit"]"#).await;
+    phone.submit_as_alice(NEW_PASSWORD).await;
     phone.expect_page("/password", "Signed in as alice").await;
     laptop
         .click(r#"form[action="/sessions/logout-others"] button"#)
@@ -408,9 +410,7 @@ async fn scenario(base: String, laptop: Arc<Browser>, phone: Arc<Browser>) {
 
     // The phone signs in again and changes the password itself: now the
     // laptop is the one signed out.
-    phone.fill(r#"input[name="username"]"#, "alice").await;
-    phone.fill(r#"input[name="password"]"#, NEW_PASSWORD).await;
-    phone.click(r#"button[type="submit"]"#).await;
+    phone.submit_as_alice(NEW_PASSWORD).await;
     phone.expect_page("/password", "Change password").await;
     phone
         .fill(r#"input[name="current_password"]"#, NEW_PASSWORD)
