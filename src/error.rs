@@ -27,13 +27,16 @@ pub enum KeyError {
 #[non_exhaustive]
 pub enum AuthError {
     /// The session store failed, or the session could not be encoded.
-    #[error("session operation failed: {0}")]
+    #[error("session operation failed")]
     Session(#[from] tower_sessions::session::Error),
 }
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        tracing::error!(error = %self, "session operation failed");
+        tracing::error!(
+            error = &self as &dyn std::error::Error,
+            "session operation failed"
+        );
         failure_response(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
@@ -69,6 +72,18 @@ pub enum AuthRejection {
          layer outside `tower_sessions_auth::AuthLayer`"
     )]
     MissingSessionLayer,
+    /// The extractor asked for a user type that `AuthLayer` was not built
+    /// with: `500 Internal Server Error`.
+    #[error(
+        "the extractor asks for user type `{requested}`, but `tower_sessions_auth::AuthLayer` \
+         on this route was built for `{layer}`: use the layer's user type in the handler"
+    )]
+    WrongUserType {
+        /// The user type the extractor asked for.
+        requested: &'static str,
+        /// The user type of the layer's backend.
+        layer: &'static str,
+    },
 }
 
 impl AuthRejection {
@@ -78,7 +93,9 @@ impl AuthRejection {
         match self {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::LoginRequired { .. } => StatusCode::SEE_OTHER,
-            Self::MissingAuthLayer | Self::MissingSessionLayer => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::MissingAuthLayer | Self::MissingSessionLayer | Self::WrongUserType { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -101,7 +118,13 @@ impl IntoResponse for AuthRejection {
                 Ok(value) => {
                     response.headers_mut().insert(header::LOCATION, value);
                 }
-                Err(_) => return failure_response(StatusCode::INTERNAL_SERVER_ERROR),
+                // The layer checked the login URL and `next` is
+                // percent-encoded, so this is a bug; say so rather than
+                // answer without a location.
+                Err(_) => {
+                    tracing::error!("sign-in redirect is not a valid Location header");
+                    return failure_response(StatusCode::INTERNAL_SERVER_ERROR);
+                }
             }
         }
         no_store(response)

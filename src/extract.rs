@@ -8,83 +8,17 @@ use axum::{
     http::request::Parts,
 };
 
-use crate::{backend::SessionUser, error::AuthRejection, layer::Context};
-
-/// Who the request is: the signed-in user, or anonymous.
-///
-/// [`AuthLayer`](crate::AuthLayer) inserts it into the request extensions, so
-/// other middleware can read it too. As an extractor it serves pages that
-/// show something to everybody.
-///
-/// ```
-/// # #[derive(Clone)] struct User { name: String }
-/// # impl tower_sessions_auth::SessionUser for User {
-/// #     type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"" } }
-/// use tower_sessions_auth::Identity;
-///
-/// async fn home(identity: Identity<User>) -> String {
-///     match identity {
-///         Identity::Authenticated(user) => format!("Signed in as {}", user.name),
-///         Identity::Anonymous => "Welcome, stranger".to_owned(),
-///     }
-/// }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Identity<U> {
-    /// The session holds a user whose auth hash verified.
-    Authenticated(U),
-    /// No user: no session, or one that was just ended.
-    Anonymous,
-}
-
-impl<U> Identity<U> {
-    /// Returns the user, if signed in.
-    pub fn user(&self) -> Option<&U> {
-        match self {
-            Self::Authenticated(user) => Some(user),
-            Self::Anonymous => None,
-        }
-    }
-
-    /// Consumes `self`, returning the user, if signed in.
-    pub fn into_user(self) -> Option<U> {
-        match self {
-            Self::Authenticated(user) => Some(user),
-            Self::Anonymous => None,
-        }
-    }
-
-    /// Returns `true` for a signed-in request.
-    pub fn is_authenticated(&self) -> bool {
-        matches!(self, Self::Authenticated(_))
-    }
-}
-
-impl<U, S> FromRequestParts<S> for Identity<U>
-where
-    U: SessionUser,
-    S: Send + Sync,
-{
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        extension(parts, AuthRejection::MissingAuthLayer)
-    }
-}
-
-/// A copy of the extension `T` that a layer put on the request, or
-/// `missing` when that layer is not there.
-pub(crate) fn extension<T>(parts: &Parts, missing: AuthRejection) -> Result<T, AuthRejection>
-where
-    T: Clone + Send + Sync + 'static,
-{
-    parts.extensions.get::<T>().cloned().ok_or(missing)
-}
+use crate::{
+    backend::SessionUser,
+    config::Context,
+    error::AuthRejection,
+    identity::{extension, identity},
+};
 
 /// The signed-in user; anonymous requests are refused with `401`.
 ///
 /// For API routes. Browser routes want [`LoginRequired`]; routes that serve
-/// both take `Option<AuthUser<U>>` or [`Identity`].
+/// both take `Option<AuthUser<U>>` or [`Identity`](crate::Identity).
 ///
 /// ```
 /// # #[derive(Clone)] struct User { name: String }
@@ -110,9 +44,8 @@ where
 {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Identity::<U>::from_request_parts(parts, state)
-            .await?
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        identity::<U>(&parts.extensions)?
             .into_user()
             .map(Self)
             .ok_or(AuthRejection::Unauthenticated)
@@ -128,10 +61,9 @@ where
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &S,
+        _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        let identity = <Identity<U> as FromRequestParts<S>>::from_request_parts(parts, state);
-        Ok(identity.await?.into_user().map(Self))
+        Ok(identity::<U>(&parts.extensions)?.into_user().map(Self))
     }
 }
 
@@ -154,11 +86,8 @@ where
 {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(user) = Identity::<U>::from_request_parts(parts, state)
-            .await?
-            .into_user()
-        {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(user) = identity::<U>(&parts.extensions)?.into_user() {
             return Ok(Self(user));
         }
         let context: Context = extension(parts, AuthRejection::MissingAuthLayer)?;
@@ -174,7 +103,8 @@ where
     }
 }
 
-/// `login_url` with `next` appended as a query parameter.
+/// `login_url` with `next` appended as a query parameter. The layer refused
+/// login URLs with a fragment, which would swallow the query.
 fn login_location(login_url: &str, next: &str) -> String {
     let separator = if login_url.contains('?') { '&' } else { '?' };
     let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();

@@ -1,11 +1,18 @@
-//! `AuthLayer`: the configuration, applied to a service.
+//! `AuthLayer`: builders that validate the configuration, applied to a
+//! service.
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use tower::Layer;
 
-use crate::{backend::UserBackend, hash::AuthKeys, service::AuthService};
+use crate::{
+    backend::{SessionUser, UserBackend},
+    config::{Config, Context},
+    events::{EventHook, Events},
+    hash::AuthKeys,
+    service::AuthService,
+};
 
 /// Verifies the session's auth hash on every request and puts an
 /// [`Identity`](crate::Identity) into the request extensions.
@@ -40,45 +47,90 @@ pub struct AuthLayer<B> {
     context: Context,
 }
 
-/// The settings the handler-side types need too; shared by reference.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) keys: AuthKeys,
-    pub(crate) login_url: String,
-    pub(crate) failure_status: StatusCode,
-}
-
-pub(crate) type Context = Arc<Config>;
-
 impl<B: UserBackend> AuthLayer<B> {
     /// Creates the layer with the application's user backend and secrets.
     pub fn new(backend: B, keys: AuthKeys) -> Self {
+        let user_type = std::any::type_name::<B::User>();
         Self {
             backend,
-            context: Arc::new(Config {
-                keys,
-                login_url: "/login".to_owned(),
-                failure_status: StatusCode::INTERNAL_SERVER_ERROR,
-            }),
+            context: Arc::new(Config::new(keys, user_type)),
         }
     }
 
     /// Sets where [`LoginRequired`](crate::LoginRequired) sends anonymous
-    /// browsers (default `/login`). The requested path is appended as the
-    /// `next` query parameter.
+    /// browsers (default `/login`): a path (`/sign-in`, `/auth?mode=web`)
+    /// or an absolute URL. The requested path is appended as the `next`
+    /// query parameter.
+    ///
+    /// # Panics
+    ///
+    /// When `url` is empty, holds a `#` fragment (which would swallow
+    /// `next`), or is not a valid `Location` header value (control
+    /// characters, non-ASCII): a configuration mistake, reported when the
+    /// layer is built rather than on every request.
     pub fn with_login_url(mut self, url: impl Into<String>) -> Self {
-        self.config_mut().login_url = url.into();
+        let url = url.into();
+        assert!(
+            !url.is_empty(),
+            "AuthLayer::with_login_url: the login URL is empty"
+        );
+        assert!(
+            !url.contains('#'),
+            "AuthLayer::with_login_url: `{url}` has a `#` fragment, which would hide the `next` \
+             parameter from the server; remove it"
+        );
+        assert!(
+            HeaderValue::from_str(&url).is_ok() && url.is_ascii(),
+            "AuthLayer::with_login_url: {url:?} is not a valid `Location` header value; \
+             percent-encode it"
+        );
+        self.config_mut().login_url = url;
         self
     }
 
     /// Sets the status answered when the session store or the backend fails
-    /// (default `500`; `503` suits a service behind a retrying proxy). Only
-    /// server-error statuses are accepted; any other is ignored, so that a
-    /// failure can never look like success.
+    /// (default `500`; `503` suits a service behind a retrying proxy).
+    ///
+    /// # Panics
+    ///
+    /// When `status` is not a server error (5xx): a failure must never look
+    /// like success, a redirect or a refusal of the client.
     pub fn with_failure_status(mut self, status: StatusCode) -> Self {
-        if status.is_server_error() {
-            self.config_mut().failure_status = status;
-        }
+        assert!(
+            status.is_server_error(),
+            "AuthLayer::with_failure_status: {status} is not a server error; use a 5xx status"
+        );
+        self.config_mut().failure_status = status;
+        self
+    }
+
+    /// Sends [events](crate::AuthEvent) (signed in, signed out, session
+    /// ended, re-signed, failed closed) to the application's hook.
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use tower_sessions_auth::{SessionUser, UserBackend};
+    /// # #[derive(Clone)] struct User;
+    /// # impl SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
+    /// # #[derive(Clone)] struct Users;
+    /// # impl UserBackend for Users { type User = User; type Error = Infallible;
+    /// #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
+    /// use tower_sessions_auth::{AuthEvent, AuthEventKind, AuthKeys, AuthLayer, Events};
+    ///
+    /// let layer = AuthLayer::new(Users, AuthKeys::new([7; 32])?).with_events(Events::new(
+    ///     |event: AuthEvent<u64>| async move {
+    ///         if let AuthEventKind::SessionEnded(reason) = event.kind {
+    ///             tracing::info!(user = ?event.user_id, %reason, "audit: session ended");
+    ///         }
+    ///     },
+    /// ));
+    /// # Ok::<(), tower_sessions_auth::KeyError>(())
+    /// ```
+    pub fn with_events<H>(mut self, events: Events<H>) -> Self
+    where
+        H: EventHook<<B::User as SessionUser>::Id>,
+    {
+        self.config_mut().events = Some(events.into_sink::<<B::User as SessionUser>::Id>());
         self
     }
 
@@ -118,6 +170,15 @@ mod tests {
         );
     }
 
+    /// The panic message of `build`, if it panics.
+    fn panic_message(build: impl FnOnce() -> AuthLayer<Users>) -> Option<String> {
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).err()?;
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+    }
+
     #[test]
     fn failure_status_accepts_only_server_errors() {
         let status = |layer: AuthLayer<Users>| layer.context.failure_status;
@@ -126,15 +187,32 @@ mod tests {
             status(layer().with_failure_status(StatusCode::SERVICE_UNAVAILABLE)),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        for ignored in [
+        for refused in [
             StatusCode::OK,
             StatusCode::UNAUTHORIZED,
             StatusCode::SEE_OTHER,
         ] {
-            assert_eq!(
-                status(layer().with_failure_status(ignored)),
-                StatusCode::INTERNAL_SERVER_ERROR
-            );
+            let message = panic_message(|| layer().with_failure_status(refused))
+                .unwrap_or_else(|| panic!("{refused} was accepted"));
+            assert!(message.contains("not a server error"), "{message}");
+            assert!(message.contains(refused.as_str()), "{message}");
+        }
+    }
+
+    #[test]
+    fn login_url_mistakes_are_refused_when_the_layer_is_built() {
+        for (url, expected) in [
+            ("", "empty"),
+            ("/login#top", "fragment"),
+            ("/log\nin", "not a valid `Location` header value"),
+            ("/anmeldung-für-alle", "not a valid `Location` header value"),
+        ] {
+            let message = panic_message(|| layer().with_login_url(url))
+                .unwrap_or_else(|| panic!("{url:?} was accepted"));
+            assert!(message.contains(expected), "{url:?}: {message}");
+        }
+        for url in ["/sign-in", "/auth?mode=web", "https://id.example/login"] {
+            assert_eq!(layer().with_login_url(url).context.login_url, url);
         }
     }
 

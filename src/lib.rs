@@ -183,9 +183,12 @@
 //! [axum]: https://docs.rs/axum
 
 mod backend;
+mod config;
 mod error;
+mod events;
 mod extract;
 mod hash;
+mod identity;
 mod layer;
 mod record;
 mod service;
@@ -196,9 +199,12 @@ mod test_support;
 pub use crate::{
     backend::{SessionUser, UserBackend},
     error::{AuthError, AuthRejection, KeyError},
-    extract::{safe_next, AuthUser, Identity, LoginRequired},
+    events::{AuthEvent, AuthEventKind, EventHook, Events, RequestInfo},
+    extract::{safe_next, AuthUser, LoginRequired},
     hash::{AuthKeys, Verification, MIN_SECRET_LEN},
+    identity::{Identity, SessionEnded},
     layer::AuthLayer,
+    record::EndReason,
     service::{AuthService, ResponseFuture},
     session::AuthSession,
 };

@@ -1,6 +1,9 @@
-//! What the crate keeps in the session, and under which key.
+//! What the crate keeps in the session, and ending a session.
+
+use std::fmt;
 
 use serde::{de, de::DeserializeOwned, ser, Deserialize, Deserializer, Serialize, Serializer};
+use tower_sessions::{session, Session};
 
 use crate::hash::STORED_HASH_LEN;
 
@@ -8,24 +11,28 @@ use crate::hash::STORED_HASH_LEN;
 /// to one lookup and one decode.
 pub(crate) const SESSION_KEY: &str = "_auth";
 
-/// The signed-in user of a session: the user id and the auth hash. The
-/// password hash itself never reaches the store.
+/// The signed-in user of a session: the user id, the session epoch it was
+/// signed with, and the auth hash. The password hash itself never reaches
+/// the store.
 ///
-/// Stored as one string, the 43-character hash followed by the id as JSON
-/// (`"iJrSg…gh3U42"` for user `42`): reading it on every request costs one
-/// string copy, where a JSON object costs a map, its keys and the strings
-/// (about half the decode time, measured in `bench/benches/breakdown.rs`).
-/// The hash has a fixed length, so the split is unambiguous.
+/// Stored as one string: the 43-character hash, the epoch in decimal, a
+/// colon, then the id as JSON (`"iJrSg…gh3U0:42"` for user `42` at epoch
+/// 0). Reading it on every request costs one string copy, where a JSON
+/// object costs a map, its keys and the strings (about half the decode time,
+/// measured in `bench/benches/breakdown.rs`). The hash has a fixed length
+/// and the epoch holds no colon, so the split is unambiguous. The epoch is
+/// there to say *why* a session ended (a password change or "sign out
+/// everywhere"); the hash alone decides whether it holds.
 pub(crate) struct AuthRecord<Id> {
     pub(crate) user_id: Id,
+    pub(crate) epoch: u64,
     pub(crate) auth_hash: String,
 }
 
 impl<Id: Serialize> Serialize for AuthRecord<Id> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut packed = self.auth_hash.clone();
         let id = serde_json::to_string(&self.user_id).map_err(ser::Error::custom)?;
-        packed.push_str(&id);
+        let packed = format!("{}{}:{id}", self.auth_hash, self.epoch);
         serializer.serialize_str(&packed)
     }
 }
@@ -36,14 +43,75 @@ impl<'de, Id: DeserializeOwned> Deserialize<'de> for AuthRecord<Id> {
         if !packed.is_char_boundary(STORED_HASH_LEN) {
             return Err(de::Error::custom("auth record shorter than its hash"));
         }
-        let user_id =
-            serde_json::from_str(&packed[STORED_HASH_LEN..]).map_err(de::Error::custom)?;
+        let (epoch, id) = packed[STORED_HASH_LEN..]
+            .split_once(':')
+            .ok_or_else(|| de::Error::custom("auth record without an epoch"))?;
+        // `u64::from_str` takes a leading `+`; the record never holds one.
+        if !epoch.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(de::Error::custom("auth record epoch is not a number"));
+        }
+        let epoch = epoch.parse().map_err(de::Error::custom)?;
+        let user_id = serde_json::from_str(id).map_err(de::Error::custom)?;
         packed.truncate(STORED_HASH_LEN);
         Ok(Self {
             user_id,
+            epoch,
             auth_hash: packed,
         })
     }
+}
+
+/// Why the layer ended a session.
+///
+/// Read it on the request where it happened through
+/// [`SessionEnded`](crate::SessionEnded), and in the
+/// [events](crate::AuthEvent). It says nothing about other accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// The user's credential (their password hash) changed since the session
+    /// was signed, or the session was signed under a secret that is no
+    /// longer configured.
+    CredentialChanged,
+    /// The user's session epoch changed: they signed out their other
+    /// devices, or an administrator ended their sessions.
+    EpochChanged,
+    /// The user is gone, or the backend refuses them (a disabled account).
+    UserGone,
+    /// The session held auth data the crate cannot read (an older format, a
+    /// bug, or a tampered store).
+    Malformed,
+}
+
+impl EndReason {
+    /// A short, stable name: `credential_changed`, `epoch_changed`,
+    /// `user_gone` or `malformed`; for logs, metrics and JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CredentialChanged => "credential_changed",
+            Self::EpochChanged => "epoch_changed",
+            Self::UserGone => "user_gone",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Deletes the session's data and store record, and makes sure its id is
+/// never used again.
+///
+/// tower-sessions 0.14's `flush` keeps the id in the loaded record, and data
+/// inserted afterwards in the same request would be saved under the very id
+/// that was just ended; `cycle_id` gives the empty record a fresh one.
+pub(crate) async fn end_session(session: &Session) -> Result<(), session::Error> {
+    session.flush().await?;
+    session.cycle_id().await
 }
 
 #[cfg(test)]
@@ -54,9 +122,10 @@ mod tests {
 
     const HASH: &str = "iJrSgUXLcbJg1N3uQ7LHtXFof-5f7ILEYAvztu6gh3U";
 
-    fn record<Id>(user_id: Id) -> AuthRecord<Id> {
+    fn record<Id>(user_id: Id, epoch: u64) -> AuthRecord<Id> {
         AuthRecord {
             user_id,
+            epoch,
             auth_hash: HASH.to_owned(),
         }
     }
@@ -66,22 +135,25 @@ mod tests {
     }
 
     #[test]
-    fn packs_hash_and_id_into_one_string() {
-        let stored = serde_json::to_value(record(42_u64)).unwrap();
-        assert_eq!(stored, json!(format!("{HASH}42")));
-        let stored = serde_json::to_value(record("a\"b")).unwrap();
-        assert_eq!(stored, json!(format!("{HASH}\"a\\\"b\"")));
+    fn packs_hash_epoch_and_id_into_one_string() {
+        let stored = serde_json::to_value(record(42_u64, 0)).unwrap();
+        assert_eq!(stored, json!(format!("{HASH}0:42")));
+        let stored = serde_json::to_value(record("a\"b:c", u64::MAX)).unwrap();
+        assert_eq!(stored, json!(format!("{HASH}{}:\"a\\\"b:c\"", u64::MAX)));
     }
 
     #[test]
     fn round_trips_ids_of_any_serde_type() {
-        let back: AuthRecord<u64> = decode(json!(format!("{HASH}42"))).unwrap();
-        assert_eq!((back.user_id, back.auth_hash.as_str()), (42, HASH));
-        let id = "7f0c2a9e-3d4b-4c61-9a57-2b8e1f6d0c33".to_owned();
-        let stored = serde_json::to_value(record(id.clone())).unwrap();
+        let back: AuthRecord<u64> = decode(json!(format!("{HASH}7:42"))).unwrap();
+        assert_eq!(
+            (back.user_id, back.epoch, back.auth_hash.as_str()),
+            (42, 7, HASH)
+        );
+        let id = "7f0c2a9e-3d4b-4c61-9a57-2b8e1f6d0c33:x".to_owned();
+        let stored = serde_json::to_value(record(id.clone(), 3)).unwrap();
         let back: AuthRecord<String> = decode(stored).unwrap();
-        assert_eq!(back.user_id, id);
-        let back: AuthRecord<(u8, i32)> = decode(json!(format!("{HASH}[1,-2]"))).unwrap();
+        assert_eq!((back.user_id, back.epoch), (id, 3));
+        let back: AuthRecord<(u8, i32)> = decode(json!(format!("{HASH}0:[1,-2]"))).unwrap();
         assert_eq!(back.user_id, (1, -2));
     }
 
@@ -91,10 +163,16 @@ mod tests {
             json!(""),
             json!("short"),
             json!(HASH),
-            json!(format!("{HASH}\"one\"")),
-            json!(format!("{HASH}-1")),
-            json!(format!("{HASH}1 trailing")),
-            json!(format!("{}é1", &HASH[..42])),
+            json!(format!("{HASH}42")),
+            json!(format!("{HASH}:42")),
+            json!(format!("{HASH}+1:42")),
+            json!(format!("{HASH}-1:42")),
+            json!(format!("{HASH}x:42")),
+            json!(format!("{HASH}18446744073709551616:42")),
+            json!(format!("{HASH}0:\"one\"")),
+            json!(format!("{HASH}0:-1")),
+            json!(format!("{HASH}0:1 trailing")),
+            json!(format!("{}é0:1", &HASH[..42])),
             json!(42),
             json!({ "id": 1, "hash": HASH }),
             json!(null),
@@ -102,5 +180,25 @@ mod tests {
         for value in malformed {
             assert!(decode::<u64>(value.clone()).is_err(), "{value}");
         }
+    }
+
+    #[test]
+    fn reasons_have_stable_names() {
+        let names = [
+            EndReason::CredentialChanged,
+            EndReason::EpochChanged,
+            EndReason::UserGone,
+            EndReason::Malformed,
+        ]
+        .map(|reason| reason.to_string());
+        assert_eq!(
+            names,
+            [
+                "credential_changed",
+                "epoch_changed",
+                "user_gone",
+                "malformed"
+            ]
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! The per-request path: session → backend → verify → extensions.
+//! The per-request path: session → record → backend → verify → extensions.
 
 use std::{
     fmt,
@@ -10,14 +10,16 @@ use std::{
 use axum::{extract::Request, response::Response};
 use tower::Service;
 use tower_sessions::{session, Session};
+use tracing::{field, Instrument as _, Span};
 
 use crate::{
     backend::{SessionUser, UserBackend},
+    config::Context,
     error::{failure_response, AuthRejection},
-    extract::Identity,
+    events::AuthEventKind,
     hash::Verification,
-    layer::Context,
-    record::{AuthRecord, SESSION_KEY},
+    identity::{Identity, SessionEnded},
+    record::{end_session, AuthRecord, EndReason, SESSION_KEY},
 };
 
 /// The service made by [`AuthLayer`](crate::AuthLayer).
@@ -100,108 +102,204 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let backend = self.backend.clone();
         let context = self.context.clone();
+        // The outcome, never an id or a secret: what a log line of this
+        // request (here or in the handler) is told about its session.
+        let span = tracing::info_span!("auth", outcome = field::Empty, reason = field::Empty);
 
-        ResponseFuture(Box::pin(async move {
-            let Some(session) = req.extensions().get::<Session>().cloned() else {
-                return Ok(axum::response::IntoResponse::into_response(
-                    AuthRejection::MissingSessionLayer,
-                ));
-            };
-            match resolve(&backend, &context, &session).await {
-                Ok(identity) => {
-                    req.extensions_mut().insert(identity);
-                    req.extensions_mut().insert(context);
-                    inner.call(req).await
+        ResponseFuture(Box::pin(
+            async move {
+                let Some(session) = req.extensions().get::<Session>().cloned() else {
+                    return Ok(axum::response::IntoResponse::into_response(
+                        AuthRejection::MissingSessionLayer,
+                    ));
+                };
+                let outcome = resolve(&backend, &context, &session).await;
+                report(&context, &req, &outcome);
+                match outcome {
+                    Ok(Outcome::Authenticated { user, .. }) => {
+                        req.extensions_mut().insert(Identity::Authenticated(user));
+                    }
+                    Ok(Outcome::Anonymous) => {
+                        req.extensions_mut().insert(Identity::<B::User>::Anonymous);
+                    }
+                    Ok(Outcome::Ended { reason, .. }) => {
+                        req.extensions_mut().insert(Identity::<B::User>::Anonymous);
+                        req.extensions_mut().insert(SessionEnded::new(reason));
+                    }
+                    Err(_) => return Ok(failure_response(context.failure_status)),
                 }
-                Err(failure) => {
-                    tracing::error!(error = %failure, "authentication failed closed");
-                    Ok(failure_response(context.failure_status))
-                }
+                req.extensions_mut().insert(context);
+                inner.call(req).await
             }
-        }))
+            .instrument(span),
+        ))
     }
 }
 
-/// A failure that must not decide who the request is.
+/// What the layer decided about a request's session.
+enum Outcome<U: SessionUser> {
+    /// Signed in; `resigned` when the hash was upgraded to the current
+    /// secret on this request.
+    Authenticated { user: U, resigned: bool },
+    /// No user in the session.
+    Anonymous,
+    /// The session held a user and no longer holds: it was ended.
+    Ended {
+        reason: EndReason,
+        user_id: Option<U::Id>,
+    },
+}
+
+/// A failure that must not decide who the request is, with the user it
+/// concerned when the record was read.
+struct Failed<Id, E> {
+    failure: Failure<E>,
+    user_id: Option<Id>,
+}
+
+impl<Id, E> From<session::Error> for Failed<Id, E> {
+    fn from(error: session::Error) -> Self {
+        Self {
+            failure: Failure::Store(error),
+            user_id: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum Failure<E> {
-    #[error("session store: {0}")]
-    Store(#[from] session::Error),
-    #[error("user backend: {0}")]
+    #[error("session store failed")]
+    Store(#[source] session::Error),
+    #[error("user backend failed")]
     Backend(#[source] E),
 }
 
-/// Why a session was ended; logged, never sent.
-#[derive(Debug, Clone, Copy)]
-enum Invalid {
-    Malformed,
-    UnknownUser,
-    HashMismatch,
-}
-
-impl Invalid {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Malformed => "malformed auth data in session",
-            Self::UnknownUser => "user no longer exists or may not sign in",
-            Self::HashMismatch => "auth hash does not match (credential, epoch or secret changed)",
-        }
-    }
-}
+type IdOf<B> = <<B as UserBackend>::User as SessionUser>::Id;
+type Resolved<B> =
+    Result<Outcome<<B as UserBackend>::User>, Failed<IdOf<B>, <B as UserBackend>::Error>>;
 
 /// Decides who the request is, ending the session when it no longer holds.
-async fn resolve<B: UserBackend>(
-    backend: &B,
-    context: &Context,
-    session: &Session,
-) -> Result<Identity<B::User>, Failure<B::Error>> {
-    type Id<B> = <<B as UserBackend>::User as SessionUser>::Id;
-
-    let record = match session.get::<AuthRecord<Id<B>>>(SESSION_KEY).await {
+async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Session) -> Resolved<B> {
+    let record = match session.get::<AuthRecord<IdOf<B>>>(SESSION_KEY).await {
         Ok(Some(record)) => record,
-        Ok(None) => return Ok(Identity::Anonymous),
+        Ok(None) => return Ok(Outcome::Anonymous),
         Err(session::Error::SerdeJson(_)) => {
-            return invalidate(context, session, Invalid::Malformed).await
+            return end(context, session, EndReason::Malformed, None).await
         }
         Err(err) => return Err(err.into()),
     };
-    let Some(user) = backend
-        .get_user(&record.user_id)
-        .await
-        .map_err(Failure::Backend)?
-    else {
-        return invalidate(context, session, Invalid::UnknownUser).await;
+    let user = match backend.get_user(&record.user_id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return end(context, session, EndReason::UserGone, Some(record.user_id)).await,
+        Err(error) => {
+            return Err(Failed {
+                failure: Failure::Backend(error),
+                user_id: Some(record.user_id),
+            })
+        }
     };
     match context.keys.verify(&user, &record.auth_hash) {
-        Verification::Current => {}
-        Verification::Fallback => {
-            // Lazy upgrade, as Django does: re-sign under the current secret
-            // and give the session a new id.
-            let old = fingerprint(context, session);
-            session.cycle_id().await?;
-            let upgraded = AuthRecord {
-                user_id: record.user_id,
-                auth_hash: context.keys.sign(&user),
+        Verification::Current => Ok(Outcome::Authenticated {
+            user,
+            resigned: false,
+        }),
+        Verification::Fallback => match resign(context, session, &user, &record.user_id).await {
+            Ok(()) => Ok(Outcome::Authenticated {
+                user,
+                resigned: true,
+            }),
+            Err(error) => Err(Failed {
+                failure: Failure::Store(error),
+                user_id: Some(record.user_id),
+            }),
+        },
+        Verification::Mismatch => {
+            let reason = if record.epoch == user.session_epoch() {
+                EndReason::CredentialChanged
+            } else {
+                EndReason::EpochChanged
             };
-            session.insert(SESSION_KEY, upgraded).await?;
-            tracing::info!(session = %old, "session re-signed under the current secret");
+            end(context, session, reason, Some(record.user_id)).await
         }
-        Verification::Mismatch => return invalidate(context, session, Invalid::HashMismatch).await,
     }
-    Ok(Identity::Authenticated(user))
 }
 
-/// Flushes the session (its record is deleted and the cookie removed) and
-/// continues as anonymous.
-async fn invalidate<U, E>(
+/// Lazy upgrade, as Django does: re-signs under the current secret and
+/// gives the session a new id.
+async fn resign<U: SessionUser>(
     context: &Context,
     session: &Session,
-    why: Invalid,
-) -> Result<Identity<U>, Failure<E>> {
+    user: &U,
+    user_id: &U::Id,
+) -> Result<(), session::Error> {
+    let old = fingerprint(context, session);
+    session.cycle_id().await?;
+    let upgraded = AuthRecord {
+        user_id: user_id.clone(),
+        epoch: user.session_epoch(),
+        auth_hash: context.keys.sign(user),
+    };
+    session.insert(SESSION_KEY, upgraded).await?;
+    tracing::info!(session = %old, "session re-signed under the current secret");
+    Ok(())
+}
+
+/// Ends the session (its record is deleted and the cookie removed); the
+/// request goes on as anonymous.
+async fn end<U: SessionUser, E>(
+    context: &Context,
+    session: &Session,
+    reason: EndReason,
+    user_id: Option<U::Id>,
+) -> Result<Outcome<U>, Failed<U::Id, E>> {
     let ended = fingerprint(context, session);
-    crate::session::flush(session).await?;
-    tracing::warn!(session = %ended, reason = why.as_str(), "session ended");
-    Ok(Identity::Anonymous)
+    if let Err(error) = end_session(session).await {
+        return Err(Failed {
+            failure: Failure::Store(error),
+            user_id,
+        });
+    }
+    tracing::warn!(session = %ended, %reason, "session ended");
+    Ok(Outcome::Ended { reason, user_id })
+}
+
+/// Records the outcome on the request's span, logs a failure and queues
+/// the event, if the application listens.
+fn report<U: SessionUser, E: std::error::Error + 'static>(
+    context: &Context,
+    req: &Request,
+    outcome: &Result<Outcome<U>, Failed<U::Id, E>>,
+) {
+    let span = Span::current();
+    let event = match outcome {
+        Ok(Outcome::Authenticated { user, resigned }) => {
+            span.record("outcome", "authenticated");
+            resigned.then(|| (AuthEventKind::ReSigned, Some(user.id())))
+        }
+        Ok(Outcome::Anonymous) => {
+            span.record("outcome", "anonymous");
+            None
+        }
+        Ok(Outcome::Ended { reason, user_id }) => {
+            span.record("outcome", "ended");
+            span.record("reason", reason.as_str());
+            Some((AuthEventKind::SessionEnded(*reason), user_id.clone()))
+        }
+        Err(Failed { failure, user_id }) => {
+            span.record("outcome", "failed");
+            tracing::error!(
+                error = failure as &dyn std::error::Error,
+                "authentication failed closed"
+            );
+            Some((AuthEventKind::FailedClosed, user_id.clone()))
+        }
+    };
+    if let (Some(events), Some((kind, user_id))) = (&context.events, event) {
+        let request = events
+            .capture()
+            .request_info(req.headers(), req.extensions());
+        events.emit(kind, user_id, request);
+    }
 }
 
 /// What the logs may say of the session id: a keyed fingerprint of it.

@@ -7,10 +7,11 @@ use tower_sessions::Session;
 
 use crate::{
     backend::SessionUser,
+    config::Context,
     error::{AuthError, AuthRejection},
-    extract::{extension, Identity},
-    layer::Context,
-    record::{AuthRecord, SESSION_KEY},
+    events::{AuthEventKind, RequestInfo},
+    identity::{extension, identity, Identity},
+    record::{end_session, AuthRecord, SESSION_KEY},
 };
 
 /// Signs users in and out of the current session.
@@ -47,6 +48,9 @@ pub struct AuthSession<U> {
     session: Session,
     context: Context,
     identity: Identity<U>,
+    /// What the events record of this request; captured only when the
+    /// layer has events.
+    request: Option<RequestInfo>,
 }
 
 impl<U: SessionUser> AuthSession<U> {
@@ -81,11 +85,13 @@ impl<U: SessionUser> AuthSession<U> {
     pub async fn login(&mut self, user: &U) -> Result<(), AuthError> {
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
         if self.identity.is_authenticated() && !same_user {
-            flush(&self.session).await?;
+            end_session(&self.session).await?;
         } else {
             self.session.cycle_id().await?;
         }
-        self.store_hash(user).await
+        self.store_hash(user).await?;
+        self.emit(AuthEventKind::SignedIn, user.id());
+        Ok(())
     }
 
     /// Signs the user out: the session's data and its store record are
@@ -95,8 +101,12 @@ impl<U: SessionUser> AuthSession<U> {
     ///
     /// [`AuthError`] when the session store fails.
     pub async fn logout(&mut self) -> Result<(), AuthError> {
-        flush(&self.session).await?;
-        self.identity = Identity::Anonymous;
+        end_session(&self.session).await?;
+        if let Identity::Authenticated(user) =
+            std::mem::replace(&mut self.identity, Identity::Anonymous)
+        {
+            self.emit(AuthEventKind::SignedOut, user.id());
+        }
         Ok(())
     }
 
@@ -122,11 +132,18 @@ impl<U: SessionUser> AuthSession<U> {
     async fn store_hash(&mut self, user: &U) -> Result<(), AuthError> {
         let record = AuthRecord {
             user_id: user.id(),
+            epoch: user.session_epoch(),
             auth_hash: self.context.keys.sign(user),
         };
         self.session.insert(SESSION_KEY, record).await?;
         self.identity = Identity::Authenticated(user.clone());
         Ok(())
+    }
+
+    fn emit(&self, kind: AuthEventKind, user_id: U::Id) {
+        if let (Some(events), Some(request)) = (&self.context.events, &self.request) {
+            events.emit(kind, Some(user_id), request.clone());
+        }
     }
 }
 
@@ -141,17 +158,6 @@ impl<U> fmt::Debug for AuthSession<U> {
     }
 }
 
-/// Deletes the session's data and store record, and makes sure its id is
-/// never used again.
-///
-/// tower-sessions 0.14's `flush` keeps the id in the loaded record, and data
-/// inserted afterwards in the same request would be saved under the very id
-/// that was just ended; `cycle_id` gives the empty record a fresh one.
-pub(crate) async fn flush(session: &Session) -> Result<(), tower_sessions::session::Error> {
-    session.flush().await?;
-    session.cycle_id().await
-}
-
 impl<U, S> FromRequestParts<S> for AuthSession<U>
 where
     U: SessionUser,
@@ -159,14 +165,20 @@ where
 {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let session = extension(parts, AuthRejection::MissingSessionLayer)?;
-        let context = extension(parts, AuthRejection::MissingAuthLayer)?;
-        let identity = Identity::from_request_parts(parts, state).await?;
+        let identity = identity(&parts.extensions)?;
+        let context: Context = extension(parts, AuthRejection::MissingAuthLayer)?;
+        let request = context.events.as_ref().map(|events| {
+            events
+                .capture()
+                .request_info(&parts.headers, &parts.extensions)
+        });
         Ok(Self {
             session,
             context,
             identity,
+            request,
         })
     }
 }
@@ -178,7 +190,7 @@ mod tests {
     use tower_sessions::{MemoryStore, Session};
 
     use super::*;
-    use crate::{hash::AuthKeys, layer::Config, test_support::User};
+    use crate::{config::Config, hash::AuthKeys, test_support::User};
 
     #[tokio::test]
     async fn debug_hides_the_session_id_and_data() {
@@ -186,12 +198,9 @@ mod tests {
         let keys = AuthKeys::new([1_u8; 32]).unwrap();
         let mut auth = AuthSession {
             session: session.clone(),
-            context: Arc::new(Config {
-                keys,
-                login_url: "/login".to_owned(),
-                failure_status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            }),
+            context: Arc::new(Config::new(keys, "User")),
             identity: Identity::Anonymous,
+            request: None,
         };
         auth.login(&User).await.unwrap();
         session.save().await.unwrap();

@@ -1,4 +1,5 @@
-//! Run with `cargo run --example demo`, then open the URL it prints.
+//! Run with `cargo run -p tower-sessions-auth-demo`, then open the URL it
+//! prints.
 //!
 //! A small complete web application on tower-sessions-auth: sign up, sign
 //! in, change the password (every other session of the user ends, this one
@@ -25,15 +26,12 @@
 //! - `DEMO_PG_SCHEMA`: a Postgres schema for the demo's tables.
 //! - `RUST_LOG`: log filter, default `info`.
 
-mod app;
-mod secret;
-
-use std::env;
+use std::{env, io::IsTerminal as _};
 
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use crate::app::{Config, StartError};
+use tower_sessions_auth_demo::{build, secret, serve, Config, StartError};
 
 /// Logs at `info`, but not Postgres' notices ("relation already exists,
 /// skipping") that every start produces.
@@ -45,6 +43,8 @@ async fn main() -> Result<(), StartError> {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
+        // Colour codes only where a person reads them, not in a log file.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
 
     let addr = var("DEMO_ADDR").unwrap_or_else(|| "127.0.0.1:3000".to_owned());
@@ -65,19 +65,18 @@ async fn main() -> Result<(), StartError> {
         database_url,
     };
 
-    let router = app::build(config).await?;
+    let router = build(config).await?;
     let listener = TcpListener::bind(&addr).await?;
     let url = format!("http://{}/", listener.local_addr()?);
     announce(&url);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            // Without a signal handler there is nothing to wait for; the
-            // process then ends by being killed, as before.
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        })
-        .await?;
+    serve(listener, router, async {
+        // Without a signal handler there is nothing to wait for; the
+        // process then ends by being killed.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    })
+    .await?;
     Ok(())
 }
 

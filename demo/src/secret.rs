@@ -10,7 +10,7 @@ use std::{
 use rand::{rngs::OsRng, RngCore};
 use tower_sessions_auth::AuthKeys;
 
-use crate::app::StartError;
+use crate::StartError;
 
 /// Name of the generated secret's file (`demo-secret*` is git-ignored).
 const FILE_NAME: &str = "demo-secret.key";
@@ -19,7 +19,7 @@ const FILE_NAME: &str = "demo-secret.key";
 /// `None`, from the secret file beside the database, plus `fallbacks`
 /// (`SESSION_SECRET_FALLBACKS`, comma-separated). Nothing here logs a
 /// secret, only where it came from.
-pub(crate) fn load_keys(
+pub fn load_keys(
     database_url: &str,
     secret: Option<&str>,
     fallbacks: Option<&str>,
@@ -51,7 +51,7 @@ pub(crate) fn load_keys(
 
 /// Beside the SQLite file, or in the current directory for a database that
 /// is not a local file.
-pub(crate) fn secret_path(database_url: &str) -> PathBuf {
+pub fn secret_path(database_url: &str) -> PathBuf {
     let file = database_url
         .strip_prefix("sqlite://")
         .or_else(|| database_url.strip_prefix("sqlite:"))

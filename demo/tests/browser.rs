@@ -1,7 +1,8 @@
-//! The demo (`examples/demo`) in real browsers: two headless Chromium
+//! The demo (the `tower-sessions-auth-demo` package) in real browsers: two headless Chromium
 //! sessions, each with its own fresh profile, driven over WebDriver by
 //! chromedriver. Both sign in as one user; a password change in the first
-//! sends the second to the sign-in page, while the first stays signed in.
+//! sends the second to the sign-in page, which says why, while the first
+//! stays signed in.
 //! A screenshot of every step goes to `target/demo-screenshots/`.
 //!
 //! Needs `chromium` and `chromedriver` on the `PATH` (Debian: packages
@@ -15,28 +16,22 @@
 // (Clippy's `allow-unwrap-in-tests` covers only the `#[test]` functions.)
 #![allow(clippy::unwrap_used)]
 
-#[path = "../examples/demo/app/mod.rs"]
-mod app;
+mod common;
 
 use std::{
     net::TcpListener as StdListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{
-        atomic::{AtomicU32, Ordering},
-        Arc,
-    },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
 use fantoccini::{elements::Element, error::CmdError, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::Client;
 use serde_json::{json, Value};
-use tokio::{net::TcpListener, task::JoinHandle};
-use tower_sessions_auth::AuthKeys;
 
-use crate::app::Config;
+use crate::common::{Server, TempDir};
 
 const PASSWORD: &str = "correct horse";
 const NEW_PASSWORD: &str = "battery staple";
@@ -48,70 +43,21 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 // ---------------------------------------------------------------------------
 // Harness: the demo server
 
-fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.subsec_nanos());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}_{}_{nanos}_{n}", std::process::id())
-}
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Self {
-        let dir = std::env::temp_dir().join(unique(prefix));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The demo on a fresh SQLite file, on a free loopback port.
 struct Demo {
-    base: String,
-    task: JoinHandle<()>,
+    server: Server,
     _db: TempDir,
 }
 
 impl Demo {
     async fn start() -> Self {
         let db = TempDir::new("demo_browser");
-        let config = Config {
-            database_url: format!("sqlite://{}?mode=rwc", db.0.join("demo.sqlite").display()),
-            session_store_url: None,
-            postgres_schema: None,
-            keys: AuthKeys::new(b"browser test secret, 32 bytes or more!!").unwrap(),
-            secure_cookies: false,
-            origin: None,
-            // Cheap hashing: the debug build is slow and the cost is not
-            // under test.
-            argon2: argon2::Params::new(1024, 1, 1, None).unwrap(),
-        };
-        let router = app::build(config).await.unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
-        Self {
-            base,
-            task,
-            _db: db,
-        }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        self.task.abort();
+        let server = Server::start(common::config(
+            &db.sqlite_url(),
+            b"browser test secret, 32 bytes or more!!",
+        ))
+        .await;
+        Self { server, _db: db }
     }
 }
 
@@ -192,7 +138,7 @@ impl Browser {
             "--disable-component-update".to_owned(),
             "--disable-sync".to_owned(),
             "--window-size=1000,760".to_owned(),
-            format!("--user-data-dir={}", profile.0.display()),
+            format!("--user-data-dir={}", profile.path().display()),
         ];
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".to_owned(), json!("chrome"));
@@ -280,7 +226,7 @@ impl Browser {
     /// Saves a screenshot of the page as `target/demo-screenshots/{name}.png`.
     async fn screenshot(&self, name: &str) {
         let png = self.check("screenshot", self.client.screenshot().await);
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/demo-screenshots");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/demo-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
@@ -327,7 +273,12 @@ async fn two_browsers_password_change_ends_the_other_session() {
     let laptop = Arc::new(Browser::open(&driver, &chromium, "laptop").await);
     let phone = Arc::new(Browser::open(&driver, &chromium, "phone").await);
 
-    let outcome = tokio::spawn(scenario(demo.base.clone(), laptop.clone(), phone.clone())).await;
+    let outcome = tokio::spawn(scenario(
+        demo.server.base.clone(),
+        laptop.clone(),
+        phone.clone(),
+    ))
+    .await;
     // Close both browsers whether or not the scenario passed: a killed
     // chromedriver would leave its Chromium processes behind.
     laptop.close().await;
@@ -381,9 +332,12 @@ async fn scenario(base: String, laptop: Arc<Browser>, phone: Arc<Browser>) {
     laptop.expect_page("/", "Password changed.").await;
     laptop.screenshot("06-laptop-password-changed").await;
 
-    // The phone, on reload, is on the sign-in page; the laptop stays in.
+    // The phone, on reload, is on the sign-in page, told why; the laptop
+    // stays in.
     phone.refresh().await;
-    phone.expect_page("/login", "Sign in").await;
+    phone
+        .expect_page("/login", "your password was changed on another device")
+        .await;
     phone
         .screenshot("07-phone-signed-out-by-password-change")
         .await;
@@ -405,7 +359,12 @@ async fn scenario(base: String, laptop: Arc<Browser>, phone: Arc<Browser>) {
         .screenshot("09-laptop-signed-out-other-devices")
         .await;
     phone.refresh().await;
-    phone.expect_page("/login", "Sign in").await;
+    phone
+        .expect_page(
+            "/login",
+            "\"Sign out other devices\" was used on another device",
+        )
+        .await;
     phone.screenshot("10-phone-signed-out-by-laptop").await;
 
     // The phone signs in again and changes the password itself: now the
@@ -420,8 +379,10 @@ async fn scenario(base: String, laptop: Arc<Browser>, phone: Arc<Browser>) {
         .await;
     phone.click(r#"button[type="submit"]"#).await;
     phone.expect_page("/", "Signed in as alice").await;
-    laptop.goto(&url("/password")).await;
-    laptop.expect_page("/login", "Sign in").await;
+    laptop.goto(&url("/")).await;
+    laptop
+        .expect_page("/", "your password was changed on another device")
+        .await;
     laptop.screenshot("11-laptop-signed-out-by-phone").await;
 
     // Sign out on the phone.

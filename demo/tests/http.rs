@@ -1,4 +1,4 @@
-//! HTTP-level tests of the demo application (`examples/demo`): every route
+//! HTTP-level tests of the demo application (the `tower-sessions-auth-demo` package): every route
 //! and status of its contract, over a real server on a loopback port, with
 //! users and sessions in a temporary SQLite file (and, when `DATABASE_URL`
 //! and `REDIS_URL` are set, in Postgres and Redis).
@@ -7,22 +7,10 @@
 // (Clippy's `allow-unwrap-in-tests` covers only the `#[test]` functions.)
 #![allow(clippy::unwrap_used)]
 
-#[path = "../examples/demo/app/mod.rs"]
-mod app;
-#[path = "../examples/demo/secret.rs"]
-mod secret;
+mod common;
 
-use std::{
-    future::Future,
-    path::PathBuf,
-    sync::{
-        atomic::{AtomicU32, Ordering},
-        Arc,
-    },
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{future::Future, path::PathBuf, sync::Arc};
 
-use axum::Router;
 use reqwest::{
     cookie::{CookieStore, Jar},
     header, redirect, Client, Response, StatusCode,
@@ -30,104 +18,30 @@ use reqwest::{
 use serde_json::{json, Value};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-    task::JoinHandle,
+    net::TcpStream,
 };
 use tower_sessions_auth::{AuthKeys, SessionUser, Verification};
 
-use crate::app::Config;
+use tower_sessions_auth_demo::{secret, Config};
+
+use crate::common::{unique, Server, TempDir};
 
 const SECRET: &[u8] = b"demo test secret, 32 bytes or more, not for production";
 const PASSWORD: &str = "correct horse";
 const NEW_PASSWORD: &str = "battery staple";
 
+/// The demo's configuration for `database_url`, signed with [`SECRET`].
+fn config(database_url: &str) -> Config {
+    common::config(database_url, SECRET)
+}
+
 // ---------------------------------------------------------------------------
 // Harness
 
-/// A name no other test (or test run) uses.
-fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.subsec_nanos());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}_{}_{nanos}_{n}", std::process::id())
-}
-
-/// A SQLite file in a directory of its own under the temp directory; the
-/// directory goes on drop. (Removing only the file is not enough: a pool
-/// connection still closing can recreate it.)
-struct TempDb {
-    dir: PathBuf,
-}
-
-impl TempDb {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(unique("demo_http"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self { dir }
-    }
-
-    fn url(&self) -> String {
-        format!(
-            "sqlite://{}?mode=rwc",
-            self.dir.join("demo.sqlite").display()
-        )
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A configuration for `database_url`, with cheap argon2 parameters: the
-/// debug build hashes slowly and the cost is not under test here.
-fn config(database_url: &str) -> Config {
-    Config {
-        database_url: database_url.to_owned(),
-        session_store_url: None,
-        postgres_schema: None,
-        keys: AuthKeys::new(SECRET).unwrap(),
-        secure_cookies: false,
-        origin: None,
-        argon2: argon2::Params::new(1024, 1, 1, None).unwrap(),
-    }
-}
-
-/// A running demo server.
-struct Server {
-    base: String,
-    task: JoinHandle<()>,
-}
-
-impl Server {
-    async fn start(config: Config) -> Self {
-        let router: Router = app::build(config).await.unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
-        Self { base, task }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// One demo on a fresh SQLite file.
-async fn sqlite_demo() -> (Server, TempDb) {
-    let db = TempDb::new();
-    let server = Server::start(config(&db.url())).await;
+async fn sqlite_demo() -> (Server, TempDir) {
+    let db = TempDir::new("demo_http");
+    let server = Server::start(config(&db.sqlite_url())).await;
     (server, db)
 }
 
@@ -139,9 +53,15 @@ struct Browser {
 
 impl Browser {
     fn new() -> Self {
+        Self::with_user_agent("demo-http-test")
+    }
+
+    /// A browser that sends `agent` as its `User-Agent`.
+    fn with_user_agent(agent: &str) -> Self {
         let jar = Arc::new(Jar::default());
         let http = Client::builder()
             .cookie_provider(jar.clone())
+            .user_agent(agent)
             .redirect(redirect::Policy::none())
             .build()
             .unwrap();
@@ -518,6 +438,134 @@ async fn password_change_keeps_this_session_and_ends_the_others() {
     signed_in(&server, "alice", NEW_PASSWORD).await;
 }
 
+/// The body of `GET path` for `browser`.
+async fn page(browser: &Browser, server: &Server, path: &str) -> String {
+    browser.get(&server.url(path)).await.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_browser_signed_out_elsewhere_is_told_why_on_the_page_it_gets() {
+    const PASSWORD_CHANGED: &str =
+        "You were signed out because your password was changed on another device.";
+    const SIGNED_OUT_ELSEWHERE: &str =
+        "You were signed out because &#34;Sign out other devices&#34; was used on another device.";
+    const ACCOUNT_GONE: &str =
+        "You were signed out because the account you were signed in to no longer exists.";
+
+    let (server, _db) = sqlite_demo().await;
+    let changer = signed_up(&server, "alice").await;
+    let home = signed_in(&server, "alice", PASSWORD).await;
+    let guarded = signed_in(&server, "alice", PASSWORD).await;
+    let form = [
+        ("current_password", PASSWORD),
+        ("new_password", NEW_PASSWORD),
+    ];
+    changer.post(&server.url("/password"), &form).await;
+
+    // The home page that ends the session says why, once.
+    let body = page(&home, &server, "/").await;
+    assert!(body.contains(PASSWORD_CHANGED), "{body}");
+    assert!(body.contains(r#"href="/login""#), "{body}");
+    assert!(!page(&home, &server, "/").await.contains(PASSWORD_CHANGED));
+    // A guarded page redirects to sign-in, and the sign-in page says why.
+    let response = guarded.get(&server.url("/password")).await;
+    assert_eq!(location(&response), "/login?next=%2Fpassword");
+    let body = page(&guarded, &server, "/login?next=%2Fpassword").await;
+    assert!(body.contains(PASSWORD_CHANGED), "{body}");
+    assert!(!page(&guarded, &server, "/login")
+        .await
+        .contains(PASSWORD_CHANGED));
+    // The changer is told nothing of the kind.
+    assert!(!page(&changer, &server, "/")
+        .await
+        .contains("You were signed out"));
+
+    let other = signed_in(&server, "alice", NEW_PASSWORD).await;
+    changer
+        .post(&server.url("/sessions/logout-others"), &[])
+        .await;
+    let body = page(&other, &server, "/").await;
+    assert!(body.contains(SIGNED_OUT_ELSEWHERE), "{body}");
+
+    let other = signed_in(&server, "alice", NEW_PASSWORD).await;
+    changer
+        .post(
+            &server.url("/account/delete"),
+            &[("password", NEW_PASSWORD)],
+        )
+        .await;
+    let body = page(&other, &server, "/").await;
+    assert!(body.contains(ACCOUNT_GONE), "{body}");
+}
+
+#[tokio::test]
+async fn the_api_gets_no_session_for_the_notice() {
+    let (server, _db) = sqlite_demo().await;
+    let changer = signed_up(&server, "alice").await;
+    let other = signed_in(&server, "alice", PASSWORD).await;
+    let form = [
+        ("current_password", PASSWORD),
+        ("new_password", NEW_PASSWORD),
+    ];
+    changer.post(&server.url("/password"), &form).await;
+    let response = other.get(&server.url("/api/me")).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(other.session_id(&server), None, "no new session");
+}
+
+/// The home page of `browser` once it lists `count` activity entries (the
+/// events reach the list shortly after the response).
+async fn activity_page(browser: &Browser, server: &Server, count: usize) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let body = page(browser, server, "/").await;
+        if body.matches("<li>").count() >= count || std::time::Instant::now() > deadline {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn home_lists_the_accounts_recent_activity_from_the_events() {
+    let (server, _db) = sqlite_demo().await;
+    let laptop = signed_up(&server, "alice").await;
+    let phone = Browser::with_user_agent("Phone browser/1.0 <script>");
+    let response = phone.login(&server, "alice", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let bob = signed_up(&server, "bob").await;
+    bob.login(&server, "bob", PASSWORD).await;
+
+    // Signed up (which signs in), then signed in on the phone.
+    let body = activity_page(&laptop, &server, 2).await;
+    assert!(body.contains("Recent activity"), "{body}");
+    assert!(body.contains("Signed in"), "{body}");
+    assert!(body.contains("from 127.0.0.1"), "{body}");
+    assert!(
+        body.contains("Phone browser/1.0 &#60;script&#62;"),
+        "the user agent, escaped: {body}"
+    );
+
+    let form = [
+        ("current_password", PASSWORD),
+        ("new_password", NEW_PASSWORD),
+    ];
+    laptop.post(&server.url("/password"), &form).await;
+    assert_eq!(phone.me(&server).await, None);
+    let body = activity_page(&laptop, &server, 3).await;
+    assert!(
+        body.contains("A session was signed out after a password change"),
+        "{body}"
+    );
+    // Newest first.
+    let ended = body.find("signed out after a password change").unwrap();
+    assert!(ended < body.find("· Signed in").unwrap(), "{body}");
+    // Nothing of bob's.
+    let body = activity_page(&bob, &server, 2).await;
+    assert!(!body.contains("Phone browser"), "{body}");
+    assert!(!body.contains("password change"), "{body}");
+}
+
 // ---------------------------------------------------------------------------
 // POST /sessions/logout-others
 
@@ -837,8 +885,8 @@ async fn cross_site_posts_are_403() {
 
 #[tokio::test]
 async fn a_configured_origin_replaces_the_host_header() {
-    let db = TempDb::new();
-    let mut config = config(&db.url());
+    let db = TempDir::new("demo_http");
+    let mut config = config(&db.sqlite_url());
     config.origin = Some("https://demo.example".to_owned());
     let server = Server::start(config).await;
     let client = Client::builder()
@@ -885,8 +933,8 @@ async fn session_cookie_is_http_only_lax_and_path_root() {
 
 #[tokio::test]
 async fn secure_cookies_are_marked_secure() {
-    let db = TempDb::new();
-    let mut config = config(&db.url());
+    let db = TempDir::new("demo_http");
+    let mut config = config(&db.sqlite_url());
     config.secure_cookies = true;
     let server = Server::start(config).await;
     let response = Browser::new().signup(&server, "alice", PASSWORD).await;
@@ -906,13 +954,13 @@ async fn secure_cookies_are_marked_secure() {
 
 #[tokio::test]
 async fn sessions_survive_a_restart_with_the_same_secret() {
-    let db = TempDb::new();
-    let first = Server::start(config(&db.url())).await;
+    let db = TempDir::new("demo_http");
+    let first = Server::start(config(&db.sqlite_url())).await;
     let browser = signed_up(&first, "alice").await;
     let cookie = format!("demo_session={}", browser.session_id(&first).unwrap());
     drop(first);
 
-    let restarted = Server::start(config(&db.url())).await;
+    let restarted = Server::start(config(&db.sqlite_url())).await;
     let me = |server: &Server| {
         Client::new()
             .get(server.url("/api/me"))
@@ -923,7 +971,7 @@ async fn sessions_survive_a_restart_with_the_same_secret() {
     drop(restarted);
 
     // With another secret the same session no longer verifies.
-    let mut other_secret = config(&db.url());
+    let mut other_secret = config(&db.sqlite_url());
     other_secret.keys = AuthKeys::new(b"a different secret of thirty-two bytes or more").unwrap();
     let rekeyed = Server::start(other_secret).await;
     assert_eq!(
@@ -934,13 +982,13 @@ async fn sessions_survive_a_restart_with_the_same_secret() {
 
 #[tokio::test]
 async fn a_fallback_secret_keeps_sessions_signed_in() {
-    let db = TempDb::new();
-    let first = Server::start(config(&db.url())).await;
+    let db = TempDir::new("demo_http");
+    let first = Server::start(config(&db.sqlite_url())).await;
     let browser = signed_up(&first, "alice").await;
     let cookie = format!("demo_session={}", browser.session_id(&first).unwrap());
     drop(first);
 
-    let mut rotated = config(&db.url());
+    let mut rotated = config(&db.sqlite_url());
     rotated.keys = AuthKeys::new(b"the next secret, thirty-two bytes or more")
         .unwrap()
         .with_fallback(SECRET)
@@ -980,9 +1028,9 @@ async fn two_instances_share_users_and_sessions(a: &Server, b: &Server) {
 
 #[tokio::test]
 async fn two_instances_on_one_sqlite_file() {
-    let db = TempDb::new();
-    let a = Server::start(config(&db.url())).await;
-    let b = Server::start(config(&db.url())).await;
+    let db = TempDir::new("demo_http");
+    let a = Server::start(config(&db.sqlite_url())).await;
+    let b = Server::start(config(&db.sqlite_url())).await;
     two_instances_share_users_and_sessions(&a, &b).await;
 }
 
@@ -990,7 +1038,7 @@ async fn two_instances_on_one_sqlite_file() {
 async fn a_user_database_failure_is_a_5xx() {
     let (server, db) = sqlite_demo().await;
     let browser = signed_up(&server, "alice").await;
-    let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&db.sqlite_url()).await.unwrap();
     sqlx::query("DROP TABLE demo_users")
         .execute(&pool)
         .await
@@ -1006,7 +1054,7 @@ async fn a_user_database_failure_is_a_5xx() {
 async fn a_session_store_failure_is_a_5xx() {
     let (server, db) = sqlite_demo().await;
     let browser = signed_up(&server, "alice").await;
-    let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&db.sqlite_url()).await.unwrap();
     sqlx::query("DROP TABLE tower_sessions")
         .execute(&pool)
         .await
@@ -1131,7 +1179,7 @@ async fn two_instances_on_one_postgres_database() {
 }
 
 // ---------------------------------------------------------------------------
-// The session secret (`examples/demo/secret.rs`)
+// The session secret (`demo/src/secret.rs`)
 
 /// A stand-in user: the secret tests compare signatures, not users.
 #[derive(Clone)]

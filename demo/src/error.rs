@@ -45,7 +45,12 @@ impl From<sqlx::Error> for AppError {
 
 impl From<AuthError> for AppError {
     fn from(err: AuthError) -> Self {
-        Self::Session(err.to_string())
+        // The crate's error names the operation; its source, the store's
+        // failure.
+        match std::error::Error::source(&err) {
+            Some(source) => Self::Session(format!("{err}: {source}")),
+            None => Self::Session(err.to_string()),
+        }
     }
 }
 

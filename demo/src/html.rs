@@ -1,30 +1,41 @@
 //! The browser routes: pages, forms, redirects.
 
 use axum::{
-    extract::{Query, State},
+    extract::{Query, Request, State},
     http::StatusCode,
+    middleware::Next,
     response::{IntoResponse, Redirect, Response},
     Form,
 };
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
-use tower_sessions_auth::{safe_next, AuthSession, LoginRequired};
+use tower_sessions_auth::{safe_next, AuthSession, EndReason, LoginRequired, SessionEnded};
 
 use super::{
     accounts::{authenticate, check_new_password, check_username},
+    activity,
     error::AppError,
     pages::{self, render},
     users::User,
     AppState,
 };
 
-/// A one-time message for the next home page, kept in the session.
+/// A one-time message for the next page that shows notices (home and
+/// sign-in), kept in the session.
 #[derive(Serialize, Deserialize, Clone, Copy)]
 enum Notice {
     Welcome,
     PasswordChanged,
     OthersSignedOut,
     AccountDeleted,
+    /// This browser's session was ended by a password change elsewhere.
+    EndedByPasswordChange,
+    /// ... by "Sign out other devices" elsewhere.
+    EndedBySignOutElsewhere,
+    /// ... because the account is gone.
+    EndedAccountGone,
+    /// ... for another reason (unreadable session data).
+    EndedOther,
 }
 
 impl Notice {
@@ -38,6 +49,27 @@ impl Notice {
             }
             Self::OthersSignedOut => "Your other sessions are signed out; this one stays.",
             Self::AccountDeleted => "Your account is deleted, and all its sessions with it.",
+            Self::EndedByPasswordChange => {
+                "You were signed out because your password was changed on another device. \
+                 Sign in with the new password."
+            }
+            Self::EndedBySignOutElsewhere => {
+                "You were signed out because \"Sign out other devices\" was used on another \
+                 device."
+            }
+            Self::EndedAccountGone => {
+                "You were signed out because the account you were signed in to no longer exists."
+            }
+            Self::EndedOther => "You were signed out. Please sign in again.",
+        }
+    }
+
+    fn ended(reason: EndReason) -> Self {
+        match reason {
+            EndReason::CredentialChanged => Self::EndedByPasswordChange,
+            EndReason::EpochChanged => Self::EndedBySignOutElsewhere,
+            EndReason::UserGone => Self::EndedAccountGone,
+            _ => Self::EndedOther,
         }
     }
 
@@ -51,13 +83,38 @@ impl Notice {
     }
 }
 
+/// Middleware inside `AuthLayer`: when the layer ended this browser's
+/// session on this request, leaves a notice saying why for the page that is
+/// shown now (home), or after the redirect to the sign-in page. The JSON
+/// API gets no session for it.
+pub(crate) async fn explain_ended_session(req: Request, next: Next) -> Response {
+    let ended = req.extensions().get::<SessionEnded>().copied();
+    let session = req.extensions().get::<Session>().cloned();
+    if let (Some(ended), Some(session)) = (ended, session) {
+        if !req.uri().path().starts_with("/api/") {
+            if let Err(err) = Notice::ended(ended.reason()).set(&session).await {
+                return err.into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
 /// `GET /`.
-pub(crate) async fn home(auth: AuthSession<User>) -> Result<Response, AppError> {
+pub(crate) async fn home(
+    State(state): State<AppState>,
+    auth: AuthSession<User>,
+) -> Result<Response, AppError> {
     let notice = Notice::take(auth.session()).await?.map(Notice::text);
+    let activity = match auth.user() {
+        Some(user) => activity::recent(&state.users, user.id).await?,
+        None => Vec::new(),
+    };
     let page = pages::Home {
         username: auth.user().map(|user| user.username.clone()),
         notice,
         error: None,
+        activity,
     };
     render(StatusCode::OK, &page)
 }
@@ -117,10 +174,14 @@ pub(crate) struct LoginQuery {
 }
 
 /// `GET /login`: the form, carrying `next` through.
-pub(crate) async fn login_form(Query(query): Query<LoginQuery>) -> Result<Response, AppError> {
+pub(crate) async fn login_form(
+    session: Session,
+    Query(query): Query<LoginQuery>,
+) -> Result<Response, AppError> {
     let page = pages::Login {
         username: String::new(),
         next: local_next(query.next.as_deref()),
+        notice: Notice::take(&session).await?.map(Notice::text),
         error: None,
     };
     render(StatusCode::OK, &page)
@@ -152,6 +213,7 @@ pub(crate) async fn login(
             let page = pages::Login {
                 username: form.username,
                 next,
+                notice: None,
                 error: Some("Wrong username or password."),
             };
             render(StatusCode::UNAUTHORIZED, &page)
@@ -262,6 +324,7 @@ pub(crate) async fn delete_account(
             username: Some(user.username),
             notice: None,
             error: Some("Wrong password: your account was not deleted."),
+            activity: activity::recent(&state.users, user.id).await?,
         };
         return render(StatusCode::FORBIDDEN, &page);
     }

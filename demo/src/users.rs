@@ -12,6 +12,9 @@ use tower_sessions_auth::{SessionUser, UserBackend};
 
 use super::StartError;
 
+/// A row of `demo_activity`: time, text, user agent, IP address.
+pub(crate) type ActivityRow = (i64, String, Option<String>, Option<String>);
+
 /// A row of `demo_users`.
 #[derive(Clone, sqlx::FromRow)]
 pub(crate) struct User {
@@ -101,6 +104,18 @@ impl Users {
                 )
                 .execute(pool)
                 .await?;
+                sqlx::query(
+                    "CREATE TABLE IF NOT EXISTS demo_activity (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        user_id INTEGER NOT NULL,
+                        at INTEGER NOT NULL,
+                        what TEXT NOT NULL,
+                        user_agent TEXT,
+                        ip TEXT
+                    )",
+                )
+                .execute(pool)
+                .await?;
             }
             Self::Postgres(pool) => {
                 sqlx::query(
@@ -109,6 +124,18 @@ impl Users {
                         username TEXT NOT NULL UNIQUE,
                         password_hash TEXT NOT NULL,
                         session_epoch BIGINT NOT NULL DEFAULT 0
+                    )",
+                )
+                .execute(pool)
+                .await?;
+                sqlx::query(
+                    "CREATE TABLE IF NOT EXISTS demo_activity (
+                        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                        user_id BIGINT NOT NULL,
+                        at BIGINT NOT NULL,
+                        what TEXT NOT NULL,
+                        user_agent TEXT,
+                        ip TEXT
                     )",
                 )
                 .execute(pool)
@@ -187,16 +214,77 @@ impl Users {
         })
     }
 
-    /// Deletes a user; `false` if there was none.
+    /// Deletes a user and their recent activity; `false` if there was no
+    /// such user.
     pub(crate) async fn delete(&self, id: i64) -> Result<bool, sqlx::Error> {
         let done = on_pool!(self, pool => {
-            sqlx::query("DELETE FROM demo_users WHERE id = $1")
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM demo_activity WHERE user_id = $1")
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *tx)
+                .await?;
+            let done = sqlx::query("DELETE FROM demo_users WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            tx.commit().await?;
+            done
         });
         Ok(done > 0)
+    }
+
+    /// Adds an entry to a user's recent activity, if the user still exists,
+    /// and keeps only their newest `keep` entries.
+    pub(crate) async fn add_activity(
+        &self,
+        user_id: i64,
+        entry: ActivityRow,
+        keep: i64,
+    ) -> Result<(), sqlx::Error> {
+        let (at, what, user_agent, ip) = entry;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO demo_activity (user_id, at, what, user_agent, ip) \
+                 SELECT id, $2, $3, $4, $5 FROM demo_users WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(at)
+            .bind(what)
+            .bind(user_agent)
+            .bind(ip)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM demo_activity WHERE user_id = $1 AND id NOT IN \
+                 (SELECT id FROM demo_activity WHERE user_id = $1 ORDER BY id DESC LIMIT $2)",
+            )
+            .bind(user_id)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        })
+    }
+
+    /// A user's newest activity entries, newest first: time (seconds since
+    /// the epoch), text, user agent, IP address.
+    pub(crate) async fn recent_activity(
+        &self,
+        user_id: i64,
+        limit: i64,
+    ) -> Result<Vec<ActivityRow>, sqlx::Error> {
+        on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT at, what, user_agent, ip FROM demo_activity WHERE user_id = $1 \
+                 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(user_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })
     }
 }
 

@@ -1,11 +1,13 @@
-//! The demo application, independent of where its configuration comes from:
-//! `main.rs` fills a [`Config`] from the environment, the tests fill one by
-//! hand and call [`build`].
+//! The demo application of tower-sessions-auth, independent of where its
+//! configuration comes from: `main.rs` fills a [`Config`] from the
+//! environment, the tests fill one by hand; both call [`build`] and
+//! [`serve`].
 //!
 //! Request path, outermost first: response headers ([`headers`]), body
 //! size and origin checks ([`guard`]), tower-sessions (the store
 //! picked in [`stores`]), tower-sessions-auth's `AuthLayer` (users from
-//! [`users`]), then the routes ([`html`], [`api`]).
+//! [`users`], events into [`activity`]), the notice of an ended session
+//! ([`html::explain_ended_session`]), then the routes ([`html`], [`api`]).
 //!
 //! # Cross-site requests
 //!
@@ -19,6 +21,7 @@
 //! cookie is not sent on those anyway.
 
 mod accounts;
+mod activity;
 mod api;
 mod error;
 mod guard;
@@ -26,8 +29,11 @@ mod headers;
 mod html;
 mod pages;
 mod passwords;
+pub mod secret;
 mod stores;
 mod users;
+
+use std::{future::Future, net::SocketAddr};
 
 use axum::{
     extract::DefaultBodyLimit,
@@ -35,6 +41,7 @@ use axum::{
     routing::{get, post},
     Router,
 };
+use tokio::net::TcpListener;
 use tower_sessions_auth::{AuthKeys, AuthLayer};
 
 use self::{guard::OriginPolicy, passwords::Passwords, stores::CookieSettings, users::Users};
@@ -44,30 +51,30 @@ pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 /// A failure while starting: bad configuration, or a database or store that
 /// cannot be reached.
-pub(crate) type StartError = Box<dyn std::error::Error + Send + Sync>;
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Everything the demo needs to run.
-pub(crate) struct Config {
+pub struct Config {
     /// Where users live: `sqlite://…` or `postgres://…`.
-    pub(crate) database_url: String,
+    pub database_url: String,
     /// Where sessions live: `redis://…`, `postgres://…` or `sqlite://…`;
     /// `None` keeps them in the users' database.
-    pub(crate) session_store_url: Option<String>,
+    pub session_store_url: Option<String>,
     /// A Postgres schema for the demo's tables (users and sessions), created
     /// if missing; `None` uses the connection's default schema for users
     /// and tower-sessions' own `tower_sessions` schema for sessions. The
     /// tests use a throwaway schema per run.
-    pub(crate) postgres_schema: Option<String>,
+    pub postgres_schema: Option<String>,
     /// The secrets that sign session auth hashes.
-    pub(crate) keys: AuthKeys,
+    pub keys: AuthKeys,
     /// Marks the session cookie `Secure` (and names it `__Host-…`).
-    pub(crate) secure_cookies: bool,
+    pub secure_cookies: bool,
     /// The site's own origin for the cross-site check, such as
     /// `https://demo.example`; `None` derives it from each request.
-    pub(crate) origin: Option<String>,
+    pub origin: Option<String>,
     /// Argon2 cost of new password hashes. The tests lower it: the debug
     /// build hashes slowly, and the cost is not what they test.
-    pub(crate) argon2: argon2::Params,
+    pub argon2: argon2::Params,
 }
 
 /// State shared by the handlers.
@@ -84,12 +91,14 @@ pub(crate) struct AppState {
 ///
 /// When a URL or the schema name is invalid, or a database or the session
 /// store cannot be reached or migrated.
-pub(crate) async fn build(config: Config) -> Result<Router, StartError> {
+pub async fn build(config: Config) -> Result<Router, StartError> {
     let users = Users::connect(&config.database_url, config.postgres_schema.as_deref()).await?;
     users.migrate().await?;
     let passwords = Passwords::new(config.argon2).await?;
 
-    let auth = AuthLayer::new(users.clone(), config.keys).with_login_url("/login");
+    let auth = AuthLayer::new(users.clone(), config.keys)
+        .with_login_url("/login")
+        .with_events(activity::events(users.clone()));
     let routes = Router::new()
         .route("/", get(html::home))
         .route("/signup", get(html::signup_form).post(html::signup))
@@ -107,6 +116,7 @@ pub(crate) async fn build(config: Config) -> Result<Router, StartError> {
             users: users.clone(),
             passwords,
         })
+        .layer(middleware::from_fn(html::explain_ended_session))
         .layer(auth);
 
     let cookies = CookieSettings {
@@ -128,4 +138,23 @@ pub(crate) async fn build(config: Config) -> Result<Router, StartError> {
         .layer(middleware::from_fn(guard::limit_body))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(headers::set_response_headers)))
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+///
+/// Handlers see the peer address of each TCP connection
+/// (`ConnectInfo<SocketAddr>`); the demo trusts no forwarding header.
+///
+/// # Errors
+///
+/// When accepting connections fails.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -7,31 +7,35 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 
-use super::error::AppError;
+use super::{activity::Entry, error::AppError};
 
 /// `/`: who is signed in and what they can do.
 #[derive(Template)]
-#[template(path = "home.html", config = "examples/demo/askama.toml")]
+#[template(path = "home.html")]
 pub(crate) struct Home {
     /// `None` for an anonymous visitor.
     pub(crate) username: Option<String>,
     pub(crate) notice: Option<&'static str>,
     pub(crate) error: Option<&'static str>,
+    /// The signed-in user's recent activity, newest first.
+    pub(crate) activity: Vec<Entry>,
 }
 
 /// `/login`.
 #[derive(Template)]
-#[template(path = "login.html", config = "examples/demo/askama.toml")]
+#[template(path = "login.html")]
 pub(crate) struct Login {
     pub(crate) username: String,
     /// Where to go after signing in; checked again when the form comes back.
     pub(crate) next: String,
+    /// Why this browser was signed out, when it just was.
+    pub(crate) notice: Option<&'static str>,
     pub(crate) error: Option<&'static str>,
 }
 
 /// `/signup`.
 #[derive(Template)]
-#[template(path = "signup.html", config = "examples/demo/askama.toml")]
+#[template(path = "signup.html")]
 pub(crate) struct Signup {
     pub(crate) username: String,
     pub(crate) error: Option<&'static str>,
@@ -39,7 +43,7 @@ pub(crate) struct Signup {
 
 /// `/password`.
 #[derive(Template)]
-#[template(path = "password.html", config = "examples/demo/askama.toml")]
+#[template(path = "password.html")]
 pub(crate) struct Password {
     pub(crate) username: String,
     pub(crate) error: Option<&'static str>,

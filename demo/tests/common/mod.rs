@@ -1,0 +1,100 @@
+//! What the demo's HTTP and browser tests share: unique names, temporary
+//! directories, a test configuration and a running demo server.
+
+// Harness code: a failed setup should panic. (Clippy's
+// `allow-unwrap-in-tests` covers only the `#[test]` functions.)
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
+
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use tokio::{net::TcpListener, task::JoinHandle};
+use tower_sessions_auth::AuthKeys;
+use tower_sessions_auth_demo::{build, serve, Config};
+
+/// A name no other test (or test run) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}_{}_{nanos}_{n}", std::process::id())
+}
+
+/// A directory of its own under the temp directory, removed whole on drop.
+/// (Removing only an SQLite file is not enough: a pool connection still
+/// closing can recreate it.)
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The URL of an SQLite database in this directory.
+    pub fn sqlite_url(&self) -> String {
+        format!("sqlite://{}?mode=rwc", self.0.join("demo.sqlite").display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A configuration for `database_url` signed with `secret`, with cheap
+/// argon2 parameters: the debug build hashes slowly and the cost is not
+/// under test.
+pub fn config(database_url: &str, secret: &[u8]) -> Config {
+    Config {
+        database_url: database_url.to_owned(),
+        session_store_url: None,
+        postgres_schema: None,
+        keys: AuthKeys::new(secret).unwrap(),
+        secure_cookies: false,
+        origin: None,
+        argon2: argon2::Params::new(1024, 1, 1, None).unwrap(),
+    }
+}
+
+/// A demo server on a free loopback port, served as `main` serves it;
+/// stopped on drop.
+pub struct Server {
+    pub base: String,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    pub async fn start(config: Config) -> Self {
+        let router = build(config).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            serve(listener, router, std::future::pending())
+                .await
+                .unwrap();
+        });
+        Self { base, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
