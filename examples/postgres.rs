@@ -11,7 +11,10 @@
 //! users live in memory here, so a password change is seen only by the
 //! instance that made it: a real deployment shares its user table too.
 
-mod shared;
+// The application of the `basic` example; only the session store differs.
+#[path = "basic.rs"]
+#[allow(dead_code)]
+mod basic;
 
 use std::time::Duration;
 
@@ -20,7 +23,7 @@ use tower_sessions::{session_store::ExpiredDeletion, SessionManagerLayer};
 use tower_sessions_sqlx_store::PostgresStore;
 
 #[tokio::main]
-async fn main() -> Result<(), shared::BoxError> {
+async fn main() -> Result<(), basic::BoxError> {
     let database_url = std::env::var("DATABASE_URL").map_err(|_| {
         "DATABASE_URL must be set, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/test"
     })?;
@@ -45,5 +48,5 @@ async fn main() -> Result<(), shared::BoxError> {
 
     // `with_secure(false)` only because this example serves plain HTTP.
     let sessions = SessionManagerLayer::new(store).with_secure(false);
-    shared::serve(shared::app()?.layer(sessions), shared::port(3003)?).await
+    basic::serve(basic::app()?.layer(sessions), basic::port(3003)?).await
 }

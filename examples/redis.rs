@@ -11,7 +11,10 @@
 //! users live in memory here, so a password change is seen only by the
 //! instance that made it: a real deployment shares its user table too.
 
-mod shared;
+// The application of the `basic` example; only the session store differs.
+#[path = "basic.rs"]
+#[allow(dead_code)]
+mod basic;
 
 use std::time::Duration;
 
@@ -22,7 +25,7 @@ use tower_sessions_redis_store::{
 };
 
 #[tokio::main]
-async fn main() -> Result<(), shared::BoxError> {
+async fn main() -> Result<(), basic::BoxError> {
     let redis_url = std::env::var("REDIS_URL")
         .map_err(|_| "REDIS_URL must be set, e.g. REDIS_URL=redis://127.0.0.1:6379")?;
 
@@ -42,5 +45,5 @@ async fn main() -> Result<(), shared::BoxError> {
 
     // `with_secure(false)` only because this example serves plain HTTP.
     let sessions = SessionManagerLayer::new(RedisStore::new(pool)).with_secure(false);
-    shared::serve(shared::app()?.layer(sessions), shared::port(3002)?).await
+    basic::serve(basic::app()?.layer(sessions), basic::port(3002)?).await
 }

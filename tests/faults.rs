@@ -29,7 +29,7 @@ use common::{
     pg_users::PgUsers,
     proxy::{Mode, Proxy},
     record_exists, serve, service_url,
-    services::{redis_store, Tracker},
+    services::{postgres_store, redis_store, Tracker},
     Client, Reply, UserTable, Users, SECRET_A,
 };
 use tokio::task::JoinSet;
@@ -184,8 +184,8 @@ async fn postgres_store_out_of_reach(mode: Mode, rounds: usize) {
     };
     let proxy = Proxy::start(&database).await;
     let schema = PgUsers::create(&database).await;
-    let direct = schema.session_store(&database).await;
-    let store = schema.session_store(&proxy.url(&database)).await;
+    let direct = postgres_store(&database, schema.schema()).await;
+    let store = postgres_store(&proxy.url(&database), schema.schema()).await;
     store_out_of_reach(&proxy, store, direct, mode, rounds).await;
 }
 

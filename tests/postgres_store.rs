@@ -6,13 +6,13 @@
 
 mod common;
 
-use common::{pg_users::PgUsers, service_url, suite::store_suite};
+use common::{pg_users::PgUsers, service_url, services::postgres_store, suite::store_suite};
 use tower_sessions_sqlx_store::PostgresStore;
 
 async fn fixture() -> Option<(PostgresStore, PgUsers)> {
     let url = service_url("DATABASE_URL")?;
     let users = PgUsers::create(&url).await;
-    let store = users.session_store(&url).await;
+    let store = postgres_store(&url, users.schema()).await;
     Some((store, users))
 }
 

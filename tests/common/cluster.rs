@@ -12,7 +12,7 @@ use super::{
     app,
     pg_users::PgUsers,
     serve, service_url,
-    services::{redis_store, Tracked, Tracker},
+    services::{postgres_store, redis_store, Tracked, Tracker},
     Client,
 };
 
@@ -74,11 +74,11 @@ pub async fn postgres_site() -> Option<Site<PostgresStore>> {
     let mut stores = Vec::new();
     let mut tables = Vec::new();
     for _ in 0..INSTANCES {
-        stores.push(users.session_store(&database).await);
+        stores.push(postgres_store(&database, users.schema()).await);
         tables.push(users.connect(&database).await);
     }
     Some(Site {
-        store: users.session_store(&database).await,
+        store: postgres_store(&database, users.schema()).await,
         users,
         stores,
         tables,

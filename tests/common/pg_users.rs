@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 use tower_sessions_auth::UserBackend;
-use tower_sessions_sqlx_store::PostgresStore;
 
 use super::{
     default_users, fake_hash,
@@ -112,15 +111,6 @@ impl PgUsers {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    /// A Postgres session store in this test's schema, on a pool of its own.
-    pub async fn session_store(&self, url: &str) -> PostgresStore {
-        let store = PostgresStore::new(pg_pool(url, POOL_SIZE).await)
-            .with_schema_name(self.schema())
-            .expect("a valid schema name");
-        store.migrate().await.expect("migrate the session table");
-        store
     }
 
     /// `template` with `{users}` replaced by the qualified table name.

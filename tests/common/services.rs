@@ -22,7 +22,7 @@ use tower_sessions_redis_store::{
     fred::prelude::{Builder, Client, ClientLike, Config, KeysInterface, ReconnectPolicy},
     RedisStore,
 };
-use tower_sessions_sqlx_store::SqliteStore;
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 /// How long a client waits for a database or store that does not answer:
 /// a store that is gone fails the request within about this long.
@@ -152,6 +152,16 @@ pub fn drop_schema_on_drop(url: &str, schema: &str) -> OnDrop {
         }
         pool.close().await;
     })
+}
+
+/// A Postgres session store in `schema` (a test's own, see
+/// [`drop_schema_on_drop`]), on a pool of its own.
+pub async fn postgres_store(url: &str, schema: &str) -> PostgresStore {
+    let store = PostgresStore::new(pg_pool(url, 4).await)
+        .with_schema_name(schema)
+        .expect("a valid schema name");
+    store.migrate().await.expect("migrate the session table");
+    store
 }
 
 /// An SQLite session store in memory (gone with its pool).
