@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 
-use crate::{events::EventSink, hash::AuthKeys};
+use crate::{events::EventSink, hash::AuthKeys, registry::SessionRegistry};
 
 /// The settings the service, the extractors and [`AuthSession`](crate::AuthSession)
 /// read. Validated by the layer's builders, so nothing here can be wrong at
@@ -19,6 +19,7 @@ pub(crate) struct Config {
     /// asks for another.
     pub(crate) user_type: &'static str,
     pub(crate) events: Option<EventSink>,
+    pub(crate) registry: Option<SessionRegistry>,
 }
 
 /// The configuration as the request extensions carry it: one pointer to
@@ -33,6 +34,7 @@ impl Config {
             failure_status: StatusCode::INTERNAL_SERVER_ERROR,
             user_type,
             events: None,
+            registry: None,
         }
     }
 }

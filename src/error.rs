@@ -5,6 +5,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use crate::registry::RegistryError;
+
 /// A secret that [`AuthKeys`](crate::AuthKeys) refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -22,17 +24,33 @@ pub enum KeyError {
 /// A failure in a session operation called from a handler
 /// ([`AuthSession::login`](crate::AuthSession::login) and its siblings).
 ///
-/// As a response it is a generic 500; the cause is logged, not sent.
+/// As a response it is a generic 500 (the cause is logged, not sent), but
+/// for [`TooManySessions`](Self::TooManySessions).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
     /// The session store failed, or the session could not be encoded.
     #[error("session operation failed")]
     Session(#[from] tower_sessions::session::Error),
+    /// The session registry failed.
+    #[error("session registry operation failed")]
+    Registry(#[from] RegistryError),
+    /// The registry's limit of sessions per user refused a new sign-in
+    /// ([`LimitPolicy::RefuseNew`](crate::LimitPolicy::RefuseNew)). As a
+    /// response: `409 Conflict`.
+    #[error("too many active sessions: sign out on another device first")]
+    TooManySessions,
+    /// A session-listing or revoking method was called, but the layer has
+    /// no [`SessionRegistry`](crate::SessionRegistry): a programming error.
+    #[error("no session registry: add one with `AuthLayer::with_registry`")]
+    NoRegistry,
 }
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
+        if let Self::TooManySessions = self {
+            return no_store((StatusCode::CONFLICT, self.to_string()).into_response());
+        }
         tracing::error!(
             error = &self as &dyn std::error::Error,
             "session operation failed"

@@ -12,6 +12,7 @@ use std::{
     fmt,
     future::Future,
     net::SocketAddr,
+    panic::AssertUnwindSafe,
     pin::Pin,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -24,6 +25,7 @@ use axum::{
     extract::ConnectInfo,
     http::{header, Extensions, HeaderMap, HeaderName},
 };
+use futures_util::FutureExt as _;
 use tokio::sync::mpsc;
 
 use crate::record::EndReason;
@@ -206,7 +208,7 @@ impl<H> Events<H> {
     {
         let (sender, receiver) = mpsc::channel(self.capacity);
         let dropped = Arc::new(AtomicU64::new(0));
-        let delivery = deliver(receiver, Arc::new(self.hook), dropped.clone());
+        let delivery = deliver(receiver, self.hook, dropped.clone());
         EventSink {
             queue: Arc::new(Queue {
                 sender,
@@ -328,22 +330,20 @@ impl fmt::Debug for EventSink {
 }
 
 /// Hands the queued events to the hook, one at a time, until every sender
-/// is gone. Each call runs as a task of its own, so that a panic in the
-/// hook is caught (and logged) instead of ending the delivery.
+/// is gone. A panic in the hook is caught (and logged) instead of ending
+/// the delivery.
 async fn deliver<Id, H>(
     mut receiver: mpsc::Receiver<AuthEvent<Id>>,
-    hook: Arc<H>,
+    hook: H,
     dropped: Arc<AtomicU64>,
 ) where
     Id: Send + 'static,
     H: EventHook<Id>,
 {
     while let Some(event) = receiver.recv().await {
-        let hook = hook.clone();
-        if tokio::spawn(async move { hook.on_event(event).await })
-            .await
-            .is_err()
-        {
+        // The call inside the future: a hook may panic before its future.
+        let call = AssertUnwindSafe(async { hook.on_event(event).await });
+        if call.catch_unwind().await.is_err() {
             tracing::error!("the event hook panicked; delivery goes on with the next event");
         }
         let lost = dropped.swap(0, Ordering::Relaxed);

@@ -11,6 +11,7 @@ use crate::{
     config::{Config, Context},
     events::{EventHook, Events},
     hash::AuthKeys,
+    registry::SessionRegistry,
     service::AuthService,
 };
 
@@ -101,6 +102,33 @@ impl<B: UserBackend> AuthLayer<B> {
             "AuthLayer::with_failure_status: {status} is not a server error; use a 5xx status"
         );
         self.config_mut().failure_status = status;
+        self
+    }
+
+    /// Keeps every signed-in session in a [session index](crate::SessionRegistry):
+    /// each signed-in request then checks that its entry still exists (one
+    /// store read; its last-seen time is written at most once per touch
+    /// interval), and [`AuthSession`](crate::AuthSession) can list and
+    /// revoke the user's sessions. A revoked session, or one logged out, is
+    /// anonymous on its next request, also if a request that was already
+    /// under way saved its record back.
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use tower_sessions_auth::{SessionUser, UserBackend};
+    /// # #[derive(Clone)] struct User;
+    /// # impl SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
+    /// # #[derive(Clone)] struct Users;
+    /// # impl UserBackend for Users { type User = User; type Error = Infallible;
+    /// #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
+    /// use tower_sessions_auth::{AuthKeys, AuthLayer, MemoryRegistry, SessionRegistry};
+    ///
+    /// let layer = AuthLayer::new(Users, AuthKeys::new([7; 32])?)
+    ///     .with_registry(SessionRegistry::new(MemoryRegistry::default()));
+    /// # Ok::<(), tower_sessions_auth::KeyError>(())
+    /// ```
+    pub fn with_registry(mut self, registry: SessionRegistry) -> Self {
+        self.config_mut().registry = Some(registry);
         self
     }
 

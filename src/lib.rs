@@ -63,7 +63,7 @@
 //!
 //! # How it works
 //!
-//! [`login`](AuthSession::login) stores the user's id and auth hash in the
+//! [`login`](AuthSession::login) stores the user's id, session epoch and auth hash in the
 //! session. The hash is HMAC-SHA256 over the user's
 //! [`credential`](SessionUser::credential) (the stored password hash, such
 //! as an argon2 PHC string) and [`session_epoch`](SessionUser::session_epoch),
@@ -80,7 +80,8 @@
 //!    ends;
 //! 4. inserts an [`Identity`] into the request extensions, which the
 //!    extractors [`AuthUser`], `Option<AuthUser>`, [`Identity`] and
-//!    [`LoginRequired`] read.
+//!    [`LoginRequired`] read; when it ended the session, also a
+//!    [`SessionEnded`] with the [`EndReason`].
 //!
 //! "Ends the session" means flushed: its data and its store record are
 //! deleted, the cookie removed, and a `tracing` warning says why, with a
@@ -92,6 +93,42 @@
 //! "signed in": the request is answered with `500` (or the status set by
 //! [`AuthLayer::with_failure_status`]) and a generic body; the error is
 //! logged.
+//!
+//! Every request runs in a `tracing` span named `auth` whose fields say
+//! how it went: `outcome` (`authenticated`, `anonymous`, `ended`, `failed`)
+//! and, for an ended session, `reason`. Log lines of the handler carry them
+//! too; no span holds an id, a hash or a secret.
+//!
+//! Configuration mistakes are refused when the layer is built, with a
+//! panic that names the builder and the value: a login URL that is empty,
+//! has a `#fragment` or is no valid `Location` header; a failure status
+//! that is not a 5xx. An extractor asking for a user type other than the
+//! layer's answers `500` with a message naming both types.
+//!
+//! # Telling the user why
+//!
+//! On the request where the layer ended a session, the handler can read
+//! why with `Option<SessionEnded>`: a password change
+//! ([`EndReason::CredentialChanged`]), "sign out everywhere"
+//! ([`EndReason::EpochChanged`]), a deleted or disabled account
+//! ([`EndReason::UserGone`]), or unreadable data ([`EndReason::Malformed`]).
+//! A page can then say "you were signed out because your password was
+//! changed on another device" instead of showing a bare sign-in form. On a
+//! route guarded by [`LoginRequired`], keep the reason for the sign-in page
+//! (the demo stores a one-time notice in the new, anonymous session).
+//!
+//! # Events
+//!
+//! [`AuthLayer::with_events`] hands the application an [`AuthEvent`] for
+//! each sign-in, sign-out, ended session (with its reason), re-signing
+//! under a fallback secret, and failure that was answered with a 5xx: for a
+//! "new sign-in to your account" mail, an audit log or a metric. Each
+//! carries the user id and the request details the application chose
+//! ([`Events::capture_header`], [`Events::capture_peer_addr`]), never the
+//! session id or the hash. The request only queues the event (bounded,
+//! about a microsecond; `bench/benches/events.rs`); one task runs the hook,
+//! so a slow or panicking hook cannot slow or break a request: when the
+//! queue is full, events are dropped and counted in a warning.
 //!
 //! # Changing a password
 //!
@@ -182,6 +219,8 @@
 //!
 //! [axum]: https://docs.rs/axum
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod backend;
 mod config;
 mod error;
@@ -191,6 +230,7 @@ mod hash;
 mod identity;
 mod layer;
 mod record;
+mod registry;
 mod service;
 mod session;
 #[cfg(test)]
@@ -205,6 +245,19 @@ pub use crate::{
     identity::{Identity, SessionEnded},
     layer::AuthLayer,
     record::EndReason,
+    registry::{
+        Insertion, InvalidHandle, LimitPolicy, MemoryRegistry, RegistryEntry, RegistryError,
+        RegistryStore, SessionHandle, SessionInfo, SessionLimit, SessionRegistry,
+    },
     service::{AuthService, ResponseFuture},
-    session::AuthSession,
+    session::{AuthSession, Revocation},
 };
+
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use crate::registry::InvalidTableName;
+#[cfg(feature = "postgres")]
+pub use crate::registry::PostgresRegistry;
+#[cfg(feature = "redis")]
+pub use crate::registry::RedisRegistry;
+#[cfg(feature = "sqlite")]
+pub use crate::registry::SqliteRegistry;

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{de, de::DeserializeOwned, ser, Deserialize, Deserializer, Serialize, Serializer};
 use tower_sessions::{session, Session};
 
-use crate::hash::STORED_HASH_LEN;
+use crate::{hash::STORED_HASH_LEN, registry::SessionHandle};
 
 /// The session key of the [`AuthRecord`]. One key keeps the per-request work
 /// to one lookup and one decode.
@@ -23,16 +23,24 @@ pub(crate) const SESSION_KEY: &str = "_auth";
 /// and the epoch holds no colon, so the split is unambiguous. The epoch is
 /// there to say *why* a session ended (a password change or "sign out
 /// everywhere"); the hash alone decides whether it holds.
+///
+/// With a session registry the record also holds the session's handle,
+/// after the epoch and a dot: `"iJrSg…gh3U0.q3Xc…Zw:42"`. Handles are
+/// URL-safe base64, so they hold neither a dot nor a colon.
 pub(crate) struct AuthRecord<Id> {
     pub(crate) user_id: Id,
     pub(crate) epoch: u64,
+    pub(crate) handle: Option<String>,
     pub(crate) auth_hash: String,
 }
 
 impl<Id: Serialize> Serialize for AuthRecord<Id> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let id = serde_json::to_string(&self.user_id).map_err(ser::Error::custom)?;
-        let packed = format!("{}{}:{id}", self.auth_hash, self.epoch);
+        let packed = match &self.handle {
+            Some(handle) => format!("{}{}.{handle}:{id}", self.auth_hash, self.epoch),
+            None => format!("{}{}:{id}", self.auth_hash, self.epoch),
+        };
         serializer.serialize_str(&packed)
     }
 }
@@ -43,22 +51,37 @@ impl<'de, Id: DeserializeOwned> Deserialize<'de> for AuthRecord<Id> {
         if !packed.is_char_boundary(STORED_HASH_LEN) {
             return Err(de::Error::custom("auth record shorter than its hash"));
         }
-        let (epoch, id) = packed[STORED_HASH_LEN..]
+        let (meta, id) = packed[STORED_HASH_LEN..]
             .split_once(':')
             .ok_or_else(|| de::Error::custom("auth record without an epoch"))?;
+        let (epoch, handle) = match meta.split_once('.') {
+            Some((epoch, handle)) => (epoch, Some(handle)),
+            None => (meta, None),
+        };
         // `u64::from_str` takes a leading `+`; the record never holds one.
         if !epoch.bytes().all(|byte| byte.is_ascii_digit()) {
             return Err(de::Error::custom("auth record epoch is not a number"));
         }
         let epoch = epoch.parse().map_err(de::Error::custom)?;
+        let handle = match handle {
+            Some(handle) if is_handle(handle) => Some(handle.to_owned()),
+            Some(_) => return Err(de::Error::custom("auth record handle is malformed")),
+            None => None,
+        };
         let user_id = serde_json::from_str(id).map_err(de::Error::custom)?;
         packed.truncate(STORED_HASH_LEN);
         Ok(Self {
             user_id,
             epoch,
+            handle,
             auth_hash: packed,
         })
     }
+}
+
+/// Whether `text` can be a session handle: URL-safe characters, 16 to 64.
+fn is_handle(text: &str) -> bool {
+    text.parse::<SessionHandle>().is_ok()
 }
 
 /// Why the layer ended a session.
@@ -81,11 +104,15 @@ pub enum EndReason {
     /// The session held auth data the crate cannot read (an older format, a
     /// bug, or a tampered store).
     Malformed,
+    /// The session was revoked through the session registry (signed out, or
+    /// ended from another device or by an administrator), or its entry
+    /// expired.
+    Revoked,
 }
 
 impl EndReason {
     /// A short, stable name: `credential_changed`, `epoch_changed`,
-    /// `user_gone` or `malformed`; for logs, metrics and JSON.
+    /// `user_gone`, `malformed` or `revoked`; for logs, metrics and JSON.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -93,6 +120,7 @@ impl EndReason {
             Self::EpochChanged => "epoch_changed",
             Self::UserGone => "user_gone",
             Self::Malformed => "malformed",
+            Self::Revoked => "revoked",
         }
     }
 }
@@ -122,10 +150,13 @@ mod tests {
 
     const HASH: &str = "iJrSgUXLcbJg1N3uQ7LHtXFof-5f7ILEYAvztu6gh3U";
 
+    const HANDLE: &str = "q3XcA9-_kLmN0pQrStUvWx";
+
     fn record<Id>(user_id: Id, epoch: u64) -> AuthRecord<Id> {
         AuthRecord {
             user_id,
             epoch,
+            handle: None,
             auth_hash: HASH.to_owned(),
         }
     }
@@ -140,6 +171,19 @@ mod tests {
         assert_eq!(stored, json!(format!("{HASH}0:42")));
         let stored = serde_json::to_value(record("a\"b:c", u64::MAX)).unwrap();
         assert_eq!(stored, json!(format!("{HASH}{}:\"a\\\"b:c\"", u64::MAX)));
+    }
+
+    #[test]
+    fn keeps_the_registry_handle_between_epoch_and_id() {
+        let mut with_handle = record(42_u64, 3);
+        with_handle.handle = Some(HANDLE.to_owned());
+        let stored = serde_json::to_value(&with_handle).unwrap();
+        assert_eq!(stored, json!(format!("{HASH}3.{HANDLE}:42")));
+        let back: AuthRecord<u64> = decode(stored).unwrap();
+        assert_eq!(
+            (back.user_id, back.epoch, back.handle.as_deref()),
+            (42, 3, Some(HANDLE))
+        );
     }
 
     #[test]
@@ -170,6 +214,10 @@ mod tests {
             json!(format!("{HASH}x:42")),
             json!(format!("{HASH}18446744073709551616:42")),
             json!(format!("{HASH}0:\"one\"")),
+            json!(format!("{HASH}0.:1")),
+            json!(format!("{HASH}0.short:1")),
+            json!(format!("{HASH}0.{HANDLE}!:1")),
+            json!(format!("{HASH}.{HANDLE}:1")),
             json!(format!("{HASH}0:-1")),
             json!(format!("{HASH}0:1 trailing")),
             json!(format!("{}é0:1", &HASH[..42])),

@@ -7,7 +7,11 @@ use std::{
     task::{Context as TaskContext, Poll},
 };
 
-use axum::{extract::Request, response::Response};
+use axum::{
+    extract::Request,
+    http::{Extensions, HeaderMap},
+    response::Response,
+};
 use tower::Service;
 use tower_sessions::{session, Session};
 use tracing::{field, Instrument as _, Span};
@@ -20,6 +24,7 @@ use crate::{
     hash::Verification,
     identity::{Identity, SessionEnded},
     record::{end_session, AuthRecord, EndReason, SESSION_KEY},
+    registry::{user_key, RegistryError, SessionRegistry},
 };
 
 /// The service made by [`AuthLayer`](crate::AuthLayer).
@@ -113,7 +118,8 @@ where
                         AuthRejection::MissingSessionLayer,
                     ));
                 };
-                let outcome = resolve(&backend, &context, &session).await;
+                let view = (req.headers(), req.extensions());
+                let outcome = resolve(&backend, &context, &session, view).await;
                 report(&context, &req, &outcome);
                 match outcome {
                     Ok(Outcome::Authenticated { user, .. }) => {
@@ -157,6 +163,15 @@ struct Failed<Id, E> {
     user_id: Option<Id>,
 }
 
+impl<Id, E> Failed<Id, E> {
+    fn new(failure: Failure<E>, user_id: Id) -> Self {
+        Self {
+            failure,
+            user_id: Some(user_id),
+        }
+    }
+}
+
 impl<Id, E> From<session::Error> for Failed<Id, E> {
     fn from(error: session::Error) -> Self {
         Self {
@@ -172,6 +187,8 @@ enum Failure<E> {
     Store(#[source] session::Error),
     #[error("user backend failed")]
     Backend(#[source] E),
+    #[error("session registry failed")]
+    Registry(#[source] RegistryError),
 }
 
 type IdOf<B> = <<B as UserBackend>::User as SessionUser>::Id;
@@ -179,8 +196,13 @@ type Resolved<B> =
     Result<Outcome<<B as UserBackend>::User>, Failed<IdOf<B>, <B as UserBackend>::Error>>;
 
 /// Decides who the request is, ending the session when it no longer holds.
-async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Session) -> Resolved<B> {
-    let record = match session.get::<AuthRecord<IdOf<B>>>(SESSION_KEY).await {
+async fn resolve<B: UserBackend>(
+    backend: &B,
+    context: &Context,
+    session: &Session,
+    req: (&HeaderMap, &Extensions),
+) -> Resolved<B> {
+    let mut record = match session.get::<AuthRecord<IdOf<B>>>(SESSION_KEY).await {
         Ok(Some(record)) => record,
         Ok(None) => return Ok(Outcome::Anonymous),
         Err(session::Error::SerdeJson(_)) => {
@@ -190,75 +212,122 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
     };
     let user = match backend.get_user(&record.user_id).await {
         Ok(Some(user)) => user,
-        Ok(None) => return end(context, session, EndReason::UserGone, Some(record.user_id)).await,
-        Err(error) => {
-            return Err(Failed {
-                failure: Failure::Backend(error),
-                user_id: Some(record.user_id),
-            })
-        }
+        Ok(None) => return end(context, session, EndReason::UserGone, Some(record)).await,
+        Err(error) => return Err(Failed::new(Failure::Backend(error), record.user_id)),
     };
-    match context.keys.verify(&user, &record.auth_hash) {
-        Verification::Current => Ok(Outcome::Authenticated {
-            user,
-            resigned: false,
-        }),
-        Verification::Fallback => match resign(context, session, &user, &record.user_id).await {
-            Ok(()) => Ok(Outcome::Authenticated {
-                user,
-                resigned: true,
-            }),
-            Err(error) => Err(Failed {
-                failure: Failure::Store(error),
-                user_id: Some(record.user_id),
-            }),
-        },
-        Verification::Mismatch => {
-            let reason = if record.epoch == user.session_epoch() {
-                EndReason::CredentialChanged
-            } else {
-                EndReason::EpochChanged
-            };
-            end(context, session, reason, Some(record.user_id)).await
+    let verification = context.keys.verify(&user, &record.auth_hash);
+    if verification == Verification::Mismatch {
+        let reason = if record.epoch == user.session_epoch() {
+            EndReason::CredentialChanged
+        } else {
+            EndReason::EpochChanged
+        };
+        return end(context, session, reason, Some(record)).await;
+    }
+    let mut rewrite = verification == Verification::Fallback;
+    if let Some(registry) = &context.registry {
+        match check_entry(registry, &mut record, req).await {
+            Ok(Entry::Alive) => {}
+            Ok(Entry::Registered) => rewrite = true,
+            Ok(Entry::Gone) => {
+                return end(context, session, EndReason::Revoked, Some(record)).await;
+            }
+            Err(error) => return Err(Failed::new(Failure::Registry(error), record.user_id)),
         }
+    }
+    if rewrite {
+        if let Err(error) = resign(context, session, &user, &record).await {
+            return Err(Failed::new(Failure::Store(error), record.user_id));
+        }
+    }
+    Ok(Outcome::Authenticated {
+        user,
+        resigned: verification == Verification::Fallback,
+    })
+}
+
+/// What the registry says of a session that verified.
+enum Entry {
+    Alive,
+    /// The session had no entry yet (signed in before the registry was
+    /// added): it has one now, and the record must say so.
+    Registered,
+    /// Revoked, logged out, or expired.
+    Gone,
+}
+
+async fn check_entry<Id: serde::Serialize>(
+    registry: &SessionRegistry,
+    record: &mut AuthRecord<Id>,
+    (headers, extensions): (&HeaderMap, &Extensions),
+) -> Result<Entry, RegistryError> {
+    let user = user_key(&record.user_id)?;
+    if let Some(handle) = &record.handle {
+        let alive = registry.touch(&user, handle).await?;
+        return Ok(if alive { Entry::Alive } else { Entry::Gone });
+    }
+    let details = registry.sign_in_details(headers, extensions, None);
+    match registry.register(&user, details).await? {
+        Some(handle) => {
+            record.handle = Some(handle.as_str().to_owned());
+            Ok(Entry::Registered)
+        }
+        // The user has as many sessions as allowed, and this one would
+        // be one too many.
+        None => Ok(Entry::Gone),
     }
 }
 
-/// Lazy upgrade, as Django does: re-signs under the current secret and
-/// gives the session a new id.
+/// Writes the record again, under the current secret and with a new id:
+/// the lazy upgrade of a fallback-signed session, as Django does, or a
+/// record that gained its registry handle.
 async fn resign<U: SessionUser>(
     context: &Context,
     session: &Session,
     user: &U,
-    user_id: &U::Id,
+    record: &AuthRecord<U::Id>,
 ) -> Result<(), session::Error> {
     let old = fingerprint(context, session);
     session.cycle_id().await?;
     let upgraded = AuthRecord {
-        user_id: user_id.clone(),
+        user_id: record.user_id.clone(),
         epoch: user.session_epoch(),
+        handle: record.handle.clone(),
         auth_hash: context.keys.sign(user),
     };
     session.insert(SESSION_KEY, upgraded).await?;
-    tracing::info!(session = %old, "session re-signed under the current secret");
+    tracing::info!(session = %old, "session re-signed");
     Ok(())
 }
 
-/// Ends the session (its record is deleted and the cookie removed); the
-/// request goes on as anonymous.
+/// Ends the session (its record is deleted, the cookie removed, and its
+/// registry entry removed); the request goes on as anonymous.
 async fn end<U: SessionUser, E>(
     context: &Context,
     session: &Session,
     reason: EndReason,
-    user_id: Option<U::Id>,
+    record: Option<AuthRecord<U::Id>>,
 ) -> Result<Outcome<U>, Failed<U::Id, E>> {
     let ended = fingerprint(context, session);
-    if let Err(error) = end_session(session).await {
-        return Err(Failed {
-            failure: Failure::Store(error),
-            user_id,
-        });
+    let user_id = record.as_ref().map(|record| record.user_id.clone());
+    let failed = |failure| Failed {
+        failure,
+        user_id: user_id.clone(),
+    };
+    if let (Some(registry), Some(record)) = (&context.registry, &record) {
+        if let Some(handle) = &record.handle {
+            let removed = async {
+                let user = user_key(&record.user_id)?;
+                registry.store().remove(&user, handle).await
+            };
+            removed
+                .await
+                .map_err(|error| failed(Failure::Registry(error)))?;
+        }
     }
+    end_session(session)
+        .await
+        .map_err(|error| failed(Failure::Store(error)))?;
     tracing::warn!(session = %ended, %reason, "session ended");
     Ok(Outcome::Ended { reason, user_id })
 }

@@ -1,4 +1,5 @@
-//! The handler-side handle: login, logout, `update_session_auth_hash`.
+//! The handler-side handle: login, logout, `update_session_auth_hash`, and
+//! the user's sessions in the registry.
 
 use std::fmt;
 
@@ -12,6 +13,7 @@ use crate::{
     events::{AuthEventKind, RequestInfo},
     identity::{extension, identity, Identity},
     record::{end_session, AuthRecord, SESSION_KEY},
+    registry::{user_key, SessionHandle, SessionInfo, SessionRegistry, SignInDetails},
 };
 
 /// Signs users in and out of the current session.
@@ -51,6 +53,24 @@ pub struct AuthSession<U> {
     /// What the events record of this request; captured only when the
     /// layer has events.
     request: Option<RequestInfo>,
+    /// What a sign-in records in the session registry; captured only when
+    /// the layer has one.
+    sign_in: Option<SignInDetails>,
+}
+
+/// What [`AuthSession::revoke_session`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// Another session of the user was revoked; it is anonymous from its
+    /// next request on.
+    Revoked,
+    /// The handle was this session's: it is signed out, as by
+    /// [`logout`](AuthSession::logout).
+    SignedOut,
+    /// The user has no session with that handle (it is unknown, ended, or
+    /// another user's): nothing happened.
+    NotFound,
 }
 
 impl<U: SessionUser> AuthSession<U> {
@@ -79,28 +99,71 @@ impl<U: SessionUser> AuthSession<U> {
     /// its data (a shopping cart, say). Call it only after the credentials
     /// were checked.
     ///
+    /// With a [session registry](crate::SessionRegistry), a new sign-in gets
+    /// an entry recording the user agent and peer address (as configured);
+    /// the same user signing in again keeps theirs.
+    ///
     /// # Errors
     ///
-    /// [`AuthError`] when the session store fails.
+    /// [`AuthError`] when the session store or the registry fails, and
+    /// [`AuthError::TooManySessions`] when the registry's limit refuses a
+    /// new session (the request stays anonymous).
     pub async fn login(&mut self, user: &U) -> Result<(), AuthError> {
+        self.sign_in(user, None).await
+    }
+
+    /// Signs `user` in, as [`login`](Self::login) does, and names the
+    /// sign-in in the session registry ("password", "passkey", ...).
+    ///
+    /// # Errors
+    ///
+    /// As [`login`](Self::login).
+    pub async fn login_with_label(&mut self, user: &U, label: &str) -> Result<(), AuthError> {
+        self.sign_in(user, Some(label.to_owned())).await
+    }
+
+    async fn sign_in(&mut self, user: &U, label: Option<String>) -> Result<(), AuthError> {
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
+        let kept_handle = if same_user {
+            self.handle().await?
+        } else {
+            None
+        };
         if self.identity.is_authenticated() && !same_user {
+            self.forget_entry().await?;
             end_session(&self.session).await?;
+            self.identity = Identity::Anonymous;
         } else {
             self.session.cycle_id().await?;
         }
-        self.store_hash(user).await?;
+        let handle = match (&self.context.registry, kept_handle) {
+            (Some(_), Some(handle)) => Some(handle),
+            (Some(registry), None) => {
+                let mut details = self.sign_in.clone().unwrap_or_default();
+                details.label = label;
+                let key = user_key(&user.id())?;
+                match registry.register(&key, details).await? {
+                    Some(handle) => Some(handle.as_str().to_owned()),
+                    None => return Err(AuthError::TooManySessions),
+                }
+            }
+            (None, _) => None,
+        };
+        self.store_hash(user, handle).await?;
         self.emit(AuthEventKind::SignedIn, user.id());
         Ok(())
     }
 
     /// Signs the user out: the session's data and its store record are
-    /// deleted, and the cookie removed.
+    /// deleted, the cookie removed, and its registry entry (if any) removed,
+    /// so that a request of this session that was already under way cannot
+    /// bring it back.
     ///
     /// # Errors
     ///
-    /// [`AuthError`] when the session store fails.
+    /// [`AuthError`] when the session store or the registry fails.
     pub async fn logout(&mut self) -> Result<(), AuthError> {
+        self.forget_entry().await?;
         end_session(&self.session).await?;
         if let Identity::Authenticated(user) =
             std::mem::replace(&mut self.identity, Identity::Anonymous)
@@ -116,23 +179,148 @@ impl<U: SessionUser> AuthSession<U> {
     /// Call it after the new password hash is stored. The session id changes.
     /// If `user` is not the user of this session (an administrator changing
     /// someone else's password), only the id changes: the administrator stays
-    /// signed in as themself.
+    /// signed in as themself. With a session registry, the other sessions'
+    /// entries are removed at once, so that no list shows them.
     ///
     /// # Errors
     ///
-    /// [`AuthError`] when the session store fails.
+    /// [`AuthError`] when the session store or the registry fails.
     pub async fn update_session_auth_hash(&mut self, user: &U) -> Result<(), AuthError> {
+        let same_user = self.user().is_some_and(|current| current.id() == user.id());
+        let handle = if same_user {
+            self.handle().await?
+        } else {
+            None
+        };
         self.session.cycle_id().await?;
-        if self.user().is_some_and(|current| current.id() == user.id()) {
-            self.store_hash(user).await?;
+        if same_user {
+            self.store_hash(user, handle.clone()).await?;
+        }
+        if let Some(registry) = &self.context.registry {
+            let key = user_key(&user.id())?;
+            registry.store().remove_all(&key, handle.as_deref()).await?;
         }
         Ok(())
     }
 
-    async fn store_hash(&mut self, user: &U) -> Result<(), AuthError> {
+    /// Lists the signed-in user's sessions, most recently seen first, with
+    /// this one marked [`current`](SessionInfo::current). Empty when the
+    /// request is anonymous.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::NoRegistry`] without a session registry on the layer;
+    /// [`AuthError`] when the registry fails.
+    pub async fn sessions(&self) -> Result<Vec<SessionInfo>, AuthError> {
+        let registry = self.registry()?;
+        let Some(user) = self.user() else {
+            return Ok(Vec::new());
+        };
+        let current = self.handle().await?.and_then(|handle| handle.parse().ok());
+        let sessions = registry
+            .list_marked(&user_key(&user.id())?, current.as_ref())
+            .await?;
+        Ok(sessions)
+    }
+
+    /// Revokes the signed-in user's session `handle`. This session's own
+    /// handle signs it out. A handle that is not one of this user's
+    /// sessions changes nothing: [`Revocation::NotFound`], also for an
+    /// anonymous request.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::NoRegistry`] without a session registry on the layer;
+    /// [`AuthError`] when the registry or the session store fails.
+    pub async fn revoke_session(
+        &mut self,
+        handle: &SessionHandle,
+    ) -> Result<Revocation, AuthError> {
+        let registry = self.registry()?.clone();
+        let Some(user) = self.user() else {
+            return Ok(Revocation::NotFound);
+        };
+        if self.handle().await?.as_deref() == Some(handle.as_str()) {
+            self.logout().await?;
+            return Ok(Revocation::SignedOut);
+        }
+        let key = user_key(&user.id())?;
+        Ok(if registry.store().remove(&key, handle.as_str()).await? {
+            Revocation::Revoked
+        } else {
+            Revocation::NotFound
+        })
+    }
+
+    /// Revokes every session of the signed-in user but this one; returns
+    /// how many. This session keeps its id (nothing about it changed).
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::NoRegistry`] without a session registry on the layer;
+    /// [`AuthError`] when the registry fails.
+    pub async fn revoke_other_sessions(&self) -> Result<u64, AuthError> {
+        let registry = self.registry()?;
+        let Some(user) = self.user() else {
+            return Ok(0);
+        };
+        let handle = self.handle().await?;
+        let key = user_key(&user.id())?;
+        Ok(registry.store().remove_all(&key, handle.as_deref()).await?)
+    }
+
+    /// Revokes every session of the signed-in user, this one included (it is
+    /// signed out); returns how many. For account deletion.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::NoRegistry`] without a session registry on the layer;
+    /// [`AuthError`] when the registry or the session store fails.
+    pub async fn revoke_all_sessions(&mut self) -> Result<u64, AuthError> {
+        let registry = self.registry()?.clone();
+        let Some(user) = self.user() else {
+            return Ok(0);
+        };
+        let key = user_key(&user.id())?;
+        let revoked = registry.store().remove_all(&key, None).await?;
+        self.logout().await?;
+        Ok(revoked)
+    }
+
+    fn registry(&self) -> Result<&SessionRegistry, AuthError> {
+        self.context.registry.as_ref().ok_or(AuthError::NoRegistry)
+    }
+
+    /// This session's registry handle, as its record holds it.
+    async fn handle(&self) -> Result<Option<String>, AuthError> {
+        let record = self
+            .session
+            .get::<AuthRecord<U::Id>>(SESSION_KEY)
+            .await
+            .ok()
+            .flatten();
+        Ok(record.and_then(|record| record.handle))
+    }
+
+    /// Removes this session's registry entry, if it has one.
+    async fn forget_entry(&self) -> Result<(), AuthError> {
+        let (Some(registry), Some(user)) = (&self.context.registry, self.user()) else {
+            return Ok(());
+        };
+        if let Some(handle) = self.handle().await? {
+            registry
+                .store()
+                .remove(&user_key(&user.id())?, &handle)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn store_hash(&mut self, user: &U, handle: Option<String>) -> Result<(), AuthError> {
         let record = AuthRecord {
             user_id: user.id(),
             epoch: user.session_epoch(),
+            handle,
             auth_hash: self.context.keys.sign(user),
         };
         self.session.insert(SESSION_KEY, record).await?;
@@ -174,11 +362,16 @@ where
                 .capture()
                 .request_info(&parts.headers, &parts.extensions)
         });
+        let sign_in = context
+            .registry
+            .as_ref()
+            .map(|registry| registry.sign_in_details(&parts.headers, &parts.extensions, None));
         Ok(Self {
             session,
             context,
             identity,
             request,
+            sign_in,
         })
     }
 }
@@ -201,6 +394,7 @@ mod tests {
             context: Arc::new(Config::new(keys, "User")),
             identity: Identity::Anonymous,
             request: None,
+            sign_in: None,
         };
         auth.login(&User).await.unwrap();
         session.save().await.unwrap();

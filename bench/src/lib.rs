@@ -230,16 +230,25 @@ pub fn router<S: SessionStore + Clone>(kind: Kind, users: Users, store: S) -> Ro
             .route("/me", get(me_axum_login))
             .route("/login", post(login_axum_login))
             .layer(axum_login::AuthManagerLayerBuilder::new(users, session_layer(store)).build()),
-        Kind::Tsa => {
-            let keys = AuthKeys::new(SECRET).expect("the benchmark secret is long enough");
-            Router::new()
-                .route("/me", get(me_tsa))
-                .route("/login", post(login_tsa))
-                .with_state(users.clone())
-                .layer(AuthLayer::new(users, keys))
-                .layer(session_layer(store))
-        }
+        Kind::Tsa => tsa_router(users, store, |layer| layer),
     }
+}
+
+/// The tower-sessions-auth application of [`router`], plus `POST /logout`,
+/// with `configure` applied to its `AuthLayer` (to turn events on, say).
+pub fn tsa_router<S: SessionStore + Clone>(
+    users: Users,
+    store: S,
+    configure: impl FnOnce(AuthLayer<Users>) -> AuthLayer<Users>,
+) -> Router {
+    let keys = AuthKeys::new(SECRET).expect("the benchmark secret is long enough");
+    Router::new()
+        .route("/me", get(me_tsa))
+        .route("/login", post(login_tsa))
+        .route("/logout", post(logout_tsa))
+        .with_state(users.clone())
+        .layer(configure(AuthLayer::new(users, keys)))
+        .layer(session_layer(store))
 }
 
 #[derive(Deserialize)]
@@ -315,6 +324,13 @@ async fn login_tsa(
         return StatusCode::NOT_FOUND;
     };
     match auth.login(&user).await {
+        Ok(()) => StatusCode::NO_CONTENT,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn logout_tsa(mut auth: AuthSession<User>) -> StatusCode {
+    match auth.logout().await {
         Ok(()) => StatusCode::NO_CONTENT,
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -19,7 +19,7 @@ use tower_sessions::{
     session_store, SessionStore,
 };
 use tower_sessions_redis_store::{
-    fred::prelude::{Builder, Client, ClientLike, Config, KeysInterface, ReconnectPolicy},
+    fred::prelude::{Builder, Client, ClientLike, Config, KeysInterface, Pool, ReconnectPolicy},
     RedisStore,
 };
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
@@ -199,6 +199,24 @@ pub async fn redis_client(url: &str) -> Client {
         .expect("a Redis client");
     client.init().await.expect("connect to Redis (REDIS_URL)");
     client
+}
+
+/// A Redis pool of four clients, with the timeouts of [`redis_client`].
+pub async fn redis_pool(url: &str) -> Pool {
+    let config = Config::from_url(url).expect("a valid REDIS_URL");
+    let pool = Builder::from_config(config)
+        .with_performance_config(|performance| {
+            performance.default_command_timeout = TIMEOUT;
+        })
+        .with_connection_config(|connection| {
+            connection.connection_timeout = TIMEOUT;
+            connection.internal_command_timeout = TIMEOUT;
+        })
+        .set_policy(ReconnectPolicy::new_constant(0, 100))
+        .build_pool(4)
+        .expect("a Redis pool");
+    pool.init().await.expect("connect to Redis (REDIS_URL)");
+    pool
 }
 
 /// A Redis session store on its own client; see [`Tracked`] for clean-up.

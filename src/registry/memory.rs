@@ -1,0 +1,156 @@
+//! The registry in process memory: for one instance, tests and examples.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use async_trait::async_trait;
+
+use super::{Insertion, LimitPolicy, RegistryEntry, RegistryError, RegistryStore, SessionLimit};
+
+/// Entries in a map in memory, shared by clones. Pair it with
+/// tower-sessions' `MemoryStore`: both belong to one process.
+///
+/// Expired entries are dropped when their user's entries are next written,
+/// and for every user by [`SessionRegistry::remove_expired`](super::SessionRegistry::remove_expired).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryRegistry {
+    users: Arc<Mutex<HashMap<String, Vec<RegistryEntry>>>>,
+}
+
+impl MemoryRegistry {
+    fn with_users<T>(&self, f: impl FnOnce(&mut HashMap<String, Vec<RegistryEntry>>) -> T) -> T {
+        f(&mut self.users.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+#[async_trait]
+impl RegistryStore for MemoryRegistry {
+    async fn insert(
+        &self,
+        user: &str,
+        entry: &RegistryEntry,
+        limit: Option<SessionLimit>,
+        now: i64,
+    ) -> Result<Insertion, RegistryError> {
+        Ok(self.with_users(|users| {
+            let entries = users.entry(user.to_owned()).or_default();
+            entries.retain(|entry| entry.expires_at > now);
+            let mut evicted = 0;
+            if let Some(limit) = limit {
+                while entries.len() >= limit.max {
+                    if limit.policy == LimitPolicy::RefuseNew {
+                        return Insertion::Refused;
+                    }
+                    let oldest = entries
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, entry)| (entry.last_seen_at, entry.created_at))
+                        .map(|(index, _)| index);
+                    if let Some(index) = oldest {
+                        entries.swap_remove(index);
+                        evicted += 1;
+                    }
+                }
+            }
+            entries.push(entry.clone());
+            Insertion::Added { evicted }
+        }))
+    }
+
+    async fn touch(
+        &self,
+        user: &str,
+        handle: &str,
+        now: i64,
+        stale_before: i64,
+        expires_at: i64,
+    ) -> Result<bool, RegistryError> {
+        Ok(self.with_users(|users| {
+            let Some(entry) = users
+                .get_mut(user)
+                .and_then(|entries| entries.iter_mut().find(|entry| entry.handle == handle))
+            else {
+                return false;
+            };
+            if entry.expires_at <= now {
+                return false;
+            }
+            if entry.last_seen_at < stale_before {
+                entry.last_seen_at = now;
+                entry.expires_at = expires_at;
+            }
+            true
+        }))
+    }
+
+    async fn list(&self, user: &str, now: i64) -> Result<Vec<RegistryEntry>, RegistryError> {
+        Ok(self.with_users(|users| {
+            users.get(user).map_or_else(Vec::new, |entries| {
+                entries
+                    .iter()
+                    .filter(|entry| entry.expires_at > now)
+                    .cloned()
+                    .collect()
+            })
+        }))
+    }
+
+    async fn remove(&self, user: &str, handle: &str) -> Result<bool, RegistryError> {
+        Ok(self.with_users(|users| {
+            let Some(entries) = users.get_mut(user) else {
+                return false;
+            };
+            let before = entries.len();
+            entries.retain(|entry| entry.handle != handle);
+            let removed = entries.len() < before;
+            if entries.is_empty() {
+                users.remove(user);
+            }
+            removed
+        }))
+    }
+
+    async fn remove_all(&self, user: &str, except: Option<&str>) -> Result<u64, RegistryError> {
+        Ok(self.with_users(|users| {
+            let Some(entries) = users.get_mut(user) else {
+                return 0;
+            };
+            let before = entries.len();
+            entries.retain(|entry| Some(entry.handle.as_str()) == except);
+            let removed = before - entries.len();
+            if entries.is_empty() {
+                users.remove(user);
+            }
+            u64::try_from(removed).unwrap_or(u64::MAX)
+        }))
+    }
+
+    async fn remove_expired(&self, now: i64) -> Result<u64, RegistryError> {
+        Ok(self.with_users(|users| {
+            let mut removed = 0;
+            users.retain(|_, entries| {
+                let before = entries.len();
+                entries.retain(|entry| entry.expires_at > now);
+                removed += before - entries.len();
+                !entries.is_empty()
+            });
+            u64::try_from(removed).unwrap_or(u64::MAX)
+        }))
+    }
+}
+
+impl MemoryRegistry {
+    /// How many entries the registry holds, expired ones included.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.with_users(|users| users.values().map(Vec::len).sum())
+    }
+
+    /// Whether the registry holds no entry at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

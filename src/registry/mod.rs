@@ -1,0 +1,562 @@
+//! The session index: every signed-in session of a user, listable and
+//! revocable one by one (OWASP ASVS 5.0 7.5.2, 7.4.5).
+//!
+//! [`SessionRegistry`] wraps a [`RegistryStore`] ([`MemoryRegistry`], or
+//! Redis, Postgres and SQLite behind the features `redis`, `postgres` and
+//! `sqlite`) and the settings that go with it. Give it to
+//! [`AuthLayer::with_registry`](crate::AuthLayer::with_registry); then the
+//! layer checks on every signed-in request that the session's entry still
+//! exists, and [`AuthSession`](crate::AuthSession) lists and revokes the
+//! user's sessions.
+//!
+//! # Why revocation sticks
+//!
+//! The entry, not the session record, decides whether a session lives. A
+//! request that loaded the session before a logout or a revoke and saves it
+//! back afterwards (SQL and memory session stores save by upsert, and
+//! `with_always_save(true)` saves on every request) brings the record back,
+//! but not the entry: the next request carrying it ends it. Ending a
+//! session never depends on knowing its id, so an administrator can revoke
+//! sessions by handle from outside any request.
+//!
+//! # Privacy
+//!
+//! Handles, user agents and addresses are the user's data: no `Debug`
+//! prints them and nothing logs them. By default the registry records the
+//! `User-Agent` header (at most 256 characters) and the peer address of the
+//! connection (axum's `ConnectInfo<SocketAddr>`) at sign-in;
+//! [`SessionRegistry::without_user_agent`] and
+//! [`SessionRegistry::without_peer_addr`] turn each off.
+
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql;
+
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    str::FromStr,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use async_trait::async_trait;
+use axum::{
+    extract::ConnectInfo,
+    http::{header, Extensions, HeaderMap},
+};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use serde::Serialize;
+
+pub use self::memory::MemoryRegistry;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisRegistry;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub use self::sql::InvalidTableName;
+#[cfg(feature = "postgres")]
+pub use self::sql::PostgresRegistry;
+#[cfg(feature = "sqlite")]
+pub use self::sql::SqliteRegistry;
+
+/// An opaque name for one signed-in session, stable while it lives (also
+/// across the id changes of `login` and `update_session_auth_hash`).
+///
+/// 16 random bytes, 22 URL-safe characters. It is not the session id and
+/// says nothing about it: knowing a handle lets nobody into the session,
+/// and only the user it belongs to (or an administrator) can revoke with it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionHandle(String);
+
+impl SessionHandle {
+    /// A new random handle.
+    pub(crate) fn generate() -> Result<Self, RegistryError> {
+        let mut bytes = [0_u8; 16];
+        getrandom::getrandom(&mut bytes).map_err(RegistryError::backend)?;
+        Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// The handle as text, for a form field or a URL.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionHandle(<redacted>)")
+    }
+}
+
+/// A string that cannot be a [`SessionHandle`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a session handle")]
+pub struct InvalidHandle;
+
+impl FromStr for SessionHandle {
+    type Err = InvalidHandle;
+
+    /// Accepts what [`SessionHandle`] prints: 16 to 64 URL-safe characters
+    /// (letters, digits, `-`, `_`).
+    fn from_str(text: &str) -> Result<Self, InvalidHandle> {
+        let valid = (16..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+        valid.then(|| Self(text.to_owned())).ok_or(InvalidHandle)
+    }
+}
+
+/// One signed-in session, as the application lists it.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The handle to revoke it with.
+    pub handle: SessionHandle,
+    /// Whether it is the session of the request that listed it.
+    pub current: bool,
+    /// When the user signed in.
+    pub created_at: SystemTime,
+    /// When it was last used, to within the registry's touch interval.
+    pub last_seen_at: SystemTime,
+    /// When its entry ends if the session is not used again.
+    pub expires_at: SystemTime,
+    /// The `User-Agent` at sign-in, if recorded.
+    pub user_agent: Option<String>,
+    /// The peer address at sign-in, if recorded.
+    pub ip: Option<IpAddr>,
+    /// What the application named the sign-in ("password", "passkey").
+    pub label: Option<String>,
+}
+
+impl fmt::Debug for SessionInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionInfo")
+            .field("current", &self.current)
+            .field("created_at", &self.created_at)
+            .field("last_seen_at", &self.last_seen_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One entry as a [`RegistryStore`] keeps it; times in Unix seconds.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct RegistryEntry {
+    /// The session's handle.
+    pub handle: String,
+    /// Sign-in time.
+    pub created_at: i64,
+    /// Last use, written at most once per touch interval.
+    pub last_seen_at: i64,
+    /// The entry is gone after this time.
+    pub expires_at: i64,
+    /// The `User-Agent` at sign-in.
+    pub user_agent: Option<String>,
+    /// The peer IP address at sign-in.
+    pub ip: Option<String>,
+    /// The application's label of the sign-in.
+    pub label: Option<String>,
+}
+
+impl RegistryEntry {
+    /// An entry as a store read it back.
+    #[must_use]
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        handle: String,
+        created_at: i64,
+        last_seen_at: i64,
+        expires_at: i64,
+        user_agent: Option<String>,
+        ip: Option<String>,
+        label: Option<String>,
+    ) -> Self {
+        Self {
+            handle,
+            created_at,
+            last_seen_at,
+            expires_at,
+            user_agent,
+            ip,
+            label,
+        }
+    }
+}
+
+impl fmt::Debug for RegistryEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryEntry")
+            .field("created_at", &self.created_at)
+            .field("last_seen_at", &self.last_seen_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many sessions a user may hold at once, and what a sign-in beyond
+/// that does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimit {
+    /// The most sessions per user (at least 1).
+    pub max: usize,
+    /// What happens to the sign-in that would exceed it.
+    pub policy: LimitPolicy,
+}
+
+/// See [`SessionLimit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimitPolicy {
+    /// The new session is signed in; the user's least recently seen
+    /// session is revoked to make room.
+    EvictLeastRecentlySeen,
+    /// The sign-in is refused ([`AuthError::TooManySessions`](crate::AuthError::TooManySessions));
+    /// the user must end a session first.
+    RefuseNew,
+}
+
+/// What [`RegistryStore::insert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Insertion {
+    /// The entry was added; `evicted` older entries were removed for it.
+    Added {
+        /// How many entries the limit removed.
+        evicted: usize,
+    },
+    /// The limit refused the entry; nothing changed.
+    Refused,
+}
+
+/// A failure of the registry's store. The layer answers it with a 5xx: a
+/// session whose entry cannot be read is neither signed in nor anonymous.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The store failed.
+    #[error("session registry store failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl RegistryError {
+    /// Wraps a store's error.
+    pub fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Backend(error.into())
+    }
+}
+
+/// Where a registry keeps its entries: one set of entries per user, keyed
+/// by the user's id as JSON.
+///
+/// Every method is one atomic step of the store; the shared suite in
+/// `tests/common/registry_suite.rs` states what each must do.
+#[async_trait]
+pub trait RegistryStore: fmt::Debug + Send + Sync + 'static {
+    /// Adds `entry` for `user`. With a `limit`, first drops the user's
+    /// expired entries (at `now`), then either evicts the least recently
+    /// seen entries to make room or refuses, atomically with the insert.
+    async fn insert(
+        &self,
+        user: &str,
+        entry: &RegistryEntry,
+        limit: Option<SessionLimit>,
+        now: i64,
+    ) -> Result<Insertion, RegistryError>;
+
+    /// Whether `user` has an unexpired entry `handle` at `now`. When its
+    /// last-seen time is before `stale_before`, also sets it to `now` and
+    /// its expiry to `expires_at`. On Redis this is one round trip.
+    async fn touch(
+        &self,
+        user: &str,
+        handle: &str,
+        now: i64,
+        stale_before: i64,
+        expires_at: i64,
+    ) -> Result<bool, RegistryError>;
+
+    /// The user's unexpired entries at `now`, in any order.
+    async fn list(&self, user: &str, now: i64) -> Result<Vec<RegistryEntry>, RegistryError>;
+
+    /// Removes the user's entry `handle`; `false` when there was none.
+    async fn remove(&self, user: &str, handle: &str) -> Result<bool, RegistryError>;
+
+    /// Removes every entry of the user but `except`; returns how many.
+    async fn remove_all(&self, user: &str, except: Option<&str>) -> Result<u64, RegistryError>;
+
+    /// Removes the entries of every user that expired before `now`; returns
+    /// how many. Stores whose entries expire by themselves (Redis) may do
+    /// nothing.
+    async fn remove_expired(&self, now: i64) -> Result<u64, RegistryError>;
+}
+
+/// The session index and its settings; see the [module docs](self).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_sessions_auth::{LimitPolicy, MemoryRegistry, SessionRegistry};
+///
+/// let registry = SessionRegistry::new(MemoryRegistry::default())
+///     .with_lifetime(Duration::from_secs(14 * 24 * 3600))
+///     .with_limit(5, LimitPolicy::EvictLeastRecentlySeen);
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct SessionRegistry {
+    store: Arc<dyn RegistryStore>,
+    touch_interval: i64,
+    lifetime: i64,
+    limit: Option<SessionLimit>,
+    record_user_agent: bool,
+    record_peer_addr: bool,
+}
+
+/// Longest `User-Agent` recorded, in characters.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+impl SessionRegistry {
+    /// A registry in `store`: last-seen written at most once a minute,
+    /// entries kept 14 days after their last use, no limit per user, user
+    /// agent and peer address recorded.
+    pub fn new(store: impl RegistryStore) -> Self {
+        Self {
+            store: Arc::new(store),
+            touch_interval: 60,
+            lifetime: 14 * 24 * 3600,
+            limit: None,
+            record_user_agent: true,
+            record_peer_addr: true,
+        }
+    }
+
+    /// How often at most the last-seen time of a session is written (default
+    /// 60 s). Requests in between only read the entry.
+    pub fn with_touch_interval(mut self, interval: Duration) -> Self {
+        self.touch_interval = seconds(interval);
+        self
+    }
+
+    /// How long an entry lives after the session's last use (default 14
+    /// days). Set it to the session store's inactivity expiry, so that the
+    /// list shows no session whose record has expired.
+    ///
+    /// # Panics
+    ///
+    /// When `lifetime` is shorter than a second.
+    pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
+        assert!(
+            lifetime >= Duration::from_secs(1),
+            "SessionRegistry::with_lifetime: the lifetime must be at least a second"
+        );
+        self.lifetime = seconds(lifetime);
+        self
+    }
+
+    /// At most `max` sessions per user, with `policy` for one more.
+    ///
+    /// # Panics
+    ///
+    /// When `max` is zero.
+    pub fn with_limit(mut self, max: usize, policy: LimitPolicy) -> Self {
+        assert!(
+            max > 0,
+            "SessionRegistry::with_limit: allow at least one session"
+        );
+        self.limit = Some(SessionLimit { max, policy });
+        self
+    }
+
+    /// Does not record the `User-Agent` header at sign-in.
+    pub fn without_user_agent(mut self) -> Self {
+        self.record_user_agent = false;
+        self
+    }
+
+    /// Does not record the peer address at sign-in.
+    pub fn without_peer_addr(mut self) -> Self {
+        self.record_peer_addr = false;
+        self
+    }
+
+    /// Lists `user`'s sessions, most recently seen first (none marked
+    /// current: outside a request there is none).
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn list<Id: Serialize>(&self, user: &Id) -> Result<Vec<SessionInfo>, RegistryError> {
+        self.list_marked(&user_key(user)?, None).await
+    }
+
+    /// Revokes one of `user`'s sessions: its next request is anonymous.
+    /// `false` when `user` has no such session (another user's handle, say):
+    /// nothing happens then.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn revoke<Id: Serialize>(
+        &self,
+        user: &Id,
+        handle: &SessionHandle,
+    ) -> Result<bool, RegistryError> {
+        self.store.remove(&user_key(user)?, handle.as_str()).await
+    }
+
+    /// Revokes every session of `user` (account deletion, an
+    /// administrator's action); returns how many.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn revoke_all<Id: Serialize>(&self, user: &Id) -> Result<u64, RegistryError> {
+        self.store.remove_all(&user_key(user)?, None).await
+    }
+
+    /// Removes the entries of every user that expired, for stores that do
+    /// not expire them by themselves (memory, SQL): call it periodically,
+    /// as tower-sessions' `ExpiredDeletion` does for sessions.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn remove_expired(&self) -> Result<u64, RegistryError> {
+        self.store.remove_expired(now()).await
+    }
+
+    pub(crate) async fn list_marked(
+        &self,
+        user: &str,
+        current: Option<&SessionHandle>,
+    ) -> Result<Vec<SessionInfo>, RegistryError> {
+        let mut entries = self.store.list(user, now()).await?;
+        entries.sort_by_key(|entry| std::cmp::Reverse((entry.last_seen_at, entry.created_at)));
+        Ok(entries
+            .into_iter()
+            .map(|entry| SessionInfo {
+                current: current.is_some_and(|handle| handle.as_str() == entry.handle),
+                created_at: time(entry.created_at),
+                last_seen_at: time(entry.last_seen_at),
+                expires_at: time(entry.expires_at),
+                ip: entry.ip.and_then(|ip| ip.parse().ok()),
+                user_agent: entry.user_agent,
+                label: entry.label,
+                handle: SessionHandle(entry.handle),
+            })
+            .collect())
+    }
+
+    /// Adds a new session of `user`, with what was recorded at sign-in.
+    pub(crate) async fn register(
+        &self,
+        user: &str,
+        details: SignInDetails,
+    ) -> Result<Option<SessionHandle>, RegistryError> {
+        let handle = SessionHandle::generate()?;
+        let now = now();
+        let entry = RegistryEntry {
+            handle: handle.0.clone(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now.saturating_add(self.lifetime),
+            user_agent: details.user_agent,
+            ip: details.ip.map(|ip| ip.to_string()),
+            label: details.label,
+        };
+        match self.store.insert(user, &entry, self.limit, now).await? {
+            Insertion::Added { .. } => Ok(Some(handle)),
+            Insertion::Refused => Ok(None),
+        }
+    }
+
+    /// Whether the session `handle` of `user` still lives; refreshes its
+    /// last-seen time once per touch interval.
+    pub(crate) async fn touch(&self, user: &str, handle: &str) -> Result<bool, RegistryError> {
+        let now = now();
+        let stale_before = now.saturating_sub(self.touch_interval);
+        let expires_at = now.saturating_add(self.lifetime);
+        self.store
+            .touch(user, handle, now, stale_before, expires_at)
+            .await
+    }
+
+    pub(crate) fn store(&self) -> &dyn RegistryStore {
+        &*self.store
+    }
+
+    /// What this registry records of a request at sign-in.
+    pub(crate) fn sign_in_details(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+        label: Option<String>,
+    ) -> SignInDetails {
+        let user_agent = headers
+            .get(header::USER_AGENT)
+            .filter(|_| self.record_user_agent)
+            .map(|agent| {
+                String::from_utf8_lossy(agent.as_bytes())
+                    .chars()
+                    .take(MAX_USER_AGENT_CHARS)
+                    .collect()
+            });
+        let ip = extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .filter(|_| self.record_peer_addr)
+            .map(|ConnectInfo(addr)| addr.ip());
+        SignInDetails {
+            user_agent,
+            ip,
+            label,
+        }
+    }
+}
+
+impl fmt::Debug for SessionRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRegistry")
+            .field("store", &self.store)
+            .field("touch_interval", &self.touch_interval)
+            .field("lifetime", &self.lifetime)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a sign-in records besides its times.
+#[derive(Clone, Default)]
+pub(crate) struct SignInDetails {
+    pub(crate) user_agent: Option<String>,
+    pub(crate) ip: Option<IpAddr>,
+    pub(crate) label: Option<String>,
+}
+
+/// The key of a user's entries: the id as JSON, as the session record
+/// holds it.
+pub(crate) fn user_key<Id: Serialize>(user: &Id) -> Result<String, RegistryError> {
+    serde_json::to_string(user).map_err(RegistryError::backend)
+}
+
+/// Now, in Unix seconds.
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, seconds)
+}
+
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn time(seconds: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+}

@@ -1,0 +1,340 @@
+//! What every session-registry store must do, written once and run per
+//! store by `registry_suite!`: the contract of `RegistryStore`, and that
+//! 10,000 expired entries leave nothing behind after the store's cleanup.
+//!
+//! Times are real Unix seconds (Redis expires keys by them), and every test
+//! uses users of its own, so that the suite can share a server.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use tower_sessions_auth::{Insertion, LimitPolicy, RegistryEntry, RegistryStore, SessionLimit};
+
+use super::services::unique_name;
+
+/// Counts every entry the store holds, expired or not, for the growth test.
+pub type Counter = Box<dyn Fn() -> Pin<Box<dyn Future<Output = usize> + Send>> + Send + Sync>;
+
+/// Runs every suite function as a `#[tokio::test]`. `$fixture` is an async
+/// fn returning `Option<(store, counter, guard)>`: `None` skips (outside
+/// CI, a service that is not configured); the guard cleans up on drop.
+#[allow(unused_macros)]
+macro_rules! registry_suite {
+    ($fixture:path) => {
+        registry_suite!(@each $fixture;
+            entries_are_kept_per_user,
+            touch_writes_last_seen_only_when_stale,
+            expired_entries_are_gone,
+            remove_finds_only_the_users_own_entry,
+            remove_all_keeps_only_the_exception,
+            limit_evicts_the_least_recently_seen,
+            limit_refuses_new_entries,
+            expired_entries_leave_nothing_after_cleanup
+        );
+    };
+    (@each $fixture:path; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let Some((store, counter, _guard)) = $fixture().await else { return };
+                crate::common::registry_suite::$name(store, counter).await;
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use registry_suite;
+
+fn now() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+/// A user key no other test uses, shaped like the crate's (JSON).
+fn user() -> String {
+    format!("\"{}\"", unique_name())
+}
+
+fn entry(handle: &str, created_at: i64, last_seen_at: i64, expires_at: i64) -> RegistryEntry {
+    RegistryEntry::new(
+        handle.to_owned(),
+        created_at,
+        last_seen_at,
+        expires_at,
+        Some("Agent/1.0 (ünïcode)".to_owned()),
+        Some("192.0.2.7".to_owned()),
+        Some("password".to_owned()),
+    )
+}
+
+fn handle(n: u32) -> String {
+    format!("handle{n:0>16}")
+}
+
+async fn handles<S: RegistryStore>(store: &S, user: &str, now: i64) -> Vec<String> {
+    let mut handles: Vec<String> = store
+        .list(user, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.handle)
+        .collect();
+    handles.sort();
+    handles
+}
+
+pub async fn entries_are_kept_per_user<S: RegistryStore>(store: S, _: Counter) {
+    let (alice, bob, t) = (user(), user(), now());
+    let first = entry(&handle(1), t, t, t + 3600);
+    assert_eq!(
+        store.insert(&alice, &first, None, t).await.unwrap(),
+        Insertion::Added { evicted: 0 }
+    );
+    store
+        .insert(&alice, &entry(&handle(2), t, t, t + 3600), None, t)
+        .await
+        .unwrap();
+    store
+        .insert(&bob, &entry(&handle(3), t, t, t + 3600), None, t)
+        .await
+        .unwrap();
+
+    assert_eq!(handles(&store, &alice, t).await, [handle(1), handle(2)]);
+    assert_eq!(handles(&store, &bob, t).await, [handle(3)]);
+    let listed = store.list(&alice, t).await.unwrap();
+    let listed = listed.iter().find(|e| e.handle == handle(1)).unwrap();
+    assert_eq!(listed, &first, "every field round-trips");
+    assert!(store
+        .touch(&alice, &handle(1), t, t - 60, t + 3600)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .touch(&alice, &handle(3), t, t - 60, t + 3600)
+            .await
+            .unwrap(),
+        "bob's"
+    );
+    assert!(!store
+        .touch(&alice, &handle(9), t, t - 60, t + 3600)
+        .await
+        .unwrap());
+    assert!(store.list(&user(), t).await.unwrap().is_empty());
+}
+
+pub async fn touch_writes_last_seen_only_when_stale<S: RegistryStore>(store: S, _: Counter) {
+    let (alice, t) = (user(), now());
+    store
+        .insert(&alice, &entry(&handle(1), t, t, t + 100), None, t)
+        .await
+        .unwrap();
+    // 30 s later, with a 60 s interval: fresh enough, nothing written.
+    assert!(store
+        .touch(&alice, &handle(1), t + 30, t - 30, t + 130)
+        .await
+        .unwrap());
+    let seen = &store.list(&alice, t + 30).await.unwrap()[0];
+    assert_eq!((seen.last_seen_at, seen.expires_at), (t, t + 100));
+    // 70 s later: stale, so last-seen and the expiry move.
+    assert!(store
+        .touch(&alice, &handle(1), t + 70, t + 10, t + 170)
+        .await
+        .unwrap());
+    let seen = &store.list(&alice, t + 70).await.unwrap()[0];
+    assert_eq!((seen.last_seen_at, seen.expires_at), (t + 70, t + 170));
+    assert_eq!(seen.created_at, t);
+}
+
+pub async fn expired_entries_are_gone<S: RegistryStore>(store: S, _: Counter) {
+    let (alice, t) = (user(), now());
+    store
+        .insert(&alice, &entry(&handle(1), t, t, t + 10), None, t)
+        .await
+        .unwrap();
+    store
+        .insert(&alice, &entry(&handle(2), t, t, t + 3600), None, t)
+        .await
+        .unwrap();
+    assert_eq!(handles(&store, &alice, t + 9).await, [handle(1), handle(2)]);
+    assert_eq!(handles(&store, &alice, t + 10).await, [handle(2)]);
+    assert!(!store
+        .touch(&alice, &handle(1), t + 10, t, t + 100)
+        .await
+        .unwrap());
+    assert!(store
+        .touch(&alice, &handle(2), t + 10, t, t + 100)
+        .await
+        .unwrap());
+}
+
+pub async fn remove_finds_only_the_users_own_entry<S: RegistryStore>(store: S, _: Counter) {
+    let (alice, bob, t) = (user(), user(), now());
+    for (user, n) in [(&alice, 1), (&alice, 2), (&bob, 3)] {
+        store
+            .insert(user, &entry(&handle(n), t, t, t + 3600), None, t)
+            .await
+            .unwrap();
+    }
+    assert!(
+        !store.remove(&alice, &handle(3)).await.unwrap(),
+        "bob's handle"
+    );
+    assert_eq!(handles(&store, &bob, t).await, [handle(3)]);
+    assert!(store.remove(&alice, &handle(1)).await.unwrap());
+    assert!(
+        !store.remove(&alice, &handle(1)).await.unwrap(),
+        "already gone"
+    );
+    assert_eq!(handles(&store, &alice, t).await, [handle(2)]);
+    assert!(!store
+        .touch(&alice, &handle(1), t, t - 60, t + 3600)
+        .await
+        .unwrap());
+}
+
+pub async fn remove_all_keeps_only_the_exception<S: RegistryStore>(store: S, _: Counter) {
+    let (alice, bob, t) = (user(), user(), now());
+    for n in 1..=3 {
+        store
+            .insert(&alice, &entry(&handle(n), t, t, t + 3600), None, t)
+            .await
+            .unwrap();
+    }
+    store
+        .insert(&bob, &entry(&handle(4), t, t, t + 3600), None, t)
+        .await
+        .unwrap();
+    assert_eq!(store.remove_all(&alice, Some(&handle(2))).await.unwrap(), 2);
+    assert_eq!(handles(&store, &alice, t).await, [handle(2)]);
+    assert_eq!(store.remove_all(&alice, None).await.unwrap(), 1);
+    assert!(handles(&store, &alice, t).await.is_empty());
+    assert_eq!(handles(&store, &bob, t).await, [handle(4)], "bob untouched");
+    assert_eq!(store.remove_all(&alice, None).await.unwrap(), 0);
+}
+
+pub async fn limit_evicts_the_least_recently_seen<S: RegistryStore>(store: S, _: Counter) {
+    let (alice, t) = (user(), now());
+    let limit = Some(SessionLimit {
+        max: 2,
+        policy: LimitPolicy::EvictLeastRecentlySeen,
+    });
+    // Handle 1 is the oldest but was seen last; handle 2 is the least
+    // recently seen.
+    store
+        .insert(
+            &alice,
+            &entry(&handle(1), t - 50, t - 5, t + 3600),
+            limit,
+            t,
+        )
+        .await
+        .unwrap();
+    store
+        .insert(
+            &alice,
+            &entry(&handle(2), t - 40, t - 30, t + 3600),
+            limit,
+            t,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .insert(&alice, &entry(&handle(3), t, t, t + 3600), limit, t)
+            .await
+            .unwrap(),
+        Insertion::Added { evicted: 1 }
+    );
+    assert_eq!(handles(&store, &alice, t).await, [handle(1), handle(3)]);
+    // An expired entry makes room by itself.
+    let short = entry(&handle(4), t, t, t + 5);
+    store.remove(&alice, &handle(1)).await.unwrap();
+    store.insert(&alice, &short, limit, t).await.unwrap();
+    assert_eq!(
+        store
+            .insert(&alice, &entry(&handle(5), t, t, t + 3600), limit, t + 5)
+            .await
+            .unwrap(),
+        Insertion::Added { evicted: 0 }
+    );
+    assert_eq!(handles(&store, &alice, t + 5).await, [handle(3), handle(5)]);
+}
+
+pub async fn limit_refuses_new_entries<S: RegistryStore>(store: S, _: Counter) {
+    let (alice, t) = (user(), now());
+    let limit = Some(SessionLimit {
+        max: 1,
+        policy: LimitPolicy::RefuseNew,
+    });
+    store
+        .insert(&alice, &entry(&handle(1), t, t, t + 3600), limit, t)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .insert(&alice, &entry(&handle(2), t, t, t + 3600), limit, t)
+            .await
+            .unwrap(),
+        Insertion::Refused
+    );
+    assert_eq!(handles(&store, &alice, t).await, [handle(1)]);
+    // Without a limit, the same insert passes.
+    store
+        .insert(&alice, &entry(&handle(2), t, t, t + 3600), None, t)
+        .await
+        .unwrap();
+    assert_eq!(handles(&store, &alice, t).await, [handle(1), handle(2)]);
+}
+
+pub async fn expired_entries_leave_nothing_after_cleanup<S: RegistryStore>(
+    store: S,
+    count: Counter,
+) {
+    const USERS: u32 = 100;
+    const PER_USER: u32 = 100;
+    /// Long enough for the inserts to finish before the first expires.
+    const LIFETIME: i64 = 8;
+    let t = now();
+    let users: Vec<String> = (0..USERS).map(|_| user()).collect();
+    let store = &store;
+    let mut inserts = Vec::new();
+    for user in &users {
+        for n in 0..PER_USER {
+            inserts.push(async move {
+                store
+                    .insert(user, &entry(&handle(n), t, t, t + LIFETIME), None, t)
+                    .await
+                    .unwrap();
+            });
+        }
+    }
+    futures_join_all(inserts, 64).await;
+    let held = count().await;
+    assert!(
+        held >= usize::try_from(USERS * PER_USER).unwrap(),
+        "{held} entries after 10,000 sign-ins"
+    );
+
+    // Past their expiry (Redis expires keys by the second).
+    let left = u64::try_from(t + LIFETIME + 1 - now()).unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(left * 1000 + 200)).await;
+    store.remove_expired(now()).await.unwrap();
+    assert_eq!(count().await, 0, "entries left after the cleanup");
+}
+
+/// Runs `futures` with at most `limit` at once.
+async fn futures_join_all<F: Future<Output = ()>>(futures: Vec<F>, limit: usize) {
+    use futures_util::StreamExt as _;
+    futures_util::stream::iter(futures)
+        .buffer_unordered(limit)
+        .collect::<Vec<()>>()
+        .await;
+}
