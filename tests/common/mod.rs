@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod panics;
 pub mod pg_users;
 pub mod proxy;
+pub mod registry_app;
 pub mod registry_suite;
 pub mod services;
 pub mod suite;

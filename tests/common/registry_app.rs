@@ -1,0 +1,89 @@
+//! The test application with a session registry: the routes of
+//! [`routes`](super::routes) plus the registry's, over any session store.
+
+use axum::{
+    extract::Path,
+    http::StatusCode,
+    routing::{get, post},
+    Json, Router,
+};
+use serde_json::{json, Value};
+use tower_sessions::{SessionManagerLayer, SessionStore};
+use tower_sessions_auth::{
+    AuthError, AuthKeys, AuthLayer, AuthSession, Revocation, SessionEnded, SessionHandle,
+    SessionRegistry,
+};
+
+use super::{routes, TestUser, UserTable};
+
+/// `routes` plus:
+/// - `GET /sessions`: `[{"handle", "current", "user_agent", "ip"}]`;
+/// - `POST /revoke/{handle}`: `revoked`, `signed_out`, `not_found` (or 400);
+/// - `POST /revoke-others`, `POST /revoke-all`: how many;
+/// - `GET /why`: why the layer ended the session on this request, or `none`.
+///
+/// `always_save` is tower-sessions' `with_always_save`.
+pub fn registry_app<S: SessionStore + Clone, T: UserTable>(
+    store: S,
+    users: T,
+    keys: AuthKeys,
+    registry: SessionRegistry,
+    always_save: bool,
+) -> Router {
+    routes(users.clone())
+        .route("/sessions", get(sessions))
+        .route("/revoke/{handle}", post(revoke))
+        .route("/revoke-others", post(revoke_others))
+        .route("/revoke-all", post(revoke_all))
+        .route(
+            "/why",
+            get(|ended: Option<SessionEnded>| async move {
+                ended.map_or("none", |ended| ended.reason().as_str())
+            }),
+        )
+        .layer(AuthLayer::new(users, keys).with_registry(registry))
+        .layer(
+            SessionManagerLayer::new(store)
+                .with_secure(false)
+                .with_always_save(always_save),
+        )
+}
+
+async fn sessions(auth: AuthSession<TestUser>) -> Result<Json<Value>, AuthError> {
+    let sessions = auth.sessions().await?;
+    Ok(Json(
+        sessions
+            .iter()
+            .map(|session| {
+                json!({
+                    "handle": session.handle.as_str(),
+                    "current": session.current,
+                    "user_agent": session.user_agent,
+                    "ip": session.ip.map(|ip| ip.to_string()),
+                })
+            })
+            .collect(),
+    ))
+}
+
+async fn revoke(
+    mut auth: AuthSession<TestUser>,
+    Path(handle): Path<String>,
+) -> Result<(StatusCode, &'static str), AuthError> {
+    let Ok(handle) = handle.parse::<SessionHandle>() else {
+        return Ok((StatusCode::BAD_REQUEST, "not a handle"));
+    };
+    Ok(match auth.revoke_session(&handle).await? {
+        Revocation::Revoked => (StatusCode::OK, "revoked"),
+        Revocation::SignedOut => (StatusCode::OK, "signed_out"),
+        _ => (StatusCode::NOT_FOUND, "not_found"),
+    })
+}
+
+async fn revoke_others(auth: AuthSession<TestUser>) -> Result<String, AuthError> {
+    Ok(auth.revoke_other_sessions().await?.to_string())
+}
+
+async fn revoke_all(mut auth: AuthSession<TestUser>) -> Result<String, AuthError> {
+    Ok(auth.revoke_all_sessions().await?.to_string())
+}
