@@ -2,13 +2,12 @@
 //! kept from tower-sessions-auth's events in the users' database (so every
 //! demo process sharing it sees the same list) and shown on the home page.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::http::header;
-use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use tower_sessions_auth::{AuthEvent, AuthEventKind, EndReason, EventHook, Events};
 
-use super::users::Users;
+use super::{devices::rfc3339, users::Users};
 
 /// How many entries are kept (and shown) per user.
 pub(crate) const KEPT_PER_USER: i64 = 10;
@@ -80,18 +79,10 @@ pub(crate) async fn recent(users: &Users, user_id: i64) -> Result<Vec<Entry>, sq
     Ok(rows
         .into_iter()
         .map(|(at, what, user_agent, ip)| Entry {
-            at: rfc3339(at),
+            at: rfc3339(UNIX_EPOCH + Duration::from_secs(u64::try_from(at).unwrap_or(0))),
             what,
             user_agent,
             ip,
         })
         .collect())
-}
-
-/// Seconds since the epoch as RFC 3339 UTC.
-fn rfc3339(seconds: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(seconds)
-        .ok()
-        .and_then(|at| at.format(&Rfc3339).ok())
-        .unwrap_or_else(|| "unknown".to_owned())
 }

@@ -1,16 +1,16 @@
 //! The JSON routes.
 
 use axum::{
-    extract::{rejection::JsonRejection, State},
-    http::StatusCode,
+    extract::{rejection::JsonRejection, Path, State},
+    http::{header, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
 use serde::Deserialize;
-use serde_json::json;
-use tower_sessions_auth::{AuthSession, AuthUser};
+use serde_json::{json, Value};
+use tower_sessions_auth::{AuthSession, AuthUser, Revocation, SessionHandle};
 
-use super::{accounts::authenticate, error::AppError, users::User, AppState};
+use super::{accounts::authenticate, devices, error::AppError, users::User, AppState};
 
 /// `GET /api/me`: the signed-in user's name, or `401`.
 pub(crate) async fn me(user: Option<AuthUser<User>>) -> Response {
@@ -47,6 +47,49 @@ pub(crate) async fn login(
             "wrong username or password",
         )),
     }
+}
+
+/// `GET /api/sessions`: the user's signed-in sessions, most recently seen
+/// first, or `401`.
+pub(crate) async fn sessions(auth: AuthSession<User>) -> Result<Response, AppError> {
+    if auth.user().is_none() {
+        return Ok(error(StatusCode::UNAUTHORIZED, "not signed in"));
+    }
+    let sessions: Vec<Value> = devices::listed(&auth)
+        .await?
+        .into_iter()
+        .map(|device| {
+            json!({
+                "handle": device.handle,
+                "current": device.current,
+                "created_at": device.created_at,
+                "last_seen_at": device.last_seen_at,
+                "user_agent": device.user_agent,
+                "ip": device.ip,
+            })
+        })
+        .collect();
+    let no_store = [(header::CACHE_CONTROL, "no-store")];
+    Ok((no_store, Json(json!({ "sessions": sessions }))).into_response())
+}
+
+/// `DELETE /api/sessions/{handle}`: `204` when revoked (this session's own
+/// handle signs it out), `404` when the user has no such session, `401`
+/// when anonymous.
+pub(crate) async fn revoke_session(
+    mut auth: AuthSession<User>,
+    Path(handle): Path<String>,
+) -> Result<Response, AppError> {
+    if auth.user().is_none() {
+        return Ok(error(StatusCode::UNAUTHORIZED, "not signed in"));
+    }
+    let Ok(handle) = handle.parse::<SessionHandle>() else {
+        return Ok(error(StatusCode::NOT_FOUND, "no such session"));
+    };
+    Ok(match auth.revoke_session(&handle).await? {
+        Revocation::Revoked | Revocation::SignedOut => StatusCode::NO_CONTENT.into_response(),
+        _ => error(StatusCode::NOT_FOUND, "no such session"),
+    })
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

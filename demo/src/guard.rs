@@ -76,15 +76,18 @@ impl OriginPolicy {
     }
 }
 
-/// Refuses with `403` every `POST` that carries an `Origin` other than the
-/// site's own (including the opaque `null`). Without the header the request
-/// passes: browsers always send it on cross-site `POST`s.
+/// Refuses with `403` every unsafe request (`POST`, `PUT`, `PATCH`,
+/// `DELETE`) that carries an `Origin` other than the site's own (including
+/// the opaque `null`). Without the header the request passes: browsers
+/// always send it on cross-site requests of these methods.
 pub(crate) async fn same_origin(
     State(policy): State<OriginPolicy>,
     request: Request,
     next: Next,
 ) -> Response {
-    if request.method() == Method::POST {
+    let unsafe_method =
+        [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(request.method());
+    if unsafe_method {
         if let Some(origin) = request.headers().get(header::ORIGIN) {
             let host = request
                 .headers()
@@ -100,7 +103,7 @@ pub(crate) async fn same_origin(
                 .to_str()
                 .is_ok_and(|origin| policy.allows(origin, host));
             if !allowed {
-                tracing::warn!("cross-site POST refused");
+                tracing::warn!(method = %request.method(), "cross-site request refused");
                 return (
                     StatusCode::FORBIDDEN,
                     "Cross-site request refused: the Origin header does not match this site.",

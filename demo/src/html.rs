@@ -9,11 +9,13 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
-use tower_sessions_auth::{safe_next, AuthSession, EndReason, LoginRequired, SessionEnded};
+use tower_sessions_auth::{
+    safe_next, AuthSession, EndReason, LoginRequired, Revocation, SessionEnded, SessionHandle,
+};
 
 use super::{
     accounts::{authenticate, check_new_password, check_username},
-    activity,
+    activity, devices,
     error::AppError,
     pages::{self, render},
     users::User,
@@ -27,6 +29,7 @@ enum Notice {
     Welcome,
     PasswordChanged,
     OthersSignedOut,
+    DeviceSignedOut,
     AccountDeleted,
     /// This browser's session was ended by a password change elsewhere.
     EndedByPasswordChange,
@@ -34,6 +37,8 @@ enum Notice {
     EndedBySignOutElsewhere,
     /// ... because the account is gone.
     EndedAccountGone,
+    /// ... from the list of signed-in devices elsewhere, or by expiry.
+    EndedRevoked,
     /// ... for another reason (unreadable session data).
     EndedOther,
 }
@@ -48,6 +53,7 @@ impl Notice {
                 "Password changed. Your other sessions are signed out; this one stays."
             }
             Self::OthersSignedOut => "Your other sessions are signed out; this one stays.",
+            Self::DeviceSignedOut => "That device is signed out.",
             Self::AccountDeleted => "Your account is deleted, and all its sessions with it.",
             Self::EndedByPasswordChange => {
                 "You were signed out because your password was changed on another device. \
@@ -60,6 +66,10 @@ impl Notice {
             Self::EndedAccountGone => {
                 "You were signed out because the account you were signed in to no longer exists."
             }
+            Self::EndedRevoked => {
+                "You were signed out from another device, or because this session was \
+                 unused for too long."
+            }
             Self::EndedOther => "You were signed out. Please sign in again.",
         }
     }
@@ -69,6 +79,7 @@ impl Notice {
             EndReason::CredentialChanged => Self::EndedByPasswordChange,
             EndReason::EpochChanged => Self::EndedBySignOutElsewhere,
             EndReason::UserGone => Self::EndedAccountGone,
+            EndReason::Revoked => Self::EndedRevoked,
             _ => Self::EndedOther,
         }
     }
@@ -329,7 +340,58 @@ pub(crate) async fn delete_account(
         return render(StatusCode::FORBIDDEN, &page);
     }
     state.users.delete(user.id).await?;
-    auth.logout().await?;
+    // Every session of the account leaves the list at once; this one is
+    // signed out with them.
+    auth.revoke_all_sessions().await?;
     Notice::AccountDeleted.set(auth.session()).await?;
     Ok(Redirect::to("/").into_response())
+}
+
+/// `GET /sessions`: the user's signed-in devices, each but this one with a
+/// button that signs it out.
+pub(crate) async fn sessions(
+    LoginRequired(user): LoginRequired<User>,
+    auth: AuthSession<User>,
+) -> Result<Response, AppError> {
+    let page = pages::Sessions {
+        username: user.username,
+        notice: Notice::take(auth.session()).await?.map(Notice::text),
+        devices: devices::listed(&auth).await?,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// The field of the revoke form.
+#[derive(Deserialize)]
+pub(crate) struct RevokeForm {
+    handle: String,
+}
+
+/// `POST /sessions/revoke`: signs one device out. Another device: back to
+/// `/sessions`; this one: to `/login`; a handle the user has no session
+/// for: `404`, nothing revoked.
+pub(crate) async fn revoke_session(
+    LoginRequired(user): LoginRequired<User>,
+    mut auth: AuthSession<User>,
+    Form(form): Form<RevokeForm>,
+) -> Result<Response, AppError> {
+    let revocation = match form.handle.parse::<SessionHandle>() {
+        Ok(handle) => auth.revoke_session(&handle).await?,
+        Err(_) => Revocation::NotFound,
+    };
+    match revocation {
+        Revocation::Revoked => {
+            Notice::DeviceSignedOut.set(auth.session()).await?;
+            Ok(Redirect::to("/sessions").into_response())
+        }
+        Revocation::SignedOut => Ok(Redirect::to("/login").into_response()),
+        _ => {
+            let page = pages::Sessions {
+                username: user.username,
+                notice: Some("No such session: it may have ended already. Nothing was changed."),
+                devices: devices::listed(&auth).await?,
+            };
+            render(StatusCode::NOT_FOUND, &page)
+        }
+    }
 }

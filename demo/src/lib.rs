@@ -11,18 +11,20 @@
 //!
 //! # Cross-site requests
 //!
-//! Every `POST` whose `Origin` header is present must come from the site's
-//! own origin, otherwise it is refused with `403`. The own origin is
+//! Every `POST`, `PUT`, `PATCH` and `DELETE` whose `Origin` header is
+//! present must come from the site's own origin, otherwise it is refused
+//! with `403`. The own origin is
 //! [`Config::origin`] when set (`DEMO_ORIGIN`, e.g. `https://demo.example`),
 //! else the request's `Host` header with `https` when secure cookies are on
 //! and `http` otherwise. Behind a proxy that rewrites `Host`, set the
 //! origin explicitly. Requests without `Origin` (curl, old clients) pass:
-//! browsers send it on every cross-site `POST`, and the `SameSite=Lax`
-//! cookie is not sent on those anyway.
+//! browsers send it on every cross-site request of these methods, and the
+//! `SameSite=Lax` cookie is not sent on those anyway.
 
 mod accounts;
 mod activity;
 mod api;
+mod devices;
 mod error;
 mod guard;
 mod headers;
@@ -38,7 +40,7 @@ use std::{future::Future, net::SocketAddr};
 use axum::{
     extract::DefaultBodyLimit,
     middleware,
-    routing::{get, post},
+    routing::{delete, get, post},
     Router,
 };
 use tokio::net::TcpListener;
@@ -75,6 +77,9 @@ pub struct Config {
     /// Argon2 cost of new password hashes. The tests lower it: the debug
     /// build hashes slowly, and the cost is not what they test.
     pub argon2: argon2::Params,
+    /// The most sessions per user (`DEMO_MAX_SESSIONS`); a sign-in beyond
+    /// it ends the least recently seen one. `None`: no limit.
+    pub max_sessions: Option<usize>,
 }
 
 /// State shared by the handlers.
@@ -96,8 +101,15 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
     users.migrate().await?;
     let passwords = Passwords::new(config.argon2).await?;
 
+    let registry = stores::session_registry(
+        &users,
+        config.postgres_schema.as_deref(),
+        config.max_sessions,
+    )
+    .await?;
     let auth = AuthLayer::new(users.clone(), config.keys)
         .with_login_url("/login")
+        .with_registry(registry)
         .with_events(activity::events(users.clone()));
     let routes = Router::new()
         .route("/", get(html::home))
@@ -108,10 +120,14 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
             "/password",
             get(html::password_form).post(html::change_password),
         )
+        .route("/sessions", get(html::sessions))
+        .route("/sessions/revoke", post(html::revoke_session))
         .route("/sessions/logout-others", post(html::logout_others))
         .route("/account/delete", post(html::delete_account))
         .route("/api/me", get(api::me))
         .route("/api/login", post(api::login))
+        .route("/api/sessions", get(api::sessions))
+        .route("/api/sessions/{handle}", delete(api::revoke_session))
         .with_state(AppState {
             users: users.clone(),
             passwords,

@@ -24,6 +24,8 @@
 //! - `DEMO_ORIGIN`: the site's origin (`https://demo.example`) for the
 //!   cross-site `POST` check; default: the request's `Host`.
 //! - `DEMO_PG_SCHEMA`: a Postgres schema for the demo's tables.
+//! - `DEMO_MAX_SESSIONS`: the most sessions per user; signing in one more
+//!   ends the least recently seen. Default: no limit.
 //! - `RUST_LOG`: log filter, default `info`.
 
 use std::{env, io::IsTerminal as _};
@@ -62,6 +64,15 @@ async fn main() -> Result<(), StartError> {
         secure_cookies: var("DEMO_SECURE_COOKIES").is_some_and(|value| value == "1"),
         origin: var("DEMO_ORIGIN"),
         argon2: argon2::Params::default(),
+        max_sessions: match var("DEMO_MAX_SESSIONS") {
+            Some(max) => Some(
+                max.parse()
+                    .ok()
+                    .filter(|max| *max > 0)
+                    .ok_or("DEMO_MAX_SESSIONS must be a whole number, 1 or more")?,
+            ),
+            None => None,
+        },
         database_url,
     };
 

@@ -7,7 +7,7 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 
-use super::{activity::Entry, error::AppError};
+use super::{activity::Entry, devices::Device, error::AppError};
 
 /// `/`: who is signed in and what they can do.
 #[derive(Template)]
@@ -47,6 +47,16 @@ pub(crate) struct Signup {
 pub(crate) struct Password {
     pub(crate) username: String,
     pub(crate) error: Option<&'static str>,
+}
+
+/// `/sessions`: the signed-in devices.
+#[derive(Template)]
+#[template(path = "sessions.html")]
+pub(crate) struct Sessions {
+    pub(crate) username: String,
+    pub(crate) notice: Option<&'static str>,
+    /// Most recently seen first.
+    pub(crate) devices: Vec<Device>,
 }
 
 /// Renders `page` with `status`.

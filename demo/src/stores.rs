@@ -13,6 +13,7 @@ use tower_sessions::{
     session_store::ExpiredDeletion,
     Expiry, SessionManagerLayer, SessionStore,
 };
+use tower_sessions_auth::{LimitPolicy, PostgresRegistry, SessionRegistry, SqliteRegistry};
 use tower_sessions_redis_store::{
     fred::{
         prelude::{ClientLike, Config as RedisConfig, Pool as RedisPool},
@@ -33,6 +34,54 @@ const CLEANUP_PERIOD: Duration = Duration::from_secs(60 * 60);
 
 /// A session not used for this long ends.
 const IDLE_TIMEOUT_DAYS: i64 = 14;
+
+/// The session registry ("signed-in devices") in the users' database, so
+/// that every demo process sharing it sees the same sessions, whichever
+/// session store they use. Its entries live as long as an unused session;
+/// expired ones are deleted with the expired sessions. `max_sessions`
+/// (`DEMO_MAX_SESSIONS`): a sign-in beyond it ends the user's least
+/// recently seen session.
+pub(crate) async fn session_registry(
+    users: &Users,
+    postgres_schema: Option<&str>,
+    max_sessions: Option<usize>,
+) -> Result<SessionRegistry, StartError> {
+    let registry = match users {
+        Users::Sqlite(pool) => {
+            let store = SqliteRegistry::new(pool.clone());
+            store.migrate().await?;
+            SessionRegistry::new(store)
+        }
+        Users::Postgres(pool) => {
+            let mut store = PostgresRegistry::new(pool.clone());
+            if let Some(schema) = postgres_schema {
+                store = store.with_table_name(&format!("{schema}.tsa_session_registry"))?;
+            }
+            store.migrate().await?;
+            SessionRegistry::new(store)
+        }
+    };
+    let lifetime = Duration::from_secs(u64::try_from(IDLE_TIMEOUT_DAYS).unwrap_or(14) * 86_400);
+    let registry = registry.with_lifetime(lifetime);
+    let registry = match max_sessions {
+        Some(max) => registry.with_limit(max, LimitPolicy::EvictLeastRecentlySeen),
+        None => registry,
+    };
+    tokio::spawn(delete_expired_entries(registry.clone()));
+    Ok(registry)
+}
+
+/// Deletes expired registry entries now and then, as [`delete_expired`]
+/// does for sessions.
+async fn delete_expired_entries(registry: SessionRegistry) {
+    let mut interval = tokio::time::interval(CLEANUP_PERIOD);
+    loop {
+        interval.tick().await;
+        if let Err(err) = registry.remove_expired().await {
+            tracing::warn!(error = %err, "deleting expired registry entries failed");
+        }
+    }
+}
 
 /// Settings of the session cookie.
 pub(crate) struct CookieSettings {

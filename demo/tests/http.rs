@@ -9,12 +9,9 @@
 
 mod common;
 
-use std::{future::Future, path::PathBuf, sync::Arc};
+use std::{future::Future, path::PathBuf};
 
-use reqwest::{
-    cookie::{CookieStore, Jar},
-    header, redirect, Client, Response, StatusCode,
-};
+use reqwest::{header, redirect, Client, StatusCode};
 use serde_json::{json, Value};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -22,132 +19,15 @@ use tokio::{
 };
 use tower_sessions_auth::{AuthKeys, SessionUser, Verification};
 
-use tower_sessions_auth_demo::{secret, Config};
+use tower_sessions_auth_demo::secret;
 
-use crate::common::{unique, Server, TempDir};
-
-const SECRET: &[u8] = b"demo test secret, 32 bytes or more, not for production";
-const PASSWORD: &str = "correct horse";
-const NEW_PASSWORD: &str = "battery staple";
-
-/// The demo's configuration for `database_url`, signed with [`SECRET`].
-fn config(database_url: &str) -> Config {
-    common::config(database_url, SECRET)
-}
-
-// ---------------------------------------------------------------------------
-// Harness
-
-/// One demo on a fresh SQLite file.
-async fn sqlite_demo() -> (Server, TempDir) {
-    let db = TempDir::new("demo_http");
-    let server = Server::start(config(&db.sqlite_url())).await;
-    (server, db)
-}
-
-/// A browser-like client: its own cookie jar, redirects not followed.
-struct Browser {
-    http: Client,
-    jar: Arc<Jar>,
-}
-
-impl Browser {
-    fn new() -> Self {
-        Self::with_user_agent("demo-http-test")
-    }
-
-    /// A browser that sends `agent` as its `User-Agent`.
-    fn with_user_agent(agent: &str) -> Self {
-        let jar = Arc::new(Jar::default());
-        let http = Client::builder()
-            .cookie_provider(jar.clone())
-            .user_agent(agent)
-            .redirect(redirect::Policy::none())
-            .build()
-            .unwrap();
-        Self { http, jar }
-    }
-
-    async fn get(&self, url: &str) -> Response {
-        self.http.get(url).send().await.unwrap()
-    }
-
-    async fn post(&self, url: &str, form: &[(&str, &str)]) -> Response {
-        self.http.post(url).form(form).send().await.unwrap()
-    }
-
-    async fn signup(&self, server: &Server, username: &str, password: &str) -> Response {
-        let form = [("username", username), ("password", password)];
-        self.post(&server.url("/signup"), &form).await
-    }
-
-    async fn login(&self, server: &Server, username: &str, password: &str) -> Response {
-        let form = [("username", username), ("password", password)];
-        self.post(&server.url("/login"), &form).await
-    }
-
-    /// The signed-in username by `/api/me`, `None` when anonymous.
-    async fn me(&self, server: &Server) -> Option<String> {
-        let response = self.get(&server.url("/api/me")).await;
-        match response.status() {
-            StatusCode::OK => {
-                let body: Value = response.json().await.unwrap();
-                Some(body["username"].as_str().unwrap().to_owned())
-            }
-            StatusCode::UNAUTHORIZED => None,
-            other => panic!("unexpected /api/me status {other}"),
-        }
-    }
-
-    /// The session cookie's value for `server`, if the jar holds one.
-    fn session_id(&self, server: &Server) -> Option<String> {
-        let url = server.base.parse().unwrap();
-        let cookies = self.jar.cookies(&url)?;
-        cookies.to_str().unwrap().split("; ").find_map(|pair| {
-            pair.strip_prefix("demo_session=")
-                .or_else(|| pair.strip_prefix("__Host-demo_session="))
-                .map(str::to_owned)
-        })
-    }
-}
-
-fn location(response: &Response) -> &str {
-    response.headers()[header::LOCATION].to_str().unwrap()
-}
-
-fn cache_control(response: &Response) -> &str {
-    response.headers()[header::CACHE_CONTROL].to_str().unwrap()
-}
-
-fn set_cookies(response: &Response) -> Vec<String> {
-    response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|value| value.to_str().unwrap().to_owned())
-        .collect()
-}
-
-/// A browser signed up as `username` with [`PASSWORD`].
-async fn signed_up(server: &Server, username: &str) -> Browser {
-    let browser = Browser::new();
-    let response = browser.signup(server, username, PASSWORD).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    browser
-}
-
-/// A second browser signed in as `username`.
-async fn signed_in(server: &Server, username: &str, password: &str) -> Browser {
-    let browser = Browser::new();
-    let response = browser.login(server, username, password).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::SEE_OTHER,
-        "login of {username}"
-    );
-    assert_eq!(browser.me(server).await.as_deref(), Some(username));
-    browser
-}
+use crate::common::{
+    client::{
+        cache_control, config, location, page, set_cookies, signed_in, signed_up, sqlite_demo,
+        Browser, NEW_PASSWORD, PASSWORD, SECRET,
+    },
+    unique, Server, TempDir,
+};
 
 // ---------------------------------------------------------------------------
 // GET /
@@ -438,11 +318,6 @@ async fn password_change_keeps_this_session_and_ends_the_others() {
     signed_in(&server, "alice", NEW_PASSWORD).await;
 }
 
-/// The body of `GET path` for `browser`.
-async fn page(browser: &Browser, server: &Server, path: &str) -> String {
-    browser.get(&server.url(path)).await.text().await.unwrap()
-}
-
 #[tokio::test]
 async fn a_browser_signed_out_elsewhere_is_told_why_on_the_page_it_gets() {
     const PASSWORD_CHANGED: &str =
@@ -664,7 +539,7 @@ async fn api_login_sets_the_session_cookie_or_answers_401_json() {
 
     let wrong = json!({ "username": "alice", "password": "nope nope" });
     let response = browser
-        .http
+        .http()
         .post(server.url("/api/login"))
         .json(&wrong)
         .send()
@@ -677,7 +552,7 @@ async fn api_login_sets_the_session_cookie_or_answers_401_json() {
 
     let right = json!({ "username": "alice", "password": PASSWORD });
     let response = browser
-        .http
+        .http()
         .post(server.url("/api/login"))
         .json(&right)
         .send()
@@ -766,7 +641,7 @@ async fn missing_or_malformed_form_fields_are_4xx_with_a_message() {
     ];
     for (browser, path, content_type, body) in cases {
         let response = browser
-            .http
+            .http()
             .post(server.url(path))
             .header(header::CONTENT_TYPE, content_type)
             .body(body)
@@ -791,7 +666,7 @@ async fn bodies_over_64_kib_are_413() {
     let big = "a".repeat(64 * 1024 + 1);
     for path in ["/signup", "/login", "/logout", "/api/login"] {
         let response = browser
-            .http
+            .http()
             .post(server.url(path))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(format!("username={big}"))
@@ -803,7 +678,7 @@ async fn bodies_over_64_kib_are_413() {
     // Just under the limit is read (and refused for its content only).
     let field = "a".repeat(64 * 1024 - "username=&password=12345678".len());
     let response = Browser::new()
-        .http
+        .http()
         .post(server.url("/signup"))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(format!("username={field}&password=12345678"))
@@ -847,7 +722,7 @@ async fn cross_site_posts_are_403() {
     ] {
         for path in ["/logout", "/login", "/sessions/logout-others", "/api/login"] {
             let response = browser
-                .http
+                .http()
                 .post(server.url(path))
                 .header(header::ORIGIN, origin)
                 .form(&[("username", "alice"), ("password", PASSWORD)])
@@ -861,7 +736,7 @@ async fn cross_site_posts_are_403() {
 
     // The own origin, and no Origin at all, pass.
     let response = browser
-        .http
+        .http()
         .post(server.url("/sessions/logout-others"))
         .header(header::ORIGIN, own.as_str())
         .send()
@@ -874,7 +749,7 @@ async fn cross_site_posts_are_403() {
 
     // A GET with a foreign Origin is not a state change.
     let response = browser
-        .http
+        .http()
         .get(server.url("/"))
         .header(header::ORIGIN, "http://evil.example")
         .send()

@@ -147,7 +147,9 @@ impl fmt::Debug for SessionInfo {
     }
 }
 
-/// One entry as a [`RegistryStore`] keeps it; times in Unix seconds.
+/// One entry as a [`RegistryStore`] keeps it; times in Unix milliseconds
+/// (so that "least recently seen" is well defined between sign-ins of the
+/// same second).
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct RegistryEntry {
@@ -330,8 +332,8 @@ impl SessionRegistry {
     pub fn new(store: impl RegistryStore) -> Self {
         Self {
             store: Arc::new(store),
-            touch_interval: 60,
-            lifetime: 14 * 24 * 3600,
+            touch_interval: 60_000,
+            lifetime: 14 * 24 * 3600 * 1000,
             limit: None,
             record_user_agent: true,
             record_peer_addr: true,
@@ -341,7 +343,7 @@ impl SessionRegistry {
     /// How often at most the last-seen time of a session is written (default
     /// 60 s). Requests in between only read the entry.
     pub fn with_touch_interval(mut self, interval: Duration) -> Self {
-        self.touch_interval = seconds(interval);
+        self.touch_interval = millis(interval);
         self
     }
 
@@ -357,7 +359,7 @@ impl SessionRegistry {
             lifetime >= Duration::from_secs(1),
             "SessionRegistry::with_lifetime: the lifetime must be at least a second"
         );
-        self.lifetime = seconds(lifetime);
+        self.lifetime = millis(lifetime);
         self
     }
 
@@ -546,17 +548,17 @@ pub(crate) fn user_key<Id: Serialize>(user: &Id) -> Result<String, RegistryError
     serde_json::to_string(user).map_err(RegistryError::backend)
 }
 
-/// Now, in Unix seconds.
+/// Now, in Unix milliseconds.
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, seconds)
+        .map_or(0, millis)
 }
 
-fn seconds(duration: Duration) -> i64 {
-    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn time(seconds: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+fn time(millis: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }

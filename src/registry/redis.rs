@@ -6,8 +6,8 @@
 //! key's hash tag, so the registry works on Redis Cluster. Every operation
 //! is one command or one Lua script: one round trip, atomic. Expired
 //! fields are dropped by the scripts that meet them (insert, list), and a
-//! user's hash expires with the last of its entries (`EXPIREAT … GT`, Redis
-//! 7.0 or later), so nothing needs a sweep.
+//! user's hash expires with the last of its entries (`PEXPIREAT … GT`,
+//! Redis 7.0 or later), so nothing needs a sweep.
 
 use async_trait::async_trait;
 use fred::{clients::Pool, interfaces::HashesInterface, types::scripts::Script};
@@ -43,8 +43,8 @@ if max > 0 and #live >= max then
   end
 end
 redis.call('HSET', key, handle, entry)
-if redis.call('EXPIREAT', key, expires, 'GT') == 0 and redis.call('TTL', key) < 0 then
-  redis.call('EXPIREAT', key, expires)
+if redis.call('PEXPIREAT', key, expires, 'GT') == 0 and redis.call('PTTL', key) < 0 then
+  redis.call('PEXPIREAT', key, expires)
 end
 return evicted
 ";
@@ -65,7 +65,7 @@ if e.last_seen_at < stale_before then
   e.last_seen_at = now
   e.expires_at = expires
   redis.call('HSET', key, handle, cjson.encode(e))
-  redis.call('EXPIREAT', key, expires, 'GT')
+  redis.call('PEXPIREAT', key, expires, 'GT')
 end
 return 1
 ";

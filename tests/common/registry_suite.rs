@@ -2,7 +2,7 @@
 //! store by `registry_suite!`: the contract of `RegistryStore`, and that
 //! 10,000 expired entries leave nothing behind after the store's cleanup.
 //!
-//! Times are real Unix seconds (Redis expires keys by them), and every test
+//! Times are real Unix milliseconds (Redis expires keys by them), and every test
 //! uses users of its own, so that the suite can share a server.
 
 use std::{
@@ -48,14 +48,20 @@ macro_rules! registry_suite {
 #[allow(unused_imports)]
 pub(crate) use registry_suite;
 
+/// Now, in Unix milliseconds, as the store keeps times.
 fn now() -> i64 {
     i64::try_from(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
-            .as_secs(),
+            .as_millis(),
     )
     .unwrap()
+}
+
+/// `n` seconds in milliseconds.
+fn sec(n: i64) -> i64 {
+    n * 1000
 }
 
 /// A user key no other test uses, shaped like the crate's (JSON).
@@ -93,17 +99,17 @@ async fn handles<S: RegistryStore>(store: &S, user: &str, now: i64) -> Vec<Strin
 
 pub async fn entries_are_kept_per_user<S: RegistryStore>(store: S, _: Counter) {
     let (alice, bob, t) = (user(), user(), now());
-    let first = entry(&handle(1), t, t, t + 3600);
+    let first = entry(&handle(1), t, t, t + sec(3600));
     assert_eq!(
         store.insert(&alice, &first, None, t).await.unwrap(),
         Insertion::Added { evicted: 0 }
     );
     store
-        .insert(&alice, &entry(&handle(2), t, t, t + 3600), None, t)
+        .insert(&alice, &entry(&handle(2), t, t, t + sec(3600)), None, t)
         .await
         .unwrap();
     store
-        .insert(&bob, &entry(&handle(3), t, t, t + 3600), None, t)
+        .insert(&bob, &entry(&handle(3), t, t, t + sec(3600)), None, t)
         .await
         .unwrap();
 
@@ -113,18 +119,18 @@ pub async fn entries_are_kept_per_user<S: RegistryStore>(store: S, _: Counter) {
     let listed = listed.iter().find(|e| e.handle == handle(1)).unwrap();
     assert_eq!(listed, &first, "every field round-trips");
     assert!(store
-        .touch(&alice, &handle(1), t, t - 60, t + 3600)
+        .touch(&alice, &handle(1), t, t - sec(60), t + sec(3600))
         .await
         .unwrap());
     assert!(
         !store
-            .touch(&alice, &handle(3), t, t - 60, t + 3600)
+            .touch(&alice, &handle(3), t, t - sec(60), t + sec(3600))
             .await
             .unwrap(),
         "bob's"
     );
     assert!(!store
-        .touch(&alice, &handle(9), t, t - 60, t + 3600)
+        .touch(&alice, &handle(9), t, t - sec(60), t + sec(3600))
         .await
         .unwrap());
     assert!(store.list(&user(), t).await.unwrap().is_empty());
@@ -133,44 +139,50 @@ pub async fn entries_are_kept_per_user<S: RegistryStore>(store: S, _: Counter) {
 pub async fn touch_writes_last_seen_only_when_stale<S: RegistryStore>(store: S, _: Counter) {
     let (alice, t) = (user(), now());
     store
-        .insert(&alice, &entry(&handle(1), t, t, t + 100), None, t)
+        .insert(&alice, &entry(&handle(1), t, t, t + sec(100)), None, t)
         .await
         .unwrap();
     // 30 s later, with a 60 s interval: fresh enough, nothing written.
     assert!(store
-        .touch(&alice, &handle(1), t + 30, t - 30, t + 130)
+        .touch(&alice, &handle(1), t + sec(30), t - sec(30), t + sec(130))
         .await
         .unwrap());
-    let seen = &store.list(&alice, t + 30).await.unwrap()[0];
-    assert_eq!((seen.last_seen_at, seen.expires_at), (t, t + 100));
+    let seen = &store.list(&alice, t + sec(30)).await.unwrap()[0];
+    assert_eq!((seen.last_seen_at, seen.expires_at), (t, t + sec(100)));
     // 70 s later: stale, so last-seen and the expiry move.
     assert!(store
-        .touch(&alice, &handle(1), t + 70, t + 10, t + 170)
+        .touch(&alice, &handle(1), t + sec(70), t + sec(10), t + sec(170))
         .await
         .unwrap());
-    let seen = &store.list(&alice, t + 70).await.unwrap()[0];
-    assert_eq!((seen.last_seen_at, seen.expires_at), (t + 70, t + 170));
+    let seen = &store.list(&alice, t + sec(70)).await.unwrap()[0];
+    assert_eq!(
+        (seen.last_seen_at, seen.expires_at),
+        (t + sec(70), t + sec(170))
+    );
     assert_eq!(seen.created_at, t);
 }
 
 pub async fn expired_entries_are_gone<S: RegistryStore>(store: S, _: Counter) {
     let (alice, t) = (user(), now());
     store
-        .insert(&alice, &entry(&handle(1), t, t, t + 10), None, t)
+        .insert(&alice, &entry(&handle(1), t, t, t + sec(10)), None, t)
         .await
         .unwrap();
     store
-        .insert(&alice, &entry(&handle(2), t, t, t + 3600), None, t)
+        .insert(&alice, &entry(&handle(2), t, t, t + sec(3600)), None, t)
         .await
         .unwrap();
-    assert_eq!(handles(&store, &alice, t + 9).await, [handle(1), handle(2)]);
-    assert_eq!(handles(&store, &alice, t + 10).await, [handle(2)]);
+    assert_eq!(
+        handles(&store, &alice, t + sec(9)).await,
+        [handle(1), handle(2)]
+    );
+    assert_eq!(handles(&store, &alice, t + sec(10)).await, [handle(2)]);
     assert!(!store
-        .touch(&alice, &handle(1), t + 10, t, t + 100)
+        .touch(&alice, &handle(1), t + sec(10), t, t + sec(100))
         .await
         .unwrap());
     assert!(store
-        .touch(&alice, &handle(2), t + 10, t, t + 100)
+        .touch(&alice, &handle(2), t + sec(10), t, t + sec(100))
         .await
         .unwrap());
 }
@@ -179,7 +191,7 @@ pub async fn remove_finds_only_the_users_own_entry<S: RegistryStore>(store: S, _
     let (alice, bob, t) = (user(), user(), now());
     for (user, n) in [(&alice, 1), (&alice, 2), (&bob, 3)] {
         store
-            .insert(user, &entry(&handle(n), t, t, t + 3600), None, t)
+            .insert(user, &entry(&handle(n), t, t, t + sec(3600)), None, t)
             .await
             .unwrap();
     }
@@ -195,7 +207,7 @@ pub async fn remove_finds_only_the_users_own_entry<S: RegistryStore>(store: S, _
     );
     assert_eq!(handles(&store, &alice, t).await, [handle(2)]);
     assert!(!store
-        .touch(&alice, &handle(1), t, t - 60, t + 3600)
+        .touch(&alice, &handle(1), t, t - sec(60), t + sec(3600))
         .await
         .unwrap());
 }
@@ -204,12 +216,12 @@ pub async fn remove_all_keeps_only_the_exception<S: RegistryStore>(store: S, _: 
     let (alice, bob, t) = (user(), user(), now());
     for n in 1..=3 {
         store
-            .insert(&alice, &entry(&handle(n), t, t, t + 3600), None, t)
+            .insert(&alice, &entry(&handle(n), t, t, t + sec(3600)), None, t)
             .await
             .unwrap();
     }
     store
-        .insert(&bob, &entry(&handle(4), t, t, t + 3600), None, t)
+        .insert(&bob, &entry(&handle(4), t, t, t + sec(3600)), None, t)
         .await
         .unwrap();
     assert_eq!(store.remove_all(&alice, Some(&handle(2))).await.unwrap(), 2);
@@ -231,7 +243,7 @@ pub async fn limit_evicts_the_least_recently_seen<S: RegistryStore>(store: S, _:
     store
         .insert(
             &alice,
-            &entry(&handle(1), t - 50, t - 5, t + 3600),
+            &entry(&handle(1), t - sec(50), t - sec(5), t + sec(3600)),
             limit,
             t,
         )
@@ -240,7 +252,7 @@ pub async fn limit_evicts_the_least_recently_seen<S: RegistryStore>(store: S, _:
     store
         .insert(
             &alice,
-            &entry(&handle(2), t - 40, t - 30, t + 3600),
+            &entry(&handle(2), t - sec(40), t - sec(30), t + sec(3600)),
             limit,
             t,
         )
@@ -248,24 +260,32 @@ pub async fn limit_evicts_the_least_recently_seen<S: RegistryStore>(store: S, _:
         .unwrap();
     assert_eq!(
         store
-            .insert(&alice, &entry(&handle(3), t, t, t + 3600), limit, t)
+            .insert(&alice, &entry(&handle(3), t, t, t + sec(3600)), limit, t)
             .await
             .unwrap(),
         Insertion::Added { evicted: 1 }
     );
     assert_eq!(handles(&store, &alice, t).await, [handle(1), handle(3)]);
     // An expired entry makes room by itself.
-    let short = entry(&handle(4), t, t, t + 5);
+    let short = entry(&handle(4), t, t, t + sec(5));
     store.remove(&alice, &handle(1)).await.unwrap();
     store.insert(&alice, &short, limit, t).await.unwrap();
     assert_eq!(
         store
-            .insert(&alice, &entry(&handle(5), t, t, t + 3600), limit, t + 5)
+            .insert(
+                &alice,
+                &entry(&handle(5), t, t, t + sec(3600)),
+                limit,
+                t + sec(5)
+            )
             .await
             .unwrap(),
         Insertion::Added { evicted: 0 }
     );
-    assert_eq!(handles(&store, &alice, t + 5).await, [handle(3), handle(5)]);
+    assert_eq!(
+        handles(&store, &alice, t + sec(5)).await,
+        [handle(3), handle(5)]
+    );
 }
 
 pub async fn limit_refuses_new_entries<S: RegistryStore>(store: S, _: Counter) {
@@ -275,12 +295,12 @@ pub async fn limit_refuses_new_entries<S: RegistryStore>(store: S, _: Counter) {
         policy: LimitPolicy::RefuseNew,
     });
     store
-        .insert(&alice, &entry(&handle(1), t, t, t + 3600), limit, t)
+        .insert(&alice, &entry(&handle(1), t, t, t + sec(3600)), limit, t)
         .await
         .unwrap();
     assert_eq!(
         store
-            .insert(&alice, &entry(&handle(2), t, t, t + 3600), limit, t)
+            .insert(&alice, &entry(&handle(2), t, t, t + sec(3600)), limit, t)
             .await
             .unwrap(),
         Insertion::Refused
@@ -288,7 +308,7 @@ pub async fn limit_refuses_new_entries<S: RegistryStore>(store: S, _: Counter) {
     assert_eq!(handles(&store, &alice, t).await, [handle(1)]);
     // Without a limit, the same insert passes.
     store
-        .insert(&alice, &entry(&handle(2), t, t, t + 3600), None, t)
+        .insert(&alice, &entry(&handle(2), t, t, t + sec(3600)), None, t)
         .await
         .unwrap();
     assert_eq!(handles(&store, &alice, t).await, [handle(1), handle(2)]);
@@ -301,7 +321,7 @@ pub async fn expired_entries_leave_nothing_after_cleanup<S: RegistryStore>(
     const USERS: u32 = 100;
     const PER_USER: u32 = 100;
     /// Long enough for the inserts to finish before the first expires.
-    const LIFETIME: i64 = 8;
+    const LIFETIME: i64 = 4;
     let t = now();
     let users: Vec<String> = (0..USERS).map(|_| user()).collect();
     let store = &store;
@@ -310,7 +330,7 @@ pub async fn expired_entries_leave_nothing_after_cleanup<S: RegistryStore>(
         for n in 0..PER_USER {
             inserts.push(async move {
                 store
-                    .insert(user, &entry(&handle(n), t, t, t + LIFETIME), None, t)
+                    .insert(user, &entry(&handle(n), t, t, t + sec(LIFETIME)), None, t)
                     .await
                     .unwrap();
             });
@@ -323,9 +343,9 @@ pub async fn expired_entries_leave_nothing_after_cleanup<S: RegistryStore>(
         "{held} entries after 10,000 sign-ins"
     );
 
-    // Past their expiry (Redis expires keys by the second).
-    let left = u64::try_from(t + LIFETIME + 1 - now()).unwrap_or(0);
-    tokio::time::sleep(Duration::from_millis(left * 1000 + 200)).await;
+    // Past their expiry.
+    let left = u64::try_from(t + sec(LIFETIME) - now()).unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(left + 200)).await;
     store.remove_expired(now()).await.unwrap();
     assert_eq!(count().await, 0, "entries left after the cleanup");
 }

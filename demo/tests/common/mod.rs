@@ -5,6 +5,8 @@
 // `allow-unwrap-in-tests` covers only the `#[test]` functions.)
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
+pub mod client;
+
 use std::{
     path::{Path, PathBuf},
     sync::atomic::{AtomicU32, Ordering},
@@ -65,6 +67,7 @@ pub fn config(database_url: &str, secret: &[u8]) -> Config {
         secure_cookies: false,
         origin: None,
         argon2: argon2::Params::new(1024, 1, 1, None).unwrap(),
+        max_sessions: None,
     }
 }
 
