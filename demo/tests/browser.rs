@@ -2,7 +2,8 @@
 //! sessions, each with its own fresh profile, driven over WebDriver by
 //! chromedriver. Both sign in as one user; a password change in the first
 //! sends the second to the sign-in page, which says why, while the first
-//! stays signed in.
+//! stays signed in. A third browser lists the signed-in devices and signs
+//! one out, which is on the sign-in page at its next navigation.
 //! A screenshot of every step goes to `target/demo-screenshots/`.
 //!
 //! Needs `chromium` and `chromedriver` on the `PATH` (Debian: packages
@@ -187,6 +188,12 @@ impl Browser {
 
     /// Fills the sign-in (or sign-up) form as alice with `password` and
     /// submits it.
+    /// How many elements match `css`.
+    async fn count(&self, css: &str) -> usize {
+        let found = self.client.find_all(Locator::Css(css)).await;
+        self.check(&format!("find {css}"), found).len()
+    }
+
     async fn submit_as_alice(&self, password: &str) {
         self.fill(r#"input[name="username"]"#, "alice").await;
         self.fill(r#"input[name="password"]"#, password).await;
@@ -272,24 +279,29 @@ async fn two_browsers_password_change_ends_the_other_session() {
     let driver = Chromedriver::start(&chromedriver).await;
     let laptop = Arc::new(Browser::open(&driver, &chromium, "laptop").await);
     let phone = Arc::new(Browser::open(&driver, &chromium, "phone").await);
+    let tablet = Arc::new(Browser::open(&driver, &chromium, "tablet").await);
 
-    let outcome = tokio::spawn(scenario(
-        demo.server.base.clone(),
-        laptop.clone(),
-        phone.clone(),
-    ))
+    let base = demo.server.base.clone();
+    let outcome = tokio::spawn({
+        let (laptop, phone, tablet) = (laptop.clone(), phone.clone(), tablet.clone());
+        async move {
+            scenario(&base, &laptop, &phone).await;
+            revoke_from_the_device_list(&base, &laptop, &tablet).await;
+        }
+    })
     .await;
-    // Close both browsers whether or not the scenario passed: a killed
+    // Close every browser whether or not the scenario passed: a killed
     // chromedriver would leave its Chromium processes behind.
     laptop.close().await;
     phone.close().await;
+    tablet.close().await;
     if let Err(failure) = outcome {
         std::panic::resume_unwind(failure.into_panic());
     }
 }
 
 /// The steps, each checked in the page and saved as a screenshot.
-async fn scenario(base: String, laptop: Arc<Browser>, phone: Arc<Browser>) {
+async fn scenario(base: &str, laptop: &Browser, phone: &Browser) {
     let url = |path: &str| format!("{base}{path}");
 
     // Sign up on the laptop.
@@ -391,4 +403,39 @@ async fn scenario(base: String, laptop: Arc<Browser>, phone: Arc<Browser>) {
     phone.goto(&url("/")).await;
     phone.expect_page("/", "You are not signed in").await;
     phone.screenshot("12-phone-signed-out").await;
+}
+
+/// A third browser lists the signed-in devices and signs the laptop out
+/// from there; the laptop is on the sign-in page at its next navigation,
+/// told why.
+async fn revoke_from_the_device_list(base: &str, laptop: &Browser, tablet: &Browser) {
+    let url = |path: &str| format!("{base}{path}");
+    laptop.goto(&url("/login")).await;
+    laptop.submit_as_alice(NEWEST_PASSWORD).await;
+    laptop.expect_page("/", "Signed in as alice").await;
+    tablet.goto(&url("/sessions")).await;
+    tablet.expect_page("/login", "Sign in").await;
+    tablet.submit_as_alice(NEWEST_PASSWORD).await;
+    tablet.expect_page("/sessions", "Signed-in devices").await;
+    tablet.expect_page("/sessions", "This device").await;
+    let devices = tablet.count("li.device").await;
+    assert_eq!(devices, 2, "the laptop and the tablet");
+    tablet.screenshot("13-tablet-signed-in-devices").await;
+
+    tablet
+        .click(r#"form[action="/sessions/revoke"] button"#)
+        .await;
+    tablet
+        .expect_page("/sessions", "That device is signed out.")
+        .await;
+    assert_eq!(tablet.count("li.device").await, 1);
+    tablet.screenshot("14-tablet-signed-out-the-laptop").await;
+
+    laptop.goto(&url("/password")).await;
+    laptop
+        .expect_page("/login", "You were signed out from another device")
+        .await;
+    laptop
+        .screenshot("15-laptop-signed-out-from-the-list")
+        .await;
 }

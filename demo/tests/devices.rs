@@ -15,6 +15,7 @@ use crate::common::{
         cache_control, config, location, page, signed_up, sqlite_demo, Browser, NEW_PASSWORD,
         PASSWORD,
     },
+    services::{delete_redis_sessions, service_url, with_postgres_schema},
     Server, TempDir,
 };
 
@@ -348,4 +349,48 @@ async fn two_processes_on_one_sqlite_file_share_the_list() {
     assert_eq!(phone.me(&b).await, None);
     assert_eq!(phone.me(&a).await, None);
     assert_eq!(laptop.me(&b).await.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn two_processes_with_postgres_users_and_redis_sessions_share_the_list() {
+    let (Some(database_url), Some(redis_url)) =
+        (service_url("DATABASE_URL"), service_url("REDIS_URL"))
+    else {
+        return;
+    };
+    let url = database_url.clone();
+    with_postgres_schema(&database_url, move |schema| async move {
+        let start = || {
+            let mut config = config(&url);
+            config.postgres_schema = Some(schema.clone());
+            config.session_store_url = Some(redis_url.clone());
+            config.max_sessions = Some(3);
+            Server::start(config)
+        };
+        let (a, b) = (start().await, start().await);
+        let laptop = signed_up(&a, "alice").await;
+        let phone = device(&b, "alice", "Phone").await;
+        let tablet = device(&a, "alice", "Tablet").await;
+        assert_eq!(api_sessions(&laptop, &b).await.len(), 3);
+
+        // A revoke through one process ends the session on both.
+        let phone_handle = own_handle(&phone, &b).await;
+        let response = laptop
+            .post(&a.url("/sessions/revoke"), &[("handle", &phone_handle)])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(phone.me(&b).await, None);
+        assert_eq!(phone.me(&a).await, None);
+        // The limit holds across processes: a fourth sign-in ends the least
+        // recently seen of three.
+        let again = device(&b, "alice", "Phone again").await;
+        let fourth = device(&a, "alice", "Fourth").await;
+        assert_eq!(api_sessions(&fourth, &b).await.len(), 3);
+        assert_eq!(laptop.me(&b).await, None, "the least recently seen");
+        assert_eq!(tablet.me(&a).await.as_deref(), Some("alice"));
+
+        let browsers = [&laptop, &phone, &tablet, &again, &fourth];
+        delete_redis_sessions(&redis_url, &browsers, &a).await;
+    })
+    .await;
 }

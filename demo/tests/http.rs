@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::{future::Future, path::PathBuf};
+use std::path::PathBuf;
 
 use reqwest::{header, redirect, Client, StatusCode};
 use serde_json::{json, Value};
@@ -26,6 +26,7 @@ use crate::common::{
         cache_control, config, location, page, set_cookies, signed_in, signed_up, sqlite_demo,
         Browser, NEW_PASSWORD, PASSWORD, SECRET,
     },
+    services::{delete_redis_sessions, service_url, with_postgres_schema},
     unique, Server, TempDir,
 };
 
@@ -942,42 +943,6 @@ async fn a_session_store_failure_is_a_5xx() {
 // ---------------------------------------------------------------------------
 // Postgres and Redis
 
-/// The URL in `name`, or `None` (with the reason printed) when unset
-/// outside CI. In CI (`CI=true`) a missing service fails the test.
-fn service_url(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "{name} must be set in CI: this test needs the service"
-            );
-            eprintln!("skipped: {name} is not set (set it to run this test against the service)");
-            None
-        }
-    }
-}
-
-/// Runs `test` with a fresh Postgres schema, then drops the schema whether
-/// or not the test passed.
-async fn with_postgres_schema<F, Fut>(database_url: &str, test: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let schema = unique("demo_http");
-    let outcome = tokio::spawn(test(schema.clone())).await;
-    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    if let Err(err) = outcome {
-        std::panic::resume_unwind(err.into_panic());
-    }
-}
-
 #[tokio::test]
 async fn users_in_postgres_sessions_in_redis() {
     let (Some(database_url), Some(redis_url)) =
@@ -1020,19 +985,6 @@ async fn users_in_postgres_sessions_in_redis() {
         delete_redis_sessions(&redis_url, &[&changer, &other], &server).await;
     })
     .await;
-}
-
-/// Deletes the sessions these browsers still hold from Redis.
-async fn delete_redis_sessions(redis_url: &str, browsers: &[&Browser], server: &Server) {
-    use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, KeysInterface, Pool};
-    let pool = Pool::new(Config::from_url(redis_url).unwrap(), None, None, None, 1).unwrap();
-    pool.init().await.unwrap();
-    for browser in browsers {
-        if let Some(id) = browser.session_id(server) {
-            let _: i64 = pool.del(id).await.unwrap();
-        }
-    }
-    pool.quit().await.unwrap();
 }
 
 #[tokio::test]
