@@ -117,6 +117,59 @@
 //! route guarded by [`LoginRequired`], keep the reason for the sign-in page
 //! (the demo stores a one-time notice in the new, anonymous session).
 //!
+//! # Listing and ending sessions
+//!
+//! With a [`SessionRegistry`] on the layer ([`AuthLayer::with_registry`]),
+//! every signed-in session has an entry: an opaque [`SessionHandle`] (not
+//! the session id, stable while the session lives), sign-in and last-seen
+//! times, and the user agent and address it signed in from. The layer checks
+//! on each signed-in request that the entry still exists (one store read;
+//! last-seen is written at most once per touch interval), and
+//! [`AuthSession`] lists the user's sessions
+//! ([`sessions`](AuthSession::sessions)) and ends them one by one, all
+//! others, or all ([`revoke_session`](AuthSession::revoke_session),
+//! [`revoke_other_sessions`](AuthSession::revoke_other_sessions),
+//! [`revoke_all_sessions`](AuthSession::revoke_all_sessions));
+//! administrators do the same outside a request through the registry
+//! itself. Stores: [`MemoryRegistry`], and behind features `RedisRegistry`,
+//! `PostgresRegistry` and `SqliteRegistry`.
+//!
+//! ```
+//! # use std::convert::Infallible;
+//! # use tower_sessions_auth::{SessionUser, UserBackend};
+//! # #[derive(Clone)] struct User;
+//! # impl SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
+//! # #[derive(Clone)] struct Users;
+//! # impl UserBackend for Users { type User = User; type Error = Infallible;
+//! #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
+//! use tower_sessions_auth::{
+//!     AuthError, AuthKeys, AuthLayer, AuthSession, LimitPolicy, MemoryRegistry, Revocation,
+//!     SessionHandle, SessionRegistry,
+//! };
+//!
+//! async fn sign_out_device(
+//!     mut auth: AuthSession<User>,
+//!     handle: String,
+//! ) -> Result<&'static str, AuthError> {
+//!     let Ok(handle) = handle.parse::<SessionHandle>() else { return Ok("no such session") };
+//!     Ok(match auth.revoke_session(&handle).await? {
+//!         Revocation::Revoked => "that device is signed out",
+//!         Revocation::SignedOut => "you are signed out",
+//!         _ => "no such session",
+//!     })
+//! }
+//!
+//! # fn main() -> Result<(), tower_sessions_auth::KeyError> {
+//! let registry = SessionRegistry::new(MemoryRegistry::default())
+//!     .with_limit(10, LimitPolicy::EvictLeastRecentlySeen);
+//! let layer = AuthLayer::new(Users, AuthKeys::new([9; 32])?).with_registry(registry);
+//! # Ok(()) }
+//! ```
+//!
+//! The entry, not the session record, decides whether a session lives: a
+//! request that loaded the session before a logout or a revoke and saves it
+//! back afterwards brings back nothing (see [`SessionRegistry`]).
+//!
 //! # Events
 //!
 //! [`AuthLayer::with_events`] hands the application an [`AuthEvent`] for
@@ -197,13 +250,15 @@
 //!   (JWTs), API keys, or long-lived caches of the user elsewhere;
 //! - a leaked server secret: with it and a store leak, the hash can be
 //!   forged for a known password hash. Rotate the secret if it leaks;
-//! - a logout racing another request of the same browser: tower-sessions
-//!   saves a changed session at the end of each request, and the
+//! - without a [`SessionRegistry`], a logout racing another request of the
+//!   same browser: tower-sessions saves a changed session at the end of
+//!   each request (every request under `with_always_save(true)`), and the
 //!   tower-sessions-sqlx and memory stores save by upsert, so a request that
-//!   loaded the session before the logout and writes to it afterwards brings
-//!   the record back, still signed in (the Redis store only updates existing
-//!   keys). A password change or an epoch bump is not affected: a record
-//!   brought back still carries the old hash and ends on its next request;
+//!   loaded the session before the logout and saves it afterwards brings the
+//!   record back, still signed in (the Redis store only updates existing
+//!   keys). With a registry the logout sticks on every store. A password
+//!   change or an epoch bump is not affected either way: a record brought
+//!   back still carries the old hash and ends on its next request;
 //! - per-instance caches of the session store (`CachingSessionStore`): a
 //!   session ended on one instance lives on in another's cache until it
 //!   expires there;
@@ -216,6 +271,15 @@
 //! `Debug` carries a secret, a hash or a session id; the `Debug` of your
 //! user type is yours, so keep its password hash out of it, since
 //! [`Identity`] and the extractors print the user.
+//!
+//! # Feature flags
+//!
+//! None is on by default; each adds one store of the session registry.
+//!
+//! - `redis`: `RedisRegistry`, on fred (the pool of
+//!   tower-sessions-redis-store).
+//! - `postgres`: `PostgresRegistry`, on an sqlx 0.8 Postgres pool.
+//! - `sqlite`: `SqliteRegistry`, on an sqlx 0.8 SQLite pool.
 //!
 //! [axum]: https://docs.rs/axum
 

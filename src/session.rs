@@ -291,14 +291,10 @@ impl<U: SessionUser> AuthSession<U> {
         self.context.registry.as_ref().ok_or(AuthError::NoRegistry)
     }
 
-    /// This session's registry handle, as its record holds it.
+    /// This session's registry handle, as its record holds it (the layer
+    /// has loaded and checked the record already).
     async fn handle(&self) -> Result<Option<String>, AuthError> {
-        let record = self
-            .session
-            .get::<AuthRecord<U::Id>>(SESSION_KEY)
-            .await
-            .ok()
-            .flatten();
+        let record = self.session.get::<AuthRecord<U::Id>>(SESSION_KEY).await?;
         Ok(record.and_then(|record| record.handle))
     }
 

@@ -16,6 +16,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
+use tower_sessions_auth::{MemoryRegistry, SessionRegistry};
 use tower_sessions_auth_bench::{
     check_in_process, me_request, router, seed, sessions_router_with_plumbing, Kind, Users,
 };
@@ -34,7 +35,8 @@ fn per_request(c: &mut Criterion) {
         let app = if name == "tower-sessions+plumbing" {
             sessions_router_with_plumbing(Users::generate(1), MemoryStore::default())
         } else {
-            router(kind, Users::generate(1), MemoryStore::default())
+            let registry = SessionRegistry::new(MemoryRegistry::default());
+            router(kind, Users::generate(1), MemoryStore::default(), registry)
         };
         let cookie = if kind.has_sessions() {
             runtime

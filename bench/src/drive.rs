@@ -44,7 +44,8 @@ tower-sessions-auth-bench drive: the macro benchmark
                     redis-1,redis-100k (the default); SESSIONS sessions and as
                     many users; axum-login and plain axum run only on memory
   --kinds LIST      comma-separated servers (default axum,tower-sessions,
-                    axum-login,tower-sessions-auth)
+                    axum-login,tower-sessions-auth,tower-sessions-auth+registry;
+                    or letters, e.g. b,d,e)
   --out DIR         where latest.md, latest.csv and latest.svg go
                     (default bench/results)
   --wait-quiet S    before starting, wait up to S seconds for the 1-minute
@@ -113,12 +114,12 @@ impl Setup {
         )
     }
 
-    /// The kinds that make sense on this store: the issue asks for Redis
-    /// only for (b) and (d), and plain axum has no store at all.
+    /// The kinds that make sense on this store: Redis only for (b), (d)
+    /// and (e), and plain axum has no store at all.
     fn runs(self, kind: Kind) -> bool {
         match self.store {
             StoreKind::Memory => true,
-            StoreKind::Redis => matches!(kind, Kind::Sessions | Kind::Tsa),
+            StoreKind::Redis => matches!(kind, Kind::Sessions | Kind::Tsa | Kind::TsaRegistry),
         }
     }
 }

@@ -33,7 +33,9 @@ use tower_sessions::{
     cookie::time::{Duration, OffsetDateTime},
     Expiry, Session, SessionManagerLayer, SessionStore,
 };
-use tower_sessions_auth::{AuthKeys, AuthLayer, AuthSession, SessionUser, UserBackend};
+use tower_sessions_auth::{
+    AuthKeys, AuthLayer, AuthSession, SessionRegistry, SessionUser, UserBackend,
+};
 
 /// The secret of every benchmark server; a benchmark needs no real secret.
 pub const SECRET: &[u8] = b"benchmark secret, 32 bytes or more; not a real one";
@@ -149,11 +151,20 @@ pub enum Kind {
     AxumLogin,
     /// (d) tower-sessions-auth.
     Tsa,
+    /// (e) tower-sessions-auth with its session registry (in the store's
+    /// own kind: memory or Redis).
+    TsaRegistry,
 }
 
 impl Kind {
     /// Every kind, in the order of the report.
-    pub const ALL: [Self; 4] = [Self::Axum, Self::Sessions, Self::AxumLogin, Self::Tsa];
+    pub const ALL: [Self; 5] = [
+        Self::Axum,
+        Self::Sessions,
+        Self::AxumLogin,
+        Self::Tsa,
+        Self::TsaRegistry,
+    ];
 
     /// The name used on the command line and in reports.
     #[must_use]
@@ -163,6 +174,7 @@ impl Kind {
             Self::Sessions => "tower-sessions",
             Self::AxumLogin => "axum-login",
             Self::Tsa => "tower-sessions-auth",
+            Self::TsaRegistry => "tower-sessions-auth+registry",
         }
     }
 
@@ -174,6 +186,7 @@ impl Kind {
             Self::Sessions => 'b',
             Self::AxumLogin => 'c',
             Self::Tsa => 'd',
+            Self::TsaRegistry => 'e',
         }
     }
 
@@ -197,7 +210,7 @@ impl FromStr for Kind {
         Self::ALL
             .into_iter()
             .find(|kind| kind.name() == s || s.len() == 1 && s.starts_with(kind.letter()))
-            .ok_or_else(|| format!("unknown kind {s:?}; expected one of axum, tower-sessions, axum-login, tower-sessions-auth (or a-d)"))
+            .ok_or_else(|| format!("unknown kind {s:?}; expected one of axum, tower-sessions, axum-login, tower-sessions-auth, tower-sessions-auth+registry (or a-e)"))
     }
 }
 
@@ -214,11 +227,17 @@ pub fn session_layer<S: SessionStore + Clone>(store: S) -> SessionManagerLayer<S
         ))
 }
 
-/// Builds the application of `kind` over `users` and `store`.
+/// Builds the application of `kind` over `users` and `store`; `registry`
+/// serves (e) only.
 ///
 /// Besides `GET /me`, the kinds with sessions have `POST /login?id=N`, which
 /// signs user N in through the kind's own login path; [`seed`] uses it.
-pub fn router<S: SessionStore + Clone>(kind: Kind, users: Users, store: S) -> Router {
+pub fn router<S: SessionStore + Clone>(
+    kind: Kind,
+    users: Users,
+    store: S,
+    registry: SessionRegistry,
+) -> Router {
     match kind {
         Kind::Axum => Router::new().route("/me", get(me_axum)).with_state(users),
         Kind::Sessions => Router::new()
@@ -231,6 +250,7 @@ pub fn router<S: SessionStore + Clone>(kind: Kind, users: Users, store: S) -> Ro
             .route("/login", post(login_axum_login))
             .layer(axum_login::AuthManagerLayerBuilder::new(users, session_layer(store)).build()),
         Kind::Tsa => tsa_router(users, store, |layer| layer),
+        Kind::TsaRegistry => tsa_router(users, store, |layer| layer.with_registry(registry)),
     }
 }
 

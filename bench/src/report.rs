@@ -301,6 +301,7 @@ fn colour(kind: Kind) -> &'static str {
         Kind::Sessions => "#4e79a7",
         Kind::AxumLogin => "#f28e2b",
         Kind::Tsa => "#59a14f",
+        Kind::TsaRegistry => "#b07aa1",
     }
 }
 

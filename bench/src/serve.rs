@@ -10,6 +10,7 @@ use std::{io::Write as _, str::FromStr};
 
 use tokio::io::AsyncReadExt as _;
 use tower_sessions::{session::Id, MemoryStore, SessionStore};
+use tower_sessions_auth::{MemoryRegistry, RedisRegistry, SessionRegistry};
 use tower_sessions_auth_bench::{check_in_process, router, seed, Kind, Users};
 use tower_sessions_redis_store::{
     fred::prelude::{ClientLike as _, Config, Pool},
@@ -21,7 +22,8 @@ use crate::{Error, Options};
 const USAGE: &str = "\
 tower-sessions-auth-bench serve: one server under test
 
-  --kind K          axum | tower-sessions | axum-login | tower-sessions-auth (or a-d)
+  --kind K          axum | tower-sessions | axum-login | tower-sessions-auth
+                    | tower-sessions-auth+registry (or a-e)
   --store S         memory | redis (default memory)
   --sessions N      live sessions to create (default 1)
   --users N         users in the backend (default: as many as sessions)
@@ -82,7 +84,9 @@ pub(crate) fn main(args: &[String]) -> Result<(), Error> {
         let users = Users::generate(users);
         match store {
             StoreKind::Memory => {
-                run(kind, users, sessions, MemoryStore::default(), cookies_path).await
+                let registry = SessionRegistry::new(MemoryRegistry::default());
+                let store = MemoryStore::default();
+                run(kind, users, sessions, store, registry, cookies_path).await
             }
             StoreKind::Redis => {
                 let config = Config::from_url(&redis_url)
@@ -92,7 +96,14 @@ pub(crate) fn main(args: &[String]) -> Result<(), Error> {
                 pool.init()
                     .await
                     .map_err(|err| format!("redis at {redis_url}: {err}"))?;
-                run(kind, users, sessions, RedisStore::new(pool), cookies_path).await
+                // Keys of their own, deleted at the end like the sessions,
+                // and expiring within the hour anyway.
+                let registry = SessionRegistry::new(
+                    RedisRegistry::new(pool.clone()).with_key_prefix("bench:registry:"),
+                )
+                .with_lifetime(std::time::Duration::from_secs(3600));
+                let store = RedisStore::new(pool);
+                run(kind, users, sessions, store, registry, cookies_path).await
             }
         }
     })
@@ -103,9 +114,10 @@ async fn run<S: SessionStore + Clone>(
     users: Users,
     sessions: u64,
     store: S,
+    registry: SessionRegistry,
     cookies_path: &str,
 ) -> Result<(), Error> {
-    let app = router(kind, users, store.clone());
+    let app = router(kind, users, store.clone(), registry.clone());
     let cookies = if kind.has_sessions() {
         seed(&app, 1..=sessions).await?
     } else {
@@ -140,6 +152,14 @@ async fn run<S: SessionStore + Clone>(
                     .await
                     .map_err(|err| format!("deleting a benchmark session: {err}"))?;
             }
+        }
+    }
+    if kind == Kind::TsaRegistry {
+        for id in 1..=sessions {
+            registry
+                .revoke_all(&id)
+                .await
+                .map_err(|err| format!("deleting a benchmark registry entry: {err}"))?;
         }
     }
     Ok(())

@@ -8,25 +8,6 @@
 //! layer checks on every signed-in request that the session's entry still
 //! exists, and [`AuthSession`](crate::AuthSession) lists and revokes the
 //! user's sessions.
-//!
-//! # Why revocation sticks
-//!
-//! The entry, not the session record, decides whether a session lives. A
-//! request that loaded the session before a logout or a revoke and saves it
-//! back afterwards (SQL and memory session stores save by upsert, and
-//! `with_always_save(true)` saves on every request) brings the record back,
-//! but not the entry: the next request carrying it ends it. Ending a
-//! session never depends on knowing its id, so an administrator can revoke
-//! sessions by handle from outside any request.
-//!
-//! # Privacy
-//!
-//! Handles, user agents and addresses are the user's data: no `Debug`
-//! prints them and nothing logs them. By default the registry records the
-//! `User-Agent` header (at most 256 characters) and the peer address of the
-//! connection (axum's `ConnectInfo<SocketAddr>`) at sign-in;
-//! [`SessionRegistry::without_user_agent`] and
-//! [`SessionRegistry::without_peer_addr`] turn each off.
 
 mod memory;
 #[cfg(feature = "redis")]
@@ -301,7 +282,26 @@ pub trait RegistryStore: fmt::Debug + Send + Sync + 'static {
     async fn remove_expired(&self, now: i64) -> Result<u64, RegistryError>;
 }
 
-/// The session index and its settings; see the [module docs](self).
+/// The session index and its settings.
+///
+/// # Why revocation sticks
+///
+/// The entry, not the session record, decides whether a session lives. A
+/// request that loaded the session before a logout or a revoke and saves it
+/// back afterwards (SQL and memory session stores save by upsert, and
+/// `with_always_save(true)` saves on every request) brings the record back,
+/// but not the entry: the next request carrying it ends it. Ending a
+/// session never depends on knowing its id, so an administrator can revoke
+/// sessions by handle from outside any request.
+///
+/// # Privacy
+///
+/// Handles, user agents and addresses are the user's data: no `Debug`
+/// prints them and nothing logs them. By default the registry records the
+/// `User-Agent` header (at most 256 characters) and the peer address of the
+/// connection (axum's `ConnectInfo<SocketAddr>`) at sign-in;
+/// [`SessionRegistry::without_user_agent`] and
+/// [`SessionRegistry::without_peer_addr`] turn each off.
 ///
 /// ```
 /// use std::time::Duration;

@@ -4,7 +4,9 @@
 //! One hash per user, `tsa:registry:{<user id as JSON>}`: a field per
 //! session handle, its entry as JSON. The braces make the user part the
 //! key's hash tag, so the registry works on Redis Cluster. Every operation
-//! is one command or one Lua script: one round trip, atomic. Expired
+//! is one command or one Lua script, atomic; checking a session is one
+//! `HGET`, and once per touch interval also the script that refreshes its
+//! last-seen time. Expired
 //! fields are dropped by the scripts that meet them (insert, list), and a
 //! user's hash expires with the last of its entries (`PEXPIREAT … GT`,
 //! Redis 7.0 or later), so nothing needs a sweep.
@@ -210,6 +212,25 @@ impl RegistryStore for RedisRegistry {
         stale_before: i64,
         expires_at: i64,
     ) -> Result<bool, RegistryError> {
+        // The common case is a plain HGET: most requests find last-seen
+        // fresh, and a script costs Redis (and, waiting for it, the server)
+        // more than a read. Only a stale entry takes the script, which
+        // checks again and writes.
+        let raw: Option<String> = self
+            .pool
+            .hget(self.key(user), handle)
+            .await
+            .map_err(RegistryError::backend)?;
+        let Some(raw) = raw else {
+            return Ok(false);
+        };
+        let entry: RegistryEntry = serde_json::from_str(&raw).map_err(RegistryError::backend)?;
+        if entry.expires_at <= now {
+            return Ok(false);
+        }
+        if entry.last_seen_at >= stale_before {
+            return Ok(true);
+        }
         let args = vec![
             handle.into(),
             now.into(),
