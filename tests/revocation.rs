@@ -17,12 +17,12 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-#[cfg(feature = "sqlite")]
-use common::services::sqlite_store;
 #[cfg(feature = "postgres")]
 use common::services::{drop_schema_on_drop, pg_pool, postgres_store};
 #[cfg(feature = "redis")]
 use common::services::{redis_pool, redis_store, Tracker};
+#[cfg(feature = "sqlite")]
+use common::services::{sqlite_memory_pool, sqlite_store};
 use common::{
     app, keys, registry_app::registry_app, serve, services::OnDrop, Client, Users, SECRET_A,
 };
@@ -264,24 +264,11 @@ async fn revocation_sticks_on_memory() {
 async fn revocation_sticks_on_sqlite() {
     every_race(|| async {
         let store = sqlite_store().await;
-        let registry = SqliteRegistry::new(registry_pool().await);
+        let registry = SqliteRegistry::new(sqlite_memory_pool(1).await);
         registry.migrate().await.unwrap();
         (Gated::new(store), SessionRegistry::new(registry), None)
     })
     .await;
-}
-
-/// An SQLite database in memory for the registry.
-#[cfg(feature = "sqlite")]
-async fn registry_pool() -> sqlx::SqlitePool {
-    sqlx::sqlite::SqlitePoolOptions::new()
-        .min_connections(1)
-        .max_connections(1)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .connect("sqlite::memory:")
-        .await
-        .unwrap()
 }
 
 #[cfg(feature = "postgres")]

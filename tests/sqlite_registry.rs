@@ -5,20 +5,14 @@
 
 mod common;
 
-use common::registry_suite::{registry_suite, Counter};
-use sqlx::sqlite::SqlitePoolOptions;
+use common::{
+    registry_suite::{registry_suite, Counter},
+    services::sqlite_memory_pool,
+};
 use tower_sessions_auth::SqliteRegistry;
 
 async fn fixture() -> Option<(SqliteRegistry, Counter, ())> {
-    // One connection that never closes: the database lives with it.
-    let pool = SqlitePoolOptions::new()
-        .min_connections(1)
-        .max_connections(1)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .connect("sqlite::memory:")
-        .await
-        .expect("open SQLite in memory");
+    let pool = sqlite_memory_pool(1).await;
     let store = SqliteRegistry::new(pool.clone());
     store.migrate().await.expect("create the registry table");
     let table = store.table_name().to_owned();

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::common::{
     client::{
-        cache_control, config, location, page, signed_up, sqlite_demo, Browser, NEW_PASSWORD,
-        PASSWORD,
+        cache_control, config, location, me_with_cookie, page, signed_up, sqlite_demo, Browser,
+        NEW_PASSWORD, PASSWORD,
     },
     services::{delete_redis_sessions, service_url, with_postgres_schema},
     Server, TempDir,
@@ -261,13 +261,10 @@ async fn a_handle_is_never_the_cookie_and_is_anonymous_as_one() {
     let laptop = signed_up(&server, "alice").await;
     let handle = own_handle(&laptop, &server).await;
     assert_ne!(Some(handle.clone()), laptop.session_id(&server));
-    let response = reqwest::Client::new()
-        .get(server.url("/api/me"))
-        .header(header::COOKIE, format!("demo_session={handle}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        me_with_cookie(&server, &handle).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]

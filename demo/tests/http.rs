@@ -23,8 +23,8 @@ use tower_sessions_auth_demo::secret;
 
 use crate::common::{
     client::{
-        cache_control, config, location, page, set_cookies, signed_in, signed_up, sqlite_demo,
-        Browser, NEW_PASSWORD, PASSWORD, SECRET,
+        cache_control, config, location, me_with_cookie, page, set_cookies, signed_in, signed_up,
+        sqlite_demo, Browser, NEW_PASSWORD, PASSWORD, SECRET,
     },
     services::{delete_redis_sessions, service_url, with_postgres_schema},
     unique, Server, TempDir,
@@ -219,13 +219,10 @@ async fn logout_flushes_the_session_and_redirects_to_login() {
     assert_eq!(browser.me(&server).await, None);
 
     // The old id is dead on the server, not just forgotten by the browser.
-    let replay = Client::new()
-        .get(server.url("/api/me"))
-        .header(header::COOKIE, format!("demo_session={old_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        me_with_cookie(&server, &old_id).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 // ---------------------------------------------------------------------------

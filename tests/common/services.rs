@@ -13,7 +13,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use sqlx::{postgres::PgPoolOptions, sqlite::SqlitePoolOptions, PgPool};
+use sqlx::{postgres::PgPoolOptions, sqlite::SqlitePoolOptions, PgPool, SqlitePool};
 use tower_sessions::{
     session::{Id, Record},
     session_store, SessionStore,
@@ -164,29 +164,35 @@ pub async fn postgres_store(url: &str, schema: &str) -> PostgresStore {
     store
 }
 
-/// An SQLite session store in memory (gone with its pool).
-pub async fn sqlite_store() -> SqliteStore {
-    // sqlx gives `sqlite::memory:` a shared-cache name, so every connection
-    // of the pool sees one database; it lives while a connection is open.
-    let pool = SqlitePoolOptions::new()
+/// An SQLite database in memory, shared by the pool's connections and gone
+/// with the pool. sqlx gives `sqlite::memory:` a shared-cache name, so every
+/// connection of the pool sees one database; it lives while a connection is
+/// open, and one always is.
+pub async fn sqlite_memory_pool(max_connections: u32) -> SqlitePool {
+    SqlitePoolOptions::new()
         .min_connections(1)
-        .max_connections(4)
+        .max_connections(max_connections)
         .idle_timeout(None)
         .max_lifetime(None)
         .connect("sqlite::memory:")
         .await
-        .expect("open SQLite in memory");
-    let store = SqliteStore::new(pool);
+        .expect("open SQLite in memory")
+}
+
+/// An SQLite session store in memory (gone with its pool).
+pub async fn sqlite_store() -> SqliteStore {
+    let store = SqliteStore::new(sqlite_memory_pool(4).await);
     store.migrate().await.expect("migrate the SQLite store");
     store
 }
 
-/// A Redis client whose commands fail within [`TIMEOUT`] when the server is
-/// out of reach, and that reconnects by itself (every 100 ms, forever) when
-/// it is back.
-pub async fn redis_client(url: &str) -> Client {
+/// A fred builder whose commands fail within [`TIMEOUT`] when the server
+/// is out of reach, and whose clients reconnect by themselves (every 100 ms,
+/// forever) when it is back.
+fn redis_builder(url: &str) -> Builder {
     let config = Config::from_url(url).expect("a valid REDIS_URL");
-    let client = Builder::from_config(config)
+    let mut builder = Builder::from_config(config);
+    builder
         .with_performance_config(|performance| {
             performance.default_command_timeout = TIMEOUT;
         })
@@ -194,27 +200,20 @@ pub async fn redis_client(url: &str) -> Client {
             connection.connection_timeout = TIMEOUT;
             connection.internal_command_timeout = TIMEOUT;
         })
-        .set_policy(ReconnectPolicy::new_constant(0, 100))
-        .build()
-        .expect("a Redis client");
+        .set_policy(ReconnectPolicy::new_constant(0, 100));
+    builder
+}
+
+/// A Redis client (see [`redis_builder`]).
+pub async fn redis_client(url: &str) -> Client {
+    let client = redis_builder(url).build().expect("a Redis client");
     client.init().await.expect("connect to Redis (REDIS_URL)");
     client
 }
 
-/// A Redis pool of four clients, with the timeouts of [`redis_client`].
+/// A Redis pool of four clients (see [`redis_builder`]).
 pub async fn redis_pool(url: &str) -> Pool {
-    let config = Config::from_url(url).expect("a valid REDIS_URL");
-    let pool = Builder::from_config(config)
-        .with_performance_config(|performance| {
-            performance.default_command_timeout = TIMEOUT;
-        })
-        .with_connection_config(|connection| {
-            connection.connection_timeout = TIMEOUT;
-            connection.internal_command_timeout = TIMEOUT;
-        })
-        .set_policy(ReconnectPolicy::new_constant(0, 100))
-        .build_pool(4)
-        .expect("a Redis pool");
+    let pool = redis_builder(url).build_pool(4).expect("a Redis pool");
     pool.init().await.expect("connect to Redis (REDIS_URL)");
     pool
 }

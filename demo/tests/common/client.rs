@@ -147,3 +147,15 @@ pub async fn signed_in(server: &Server, username: &str, password: &str) -> Brows
 pub async fn page(browser: &Browser, server: &Server, path: &str) -> String {
     browser.get(&server.url(path)).await.text().await.unwrap()
 }
+
+/// The status of `GET /api/me` with `value` as the session cookie, sent by
+/// a client with no jar: what a forged or replayed cookie gets.
+pub async fn me_with_cookie(server: &Server, value: &str) -> StatusCode {
+    Client::new()
+        .get(server.url("/api/me"))
+        .header(header::COOKIE, format!("demo_session={value}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
