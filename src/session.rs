@@ -136,18 +136,24 @@ impl<U: SessionUser> AuthSession<U> {
         } else {
             self.session.cycle_id().await?;
         }
-        let handle = match (&self.context.registry, kept_handle) {
-            (Some(_), Some(handle)) => Some(handle),
-            (Some(registry), None) => {
-                let mut details = self.sign_in.clone().unwrap_or_default();
-                details.label = label;
+        let handle = match &self.context.registry {
+            Some(registry) => {
                 let key = user_key(&user.id())?;
-                match registry.register(&key, details).await? {
-                    Some(handle) => Some(handle.as_str().to_owned()),
-                    None => return Err(AuthError::TooManySessions),
+                match kept_handle {
+                    // The same user again keeps the entry, unless it was
+                    // revoked since this request began.
+                    Some(handle) if registry.touch(&key, &handle).await? => Some(handle),
+                    _ => {
+                        let mut details = self.sign_in.clone().unwrap_or_default();
+                        details.label = label;
+                        match registry.register(&key, details).await? {
+                            Some(handle) => Some(handle.as_str().to_owned()),
+                            None => return Err(AuthError::TooManySessions),
+                        }
+                    }
                 }
             }
-            (None, _) => None,
+            None => None,
         };
         self.store_hash(user, handle).await?;
         self.emit(AuthEventKind::SignedIn, user.id());
