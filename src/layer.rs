@@ -127,7 +127,16 @@ impl<B: UserBackend> AuthLayer<B> {
     ///     .with_registry(SessionRegistry::new(MemoryRegistry::default()));
     /// # Ok::<(), tower_sessions_auth::KeyError>(())
     /// ```
+    ///
+    /// Sessions signed in before the registry was added have no entry: each
+    /// ends once, on its next request (reason `revoked`), so that a
+    /// revocation can reach every session.
+    ///
+    /// # Panics
+    ///
+    /// When the registry's lifetime is under twice its touch interval.
     pub fn with_registry(mut self, registry: SessionRegistry) -> Self {
+        registry.check();
         self.config_mut().registry = Some(registry);
         self
     }

@@ -7,11 +7,7 @@ use std::{
     task::{Context as TaskContext, Poll},
 };
 
-use axum::{
-    extract::Request,
-    http::{Extensions, HeaderMap},
-    response::Response,
-};
+use axum::{extract::Request, response::Response};
 use tower::Service;
 use tower_sessions::{session, Session};
 use tracing::{field, Instrument as _, Span};
@@ -118,8 +114,7 @@ where
                         AuthRejection::MissingSessionLayer,
                     ));
                 };
-                let view = (req.headers(), req.extensions());
-                let outcome = resolve(&backend, &context, &session, view).await;
+                let outcome = resolve(&backend, &context, &session).await;
                 report(&context, &req, &outcome);
                 match outcome {
                     Ok(Outcome::Authenticated { user, .. }) => {
@@ -196,13 +191,8 @@ type Resolved<B> =
     Result<Outcome<<B as UserBackend>::User>, Failed<IdOf<B>, <B as UserBackend>::Error>>;
 
 /// Decides who the request is, ending the session when it no longer holds.
-async fn resolve<B: UserBackend>(
-    backend: &B,
-    context: &Context,
-    session: &Session,
-    req: (&HeaderMap, &Extensions),
-) -> Resolved<B> {
-    let mut record = match session.get::<AuthRecord<IdOf<B>>>(SESSION_KEY).await {
+async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Session) -> Resolved<B> {
+    let record = match session.get::<AuthRecord<IdOf<B>>>(SESSION_KEY).await {
         Ok(Some(record)) => record,
         Ok(None) => return Ok(Outcome::Anonymous),
         Err(session::Error::SerdeJson(_)) => {
@@ -224,18 +214,14 @@ async fn resolve<B: UserBackend>(
         };
         return end(context, session, reason, Some(record)).await;
     }
-    let mut rewrite = verification == Verification::Fallback;
     if let Some(registry) = &context.registry {
-        match check_entry(registry, &mut record, req).await {
-            Ok(Entry::Alive) => {}
-            Ok(Entry::Registered) => rewrite = true,
-            Ok(Entry::Gone) => {
-                return end(context, session, EndReason::Revoked, Some(record)).await;
-            }
+        match entry_lives(registry, &record).await {
+            Ok(true) => {}
+            Ok(false) => return end(context, session, EndReason::Revoked, Some(record)).await,
             Err(error) => return Err(Failed::new(Failure::Registry(error), record.user_id)),
         }
     }
-    if rewrite {
+    if verification == Verification::Fallback {
         if let Err(error) = resign(context, session, &user, &record).await {
             return Err(Failed::new(Failure::Store(error), record.user_id));
         }
@@ -246,41 +232,24 @@ async fn resolve<B: UserBackend>(
     })
 }
 
-/// What the registry says of a session that verified.
-enum Entry {
-    Alive,
-    /// The session had no entry yet (signed in before the registry was
-    /// added): it has one now, and the record must say so.
-    Registered,
-    /// Revoked, logged out, or expired.
-    Gone,
-}
-
-async fn check_entry<Id: serde::Serialize>(
+/// Whether the registry still holds a session that verified.
+///
+/// A record without a handle was signed in before the registry was added:
+/// it ends too, once. Registering it here instead would let it escape a
+/// revoke-all made before its next request, and parallel requests of one
+/// browser would each register it.
+async fn entry_lives<Id: serde::Serialize>(
     registry: &SessionRegistry,
-    record: &mut AuthRecord<Id>,
-    (headers, extensions): (&HeaderMap, &Extensions),
-) -> Result<Entry, RegistryError> {
-    let user = user_key(&record.user_id)?;
-    if let Some(handle) = &record.handle {
-        let alive = registry.touch(&user, handle).await?;
-        return Ok(if alive { Entry::Alive } else { Entry::Gone });
-    }
-    let details = registry.sign_in_details(headers, extensions, None);
-    match registry.register(&user, details).await? {
-        Some(handle) => {
-            record.handle = Some(handle.as_str().to_owned());
-            Ok(Entry::Registered)
-        }
-        // The user has as many sessions as allowed, and this one would
-        // be one too many.
-        None => Ok(Entry::Gone),
+    record: &AuthRecord<Id>,
+) -> Result<bool, RegistryError> {
+    match &record.handle {
+        Some(handle) => registry.touch(&user_key(&record.user_id)?, handle).await,
+        None => Ok(false),
     }
 }
 
 /// Writes the record again, under the current secret and with a new id:
-/// the lazy upgrade of a fallback-signed session, as Django does, or a
-/// record that gained its registry handle.
+/// the lazy upgrade of a fallback-signed session, as Django does.
 async fn resign<U: SessionUser>(
     context: &Context,
     session: &Session,

@@ -289,20 +289,32 @@ async fn a_limit_evicts_the_least_recently_seen_or_refuses() {
 }
 
 #[tokio::test]
-async fn sessions_from_before_the_registry_get_an_entry() {
+async fn sessions_from_before_the_registry_end_once() {
     let (store, users) = (MemoryStore::default(), Users::with_defaults());
     let without = serve(app(store.clone(), users.clone(), keys(SECRET_A, &[]))).await;
     let client = signed_in(&without, 1).await;
     let registry = MemoryRegistry::default();
     let with = start(&store, &users, SessionRegistry::new(registry.clone())).await;
 
+    // It has no entry, so no list shows it and no revocation could reach
+    // it: it ends, and says why.
+    assert_eq!(client.get(&format!("{with}/why")).await.body, "revoked");
+    assert_eq!(me(&client, &with).await, StatusCode::UNAUTHORIZED);
+    assert!(registry.is_empty());
+    // Signing in again gives it an entry like any other.
+    client.post(&format!("{with}/login/1"), "").await;
     assert_eq!(me(&client, &with).await, StatusCode::OK);
     assert_eq!(registry.len(), 1);
-    let handle = own_handle(&client, &with).await;
-    // And it can be revoked like any other.
-    let other = signed_in(&with, 1).await;
-    other.post(&format!("{with}/revoke/{handle}"), "").await;
-    assert_eq!(me(&client, &with).await, StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+#[should_panic(expected = "at least twice the touch interval")]
+fn a_lifetime_shorter_than_two_touch_intervals_is_refused() {
+    let registry = memory_registry()
+        .with_touch_interval(std::time::Duration::from_secs(3600))
+        .with_lifetime(std::time::Duration::from_secs(1800));
+    let _ = tower_sessions_auth::AuthLayer::new(Users::with_defaults(), keys(SECRET_A, &[]))
+        .with_registry(registry);
 }
 
 /// A registry that fails while `down` is set.
@@ -389,7 +401,20 @@ async fn a_failing_registry_fails_closed_and_the_session_survives_it() {
 }
 
 #[test]
-fn debug_prints_no_handle_agent_or_address() {
+fn debug_prints_no_handle_agent_address_or_user() {
+    let registry = MemoryRegistry::default();
+    let entry = RegistryEntry::new("h".repeat(22), 1, 2, i64::MAX, None, None, None);
+    futures_util::FutureExt::now_or_never(registry.insert(
+        "\"alice@example.com\"",
+        &entry,
+        None,
+        0,
+    ))
+    .unwrap()
+    .unwrap();
+    let printed = format!("{:?}", SessionRegistry::new(registry));
+    assert!(!printed.contains("alice"), "{printed}");
+
     let handle: tower_sessions_auth::SessionHandle = "q3XcA9-_kLmN0pQrStUvWx".parse().unwrap();
     assert!(!format!("{handle:?}").contains("q3Xc"));
     let entry = RegistryEntry::new(

@@ -14,9 +14,16 @@ use super::{Insertion, LimitPolicy, RegistryEntry, RegistryError, RegistryStore,
 ///
 /// Expired entries are dropped when their user's entries are next written,
 /// and for every user by [`SessionRegistry::remove_expired`](super::SessionRegistry::remove_expired).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct MemoryRegistry {
     users: Arc<Mutex<HashMap<String, Vec<RegistryEntry>>>>,
+}
+
+/// Prints no user id (the map's keys): they are the users' data.
+impl std::fmt::Debug for MemoryRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRegistry").finish_non_exhaustive()
+    }
 }
 
 impl MemoryRegistry {

@@ -204,6 +204,13 @@ pub enum LimitPolicy {
     EvictLeastRecentlySeen,
     /// The sign-in is refused ([`AuthError::TooManySessions`](crate::AuthError::TooManySessions));
     /// the user must end a session first.
+    ///
+    /// A session whose browser dropped its cookie still counts until its
+    /// entry expires (the registry's lifetime after its last use): a user
+    /// who cleared their cookies everywhere cannot sign in until then,
+    /// unless an administrator revokes their sessions. Prefer
+    /// [`EvictLeastRecentlySeen`](Self::EvictLeastRecentlySeen) unless the
+    /// limit is a hard rule.
     RefuseNew,
 }
 
@@ -325,6 +332,9 @@ pub struct SessionRegistry {
 /// Longest `User-Agent` recorded, in characters.
 const MAX_USER_AGENT_CHARS: usize = 256;
 
+/// Longest entry lifetime: ten years.
+const MAX_LIFETIME: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
 impl SessionRegistry {
     /// A registry in `store`: last-seen written at most once a minute,
     /// entries kept 14 days after their last use, no limit per user, user
@@ -342,7 +352,15 @@ impl SessionRegistry {
 
     /// How often at most the last-seen time of a session is written (default
     /// 60 s). Requests in between only read the entry.
+    ///
+    /// # Panics
+    ///
+    /// When `interval` is longer than a year.
     pub fn with_touch_interval(mut self, interval: Duration) -> Self {
+        assert!(
+            interval <= Duration::from_secs(366 * 24 * 3600),
+            "SessionRegistry::with_touch_interval: at most a year"
+        );
         self.touch_interval = millis(interval);
         self
     }
@@ -353,14 +371,30 @@ impl SessionRegistry {
     ///
     /// # Panics
     ///
-    /// When `lifetime` is shorter than a second.
+    /// When `lifetime` is shorter than a second or longer than ten years.
+    /// [`AuthLayer::with_registry`](crate::AuthLayer::with_registry) also
+    /// refuses a lifetime under twice the touch interval: an active
+    /// session's entry is extended only when its last-seen time is written,
+    /// so it would expire in use.
     pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
         assert!(
-            lifetime >= Duration::from_secs(1),
-            "SessionRegistry::with_lifetime: the lifetime must be at least a second"
+            (Duration::from_secs(1)..=MAX_LIFETIME).contains(&lifetime),
+            "SessionRegistry::with_lifetime: the lifetime must be between a second and ten years"
         );
         self.lifetime = millis(lifetime);
         self
+    }
+
+    /// Refuses settings that would end active sessions: see
+    /// [`with_lifetime`](Self::with_lifetime).
+    pub(crate) fn check(&self) {
+        assert!(
+            self.lifetime >= self.touch_interval.saturating_mul(2),
+            "SessionRegistry: the lifetime ({} ms) must be at least twice the touch interval \
+             ({} ms), or entries of sessions in use expire",
+            self.lifetime,
+            self.touch_interval
+        );
     }
 
     /// At most `max` sessions per user, with `policy` for one more.
@@ -402,6 +436,10 @@ impl SessionRegistry {
     /// Revokes one of `user`'s sessions: its next request is anonymous.
     /// `false` when `user` has no such session (another user's handle, say):
     /// nothing happens then.
+    ///
+    /// `user` must be of the user type's [`Id`](crate::SessionUser::Id)
+    /// type: entries are keyed by the id as JSON, so `"42"` does not find
+    /// the sessions of user `42_u64`.
     ///
     /// # Errors
     ///

@@ -20,8 +20,12 @@ const DEFAULT_TABLE: &str = "tsa_session_registry";
 #[error("invalid table name {0:?}: use letters, digits and _ (and one `.` after a schema)")]
 pub struct InvalidTableName(String);
 
-/// `name`, or `schema.name`, quoted; only letters, digits and `_`.
-fn quoted_table(name: &str) -> Result<(Option<String>, String), InvalidTableName> {
+/// `name`, or (where the engine has schemas) `schema.name`, quoted; only
+/// letters, digits and `_`.
+fn quoted_table(
+    name: &str,
+    with_schemas: bool,
+) -> Result<(Option<String>, String), InvalidTableName> {
     let valid_part = |part: &str| {
         part.chars()
             .next()
@@ -30,7 +34,8 @@ fn quoted_table(name: &str) -> Result<(Option<String>, String), InvalidTableName
             && part.len() <= 63
     };
     let (schema, table) = match name.split_once('.') {
-        Some((schema, table)) => (Some(schema), table),
+        Some((schema, table)) if with_schemas => (Some(schema), table),
+        Some(_) => return Err(InvalidTableName(name.to_owned())),
         None => (None, name),
     };
     if !valid_part(table) || !schema.map_or(true, valid_part) {
@@ -66,8 +71,8 @@ struct Statements {
 }
 
 impl Statements {
-    fn new(name: &str, create_columns: &str) -> Result<Self, InvalidTableName> {
-        let (schema, table) = quoted_table(name)?;
+    fn new(name: &str, create_columns: &str, with_schemas: bool) -> Result<Self, InvalidTableName> {
+        let (schema, table) = quoted_table(name, with_schemas)?;
         let index_name = format!("\"{}_expires_at\"", name.rsplit('.').next().unwrap_or(name));
         const COLUMNS: &str = "handle, created_at, last_seen_at, expires_at, user_agent, ip, label";
         Ok(Self {
@@ -134,7 +139,7 @@ fn count(n: u64) -> i64 {
 macro_rules! sql_registry {
     (
         $(#[$doc:meta])*
-        $name:ident, $pool:ty, $feature:literal, $columns:expr, $lock:expr
+        $name:ident, $pool:ty, $feature:literal, $columns:expr, $lock:expr, $schemas:expr
     ) => {
         $(#[$doc])*
         #[cfg(feature = $feature)]
@@ -151,7 +156,7 @@ macro_rules! sql_registry {
             /// database. Call [`migrate`](Self::migrate) once at start.
             #[must_use]
             pub fn new(pool: $pool) -> Self {
-                let sql = Statements::new(DEFAULT_TABLE, $columns)
+                let sql = Statements::new(DEFAULT_TABLE, $columns, $schemas)
                     .unwrap_or_else(|_| unreachable!("the default table name is valid"));
                 Self {
                     pool,
@@ -159,14 +164,15 @@ macro_rules! sql_registry {
                 }
             }
 
-            /// Uses the table `name` (`table` or `schema.table`) instead.
+            /// Uses the table `name` instead (on Postgres also
+            /// `schema.table`).
             ///
             /// # Errors
             ///
             /// When `name` holds anything but ASCII letters, digits and `_`
-            /// (and one `.`).
+            /// (and, on Postgres, one `.`).
             pub fn with_table_name(mut self, name: &str) -> Result<Self, InvalidTableName> {
-                self.sql = std::sync::Arc::new(Statements::new(name, $columns)?);
+                self.sql = std::sync::Arc::new(Statements::new(name, $columns, $schemas)?);
                 Ok(self)
             }
 
@@ -363,7 +369,8 @@ sql_registry!(
     sqlx::PgPool,
     "postgres",
     COLUMNS_DDL,
-    Some("SELECT pg_advisory_xact_lock(hashtext($1))")
+    Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
+    true
 );
 
 sql_registry!(
@@ -385,7 +392,8 @@ sql_registry!(
     sqlx::SqlitePool,
     "sqlite",
     COLUMNS_DDL,
-    None::<&str>
+    None::<&str>,
+    false
 );
 
 #[cfg(test)]
@@ -395,18 +403,22 @@ mod tests {
     #[test]
     fn table_names_are_checked_and_quoted() {
         assert_eq!(
-            quoted_table("sessions").unwrap(),
+            quoted_table("sessions", true).unwrap(),
             (None, "\"sessions\"".to_owned())
         );
         assert_eq!(
-            quoted_table("app.sessions").unwrap(),
+            quoted_table("app.sessions", true).unwrap(),
             (
                 Some("\"app\"".to_owned()),
                 "\"app\".\"sessions\"".to_owned()
             )
         );
         for bad in ["", "1st", "a-b", "a.b.c", "x\"; DROP TABLE users; --", "a."] {
-            assert!(quoted_table(bad).is_err(), "{bad}");
+            assert!(quoted_table(bad, true).is_err(), "{bad}");
         }
+        assert!(
+            quoted_table("app.sessions", false).is_err(),
+            "SQLite has no schemas"
+        );
     }
 }
