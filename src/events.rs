@@ -298,8 +298,17 @@ impl EventSink {
             request,
             at: SystemTime::now(),
         };
-        if queue.sender.try_send(event).is_err() {
-            queue.dropped.fetch_add(1, Ordering::Relaxed);
+        match queue.sender.try_send(event) {
+            Ok(()) => {}
+            // Counted, and reported by the delivery task once it catches up.
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                queue.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            // The delivery task is gone with the runtime it ran on: nobody
+            // would report a count, so say it here.
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::warn!("event dropped: the event hook's task ended with its runtime");
+            }
         }
     }
 }
@@ -495,6 +504,27 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let ids: Vec<_> = seen.lock().unwrap().iter().map(|e| e.user_id).collect();
         assert_eq!(ids, [Some(0), Some(1), Some(2)], "the queue is bounded");
+    }
+
+    #[test]
+    fn events_after_the_delivery_runtime_ended_are_dropped_without_a_panic() {
+        let sink = Events::new(|_: AuthEvent<u8>| async {}).into_sink::<u8>();
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        first.block_on(async {
+            sink.emit(AuthEventKind::SignedIn, Some(1_u8), RequestInfo::default());
+            tokio::task::yield_now().await;
+        });
+        drop(first);
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        second.block_on(async {
+            sink.emit(AuthEventKind::SignedOut, Some(1_u8), RequestInfo::default());
+        });
     }
 
     #[test]
