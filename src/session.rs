@@ -367,7 +367,7 @@ where
         let sign_in = context
             .registry
             .as_ref()
-            .map(|registry| registry.sign_in_details(&parts.headers, &parts.extensions, None));
+            .map(|registry| registry.sign_in_details(&parts.headers, &parts.extensions));
         Ok(Self {
             session,
             context,

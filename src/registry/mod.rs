@@ -538,7 +538,6 @@ impl SessionRegistry {
         &self,
         headers: &HeaderMap,
         extensions: &Extensions,
-        label: Option<String>,
     ) -> SignInDetails {
         let user_agent = headers
             .get(header::USER_AGENT)
@@ -556,7 +555,7 @@ impl SessionRegistry {
         SignInDetails {
             user_agent,
             ip,
-            label,
+            label: None,
         }
     }
 }

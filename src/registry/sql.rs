@@ -130,10 +130,6 @@ fn entry(
     )
 }
 
-fn count(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 /// One registry type per engine: the same code over its pool type. `$lock`
 /// is the statement that serializes the limited inserts of one user.
 macro_rules! sql_registry {
@@ -232,7 +228,7 @@ macro_rules! sql_registry {
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(RegistryError::backend)?;
-                    let max = count(u64::try_from(limit.max).unwrap_or(u64::MAX));
+                    let max = i64::try_from(limit.max).unwrap_or(i64::MAX);
                     if held >= max {
                         if limit.policy == LimitPolicy::RefuseNew {
                             return Ok(Insertion::Refused);
