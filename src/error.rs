@@ -102,6 +102,14 @@ pub enum AuthRejection {
         /// The user type of the layer's backend.
         layer: &'static str,
     },
+    /// A [`SessionWatch`](crate::SessionWatch) was asked for, but the layer
+    /// has no [`LiveSessions`](crate::LiveSessions): `500 Internal Server
+    /// Error`.
+    #[error(
+        "no live sessions: add them with `tower_sessions_auth::AuthLayer::with_live_sessions` \
+         to watch a session"
+    )]
+    MissingLiveSessions,
 }
 
 impl AuthRejection {
@@ -111,9 +119,10 @@ impl AuthRejection {
         match self {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::LoginRequired { .. } => StatusCode::SEE_OTHER,
-            Self::MissingAuthLayer | Self::MissingSessionLayer | Self::WrongUserType { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::MissingAuthLayer
+            | Self::MissingSessionLayer
+            | Self::WrongUserType { .. }
+            | Self::MissingLiveSessions => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -8,9 +8,11 @@ use tower::Layer;
 
 use crate::{
     backend::{SessionUser, UserBackend},
+    config::Live,
     config::{Config, Context},
     events::{EventHook, Events},
     hash::AuthKeys,
+    live::{BackendCheck, LiveSessions},
     registry::SessionRegistry,
     service::AuthService,
 };
@@ -168,6 +170,53 @@ impl<B: UserBackend> AuthLayer<B> {
         H: EventHook<<B::User as SessionUser>::Id>,
     {
         self.config_mut().events = Some(events.into_sink::<<B::User as SessionUser>::Id>());
+        self
+    }
+
+    /// Lets handlers watch their session with a
+    /// [`SessionWatch`](crate::SessionWatch): long-lived connections
+    /// (WebSocket, Server-Sent Events) then end as soon as their session
+    /// does, in this process and, through the sessions' channel, in the
+    /// others. See [`LiveSessions`].
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use tower_sessions_auth::{SessionUser, UserBackend};
+    /// # #[derive(Clone)] struct User;
+    /// # impl SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
+    /// # #[derive(Clone)] struct Users;
+    /// # impl UserBackend for Users { type User = User; type Error = Infallible;
+    /// #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
+    /// use tower_sessions_auth::{AuthKeys, AuthLayer, LiveSessions, MemoryRegistry, SessionRegistry};
+    ///
+    /// let layer = AuthLayer::new(Users, AuthKeys::new([7; 32])?)
+    ///     .with_registry(SessionRegistry::new(MemoryRegistry::default()))
+    ///     .with_live_sessions(LiveSessions::new());
+    /// # Ok::<(), tower_sessions_auth::KeyError>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When the layer has no session registry yet (call
+    /// [`with_registry`](Self::with_registry) first): a watch recognises
+    /// its session across id changes, and learns of logouts and
+    /// revocations, by the session's registry entry.
+    pub fn with_live_sessions(mut self, live: LiveSessions) -> Self {
+        let registry = self.context.registry.clone().unwrap_or_else(|| {
+            panic!(
+                "AuthLayer::with_live_sessions: the layer has no session registry; \
+                 call `with_registry` first"
+            )
+        });
+        let check = Arc::new(BackendCheck {
+            backend: self.backend.clone(),
+            keys: self.context.keys.clone(),
+            registry,
+        });
+        self.config_mut().live = Some(Live {
+            sessions: live,
+            check,
+        });
         self
     }
 

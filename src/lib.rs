@@ -293,6 +293,7 @@ mod extract;
 mod hash;
 mod identity;
 mod layer;
+mod live;
 mod record;
 mod registry;
 mod service;
@@ -308,6 +309,9 @@ pub use crate::{
     hash::{AuthKeys, Verification, MIN_SECRET_LEN},
     identity::{Identity, SessionEnded},
     layer::AuthLayer,
+    live::{
+        ChannelError, LiveChannel, LiveSessions, SessionWatch, Signal, WatchEnd, WatchedEvents,
+    },
     record::EndReason,
     registry::{
         Insertion, InvalidHandle, LimitPolicy, MemoryRegistry, RegistryEntry, RegistryError,
@@ -317,6 +321,12 @@ pub use crate::{
     session::{AuthSession, Revocation},
 };
 
+#[cfg(feature = "postgres")]
+pub use crate::live::PostgresChannel;
+#[cfg(feature = "redis")]
+pub use crate::live::RedisChannel;
+#[cfg(feature = "ws")]
+pub use crate::live::WatchedSocket;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub use crate::registry::InvalidTableName;
 #[cfg(feature = "postgres")]

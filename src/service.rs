@@ -19,6 +19,7 @@ use crate::{
     events::AuthEventKind,
     hash::Verification,
     identity::{Identity, SessionEnded},
+    live::WatchTicket,
     record::{end_session, AuthRecord, EndReason, SESSION_KEY},
     registry::{user_key, RegistryError, SessionRegistry},
 };
@@ -117,8 +118,11 @@ where
                 let outcome = resolve(&backend, &context, &session).await;
                 report(&context, &req, &outcome);
                 match outcome {
-                    Ok(Outcome::Authenticated { user, .. }) => {
+                    Ok(Outcome::Authenticated { user, ticket, .. }) => {
                         req.extensions_mut().insert(Identity::Authenticated(user));
+                        if let Some(ticket) = ticket {
+                            req.extensions_mut().insert(ticket);
+                        }
                     }
                     Ok(Outcome::Anonymous) => {
                         req.extensions_mut().insert(Identity::<B::User>::Anonymous);
@@ -140,8 +144,13 @@ where
 /// What the layer decided about a request's session.
 enum Outcome<U: SessionUser> {
     /// Signed in; `resigned` when the hash was upgraded to the current
-    /// secret on this request.
-    Authenticated { user: U, resigned: bool },
+    /// secret on this request; with what a live-session watch needs, when
+    /// the layer has live sessions.
+    Authenticated {
+        user: U,
+        resigned: bool,
+        ticket: Option<WatchTicket>,
+    },
     /// No user in the session.
     Anonymous,
     /// The session held a user and no longer holds: it was ended.
@@ -221,15 +230,42 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
             Err(error) => return Err(Failed::new(Failure::Registry(error), record.user_id)),
         }
     }
-    if verification == Verification::Fallback {
-        if let Err(error) = resign(context, session, &user, &record).await {
-            return Err(Failed::new(Failure::Store(error), record.user_id));
+    let resigned = verification == Verification::Fallback;
+    let record = if resigned {
+        match resign(context, session, &user, record).await {
+            Ok(record) => record,
+            Err((error, user_id)) => return Err(Failed::new(Failure::Store(error), user_id)),
         }
-    }
+    } else {
+        record
+    };
+    let ticket = match &context.live {
+        Some(_) => match watch_ticket(&record) {
+            Ok(ticket) => ticket,
+            Err(error) => return Err(Failed::new(Failure::Registry(error), record.user_id)),
+        },
+        None => None,
+    };
     Ok(Outcome::Authenticated {
         user,
-        resigned: verification == Verification::Fallback,
+        resigned,
+        ticket,
     })
+}
+
+/// What a [`SessionWatch`](crate::SessionWatch) of this session needs.
+fn watch_ticket<Id: serde::Serialize>(
+    record: &AuthRecord<Id>,
+) -> Result<Option<WatchTicket>, RegistryError> {
+    let Some(handle) = &record.handle else {
+        return Ok(None);
+    };
+    Ok(Some(WatchTicket {
+        user: user_key(&record.user_id)?,
+        handle: handle.clone(),
+        hash: record.auth_hash.clone(),
+        epoch: record.epoch,
+    }))
 }
 
 /// Whether the registry still holds a session that verified.
@@ -249,24 +285,29 @@ async fn entry_lives<Id: serde::Serialize>(
 }
 
 /// Writes the record again, under the current secret and with a new id:
-/// the lazy upgrade of a fallback-signed session, as Django does.
+/// the lazy upgrade of a fallback-signed session, as Django does. Returns
+/// the upgraded record.
 async fn resign<U: SessionUser>(
     context: &Context,
     session: &Session,
     user: &U,
-    record: &AuthRecord<U::Id>,
-) -> Result<(), session::Error> {
+    record: AuthRecord<U::Id>,
+) -> Result<AuthRecord<U::Id>, (session::Error, U::Id)> {
     let old = fingerprint(context, session);
-    session.cycle_id().await?;
     let upgraded = AuthRecord {
-        user_id: record.user_id.clone(),
         epoch: user.session_epoch(),
-        handle: record.handle.clone(),
         auth_hash: context.keys.sign(user),
+        ..record
     };
-    session.insert(SESSION_KEY, upgraded).await?;
+    let written = async {
+        session.cycle_id().await?;
+        session.insert(SESSION_KEY, &upgraded).await
+    };
+    if let Err(error) = written.await {
+        return Err((error, upgraded.user_id));
+    }
     tracing::info!(session = %old, "session re-signed");
-    Ok(())
+    Ok(upgraded)
 }
 
 /// Ends the session (its record is deleted, the cookie removed, and its
@@ -298,6 +339,13 @@ async fn end<U: SessionUser, E>(
         .await
         .map_err(|error| failed(Failure::Store(error)))?;
     tracing::warn!(session = %ended, %reason, "session ended");
+    // The session's open connections may not have heard of what ended it
+    // (a password changed in the database directly).
+    if let (Some(live), Some(user_id)) = (&context.live, &user_id) {
+        if let Ok(user) = user_key(user_id) {
+            live.sessions.changed(user, None);
+        }
+    }
     Ok(Outcome::Ended { reason, user_id })
 }
 
@@ -310,7 +358,7 @@ fn report<U: SessionUser, E: std::error::Error + 'static>(
 ) {
     let span = Span::current();
     let event = match outcome {
-        Ok(Outcome::Authenticated { user, resigned }) => {
+        Ok(Outcome::Authenticated { user, resigned, .. }) => {
             span.record("outcome", "authenticated");
             resigned.then(|| (AuthEventKind::ReSigned, Some(user.id())))
         }

@@ -129,10 +129,12 @@ impl<U: SessionUser> AuthSession<U> {
         } else {
             None
         };
-        if self.identity.is_authenticated() && !same_user {
+        if let (Identity::Authenticated(previous), false) = (&self.identity, same_user) {
+            let previous = previous.id();
             self.forget_entry().await?;
             end_session(&self.session).await?;
             self.identity = Identity::Anonymous;
+            self.announce(&previous, None);
         } else {
             self.session.cycle_id().await?;
         }
@@ -174,6 +176,7 @@ impl<U: SessionUser> AuthSession<U> {
         if let Identity::Authenticated(user) =
             std::mem::replace(&mut self.identity, Identity::Anonymous)
         {
+            self.announce(&user.id(), None);
             self.emit(AuthEventKind::SignedOut, user.id());
         }
         Ok(())
@@ -199,13 +202,16 @@ impl<U: SessionUser> AuthSession<U> {
             None
         };
         self.session.cycle_id().await?;
-        if same_user {
-            self.store_hash(user, handle.clone()).await?;
-        }
+        let hash = if same_user {
+            Some(self.store_hash(user, handle.clone()).await?)
+        } else {
+            None
+        };
         if let Some(registry) = &self.context.registry {
             let key = user_key(&user.id())?;
             registry.store().remove_all(&key, handle.as_deref()).await?;
         }
+        self.announce(&user.id(), handle.zip(hash));
         Ok(())
     }
 
@@ -251,11 +257,11 @@ impl<U: SessionUser> AuthSession<U> {
             return Ok(Revocation::SignedOut);
         }
         let key = user_key(&user.id())?;
-        Ok(if registry.store().remove(&key, handle.as_str()).await? {
-            Revocation::Revoked
-        } else {
-            Revocation::NotFound
-        })
+        if !registry.store().remove(&key, handle.as_str()).await? {
+            return Ok(Revocation::NotFound);
+        }
+        self.announce(&user.id(), None);
+        Ok(Revocation::Revoked)
     }
 
     /// Revokes every session of the signed-in user but this one; returns
@@ -272,7 +278,9 @@ impl<U: SessionUser> AuthSession<U> {
         };
         let handle = self.handle().await?;
         let key = user_key(&user.id())?;
-        Ok(registry.store().remove_all(&key, handle.as_deref()).await?)
+        let revoked = registry.store().remove_all(&key, handle.as_deref()).await?;
+        self.announce(&user.id(), None);
+        Ok(revoked)
     }
 
     /// Revokes every session of the signed-in user, this one included (it is
@@ -318,16 +326,35 @@ impl<U: SessionUser> AuthSession<U> {
         Ok(())
     }
 
-    async fn store_hash(&mut self, user: &U, handle: Option<String>) -> Result<(), AuthError> {
+    /// Signs `user` into the session; returns the new auth hash.
+    async fn store_hash(&mut self, user: &U, handle: Option<String>) -> Result<String, AuthError> {
         let record = AuthRecord {
             user_id: user.id(),
             epoch: user.session_epoch(),
             handle,
             auth_hash: self.context.keys.sign(user),
         };
-        self.session.insert(SESSION_KEY, record).await?;
+        self.session.insert(SESSION_KEY, &record).await?;
         self.identity = Identity::Authenticated(user.clone());
-        Ok(())
+        Ok(record.auth_hash)
+    }
+
+    /// Tells the open connections of `user` (here and, through the channel,
+    /// in other processes) to check their sessions again; `keep` names this
+    /// session and its new hash after `update_session_auth_hash`.
+    fn announce(&self, user: &U::Id, keep: Option<(String, String)>) {
+        let Some(live) = &self.context.live else {
+            return;
+        };
+        match user_key(user) {
+            Ok(user) => live.sessions.changed(user, keep),
+            // The layer serialized this id on the way in; an id that cannot
+            // be serialized never signed in.
+            Err(error) => tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "live sessions: the user id cannot be serialized; no notice sent"
+            ),
+        }
     }
 
     fn emit(&self, kind: AuthEventKind, user_id: U::Id) {

@@ -586,7 +586,7 @@ pub(crate) fn user_key<Id: Serialize>(user: &Id) -> Result<String, RegistryError
 }
 
 /// Now, in Unix milliseconds.
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, millis)

@@ -1,0 +1,565 @@
+//! The process's table of watched sessions, the checks that end them, and
+//! the tasks that trigger the checks.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex, MutexGuard, Once, Weak},
+    time::Duration,
+};
+
+use futures_util::StreamExt as _;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch as shutdown};
+
+use super::{
+    channel::{Kept, LiveChannel, Notice, Signal},
+    check::{Probe, Verdict, Verify},
+    watch::{SessionWatch, WatchEnd, WatchTicket},
+};
+use crate::{record::EndReason, registry::user_key, RegistryError};
+
+/// Default period of the backstop re-check.
+const DEFAULT_PERIOD: Duration = Duration::from_secs(30);
+
+/// Default number of failed checks in a row after which a watch ends.
+const DEFAULT_MAX_FAILURES: u32 = 3;
+
+/// How many users a backstop pass checks at once.
+const CHECKS_IN_FLIGHT: usize = 16;
+
+/// How long a check waits before ending a watch whose hash no longer
+/// verifies, unless the change was announced with the new hash: the
+/// session may be the one changing the password right now, whose notice
+/// with the new hash is on its way.
+const MISMATCH_GRACE: Duration = Duration::from_secs(2);
+
+/// The live-session watches of this process and how they learn of changes.
+///
+/// Add it to the layer with
+/// [`AuthLayer::with_live_sessions`](crate::AuthLayer::with_live_sessions)
+/// (which needs a [session registry](crate::SessionRegistry)); handlers
+/// then take a [`SessionWatch`].
+///
+/// - Changes made in this process reach its watches directly.
+/// - With several processes, give each the same [`LiveChannel`]:
+///   [`RedisChannel`](crate::RedisChannel) or
+///   [`PostgresChannel`](crate::PostgresChannel).
+/// - Every watch is also checked again every period (default 30 s, less a
+///   random quarter so that processes spread their checks): the bound on
+///   how long a connection outlives its session when a notice is lost, the
+///   channel is down, or the password was changed in the database directly.
+///   Such a change can also be announced with [`notify`](Self::notify).
+///
+/// A check costs one backend lookup and one registry read per user,
+/// whatever the number of that user's connections.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_sessions_auth::LiveSessions;
+///
+/// let live = LiveSessions::new()
+///     .with_recheck_period(Duration::from_secs(20))
+///     .with_max_failures(5);
+/// assert_eq!(live.watch_count(), 0);
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct LiveSessions {
+    hub: Arc<Hub>,
+}
+
+#[derive(Clone)]
+struct Settings {
+    period: Duration,
+    max_failures: u32,
+    channel: Option<Arc<dyn LiveChannel>>,
+}
+
+pub(crate) struct Hub {
+    settings: Settings,
+    /// Tells notices sent by this process from those of the others.
+    instance: u64,
+    users: Mutex<HashMap<String, UserWatches>>,
+    next_id: std::sync::atomic::AtomicU64,
+    started: Once,
+    /// Dropped with the hub: the background tasks end then.
+    shutdown: shutdown::Sender<()>,
+}
+
+struct UserWatches {
+    check: Arc<dyn Verify>,
+    slots: Vec<Slot>,
+}
+
+/// A check's copy of a user's watches: the check, the watches' ids, and
+/// what it knows of each.
+type Snapshot = (Arc<dyn Verify>, Vec<u64>, Vec<Probe>);
+
+struct Slot {
+    id: u64,
+    handle: String,
+    hash: String,
+    candidate: Option<String>,
+    epoch: u64,
+    failures: u32,
+    end: oneshot::Sender<WatchEnd>,
+}
+
+/// Why a check runs, which decides how sure it must be before it ends a
+/// watch whose hash does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// `update_session_auth_hash` announced the session that stays, with
+    /// its new hash, or the grace has passed: a mismatch ends the watch.
+    Settled,
+    /// Anything else (the backstop, a revocation, a new watch): a mismatch
+    /// is checked once more after [`MISMATCH_GRACE`].
+    Unsettled,
+}
+
+impl Trigger {
+    fn of(notice: &Notice) -> Self {
+        if notice.keep.is_some() {
+            Self::Settled
+        } else {
+            Self::Unsettled
+        }
+    }
+}
+
+impl LiveSessions {
+    /// Watches for this process alone, re-checked every 30 seconds.
+    pub fn new() -> Self {
+        Self::from_settings(Settings {
+            period: DEFAULT_PERIOD,
+            max_failures: DEFAULT_MAX_FAILURES,
+            channel: None,
+        })
+    }
+
+    fn from_settings(settings: Settings) -> Self {
+        let (shutdown, _) = shutdown::channel(());
+        Self {
+            hub: Arc::new(Hub {
+                settings,
+                instance: random_u64(),
+                users: Mutex::new(HashMap::new()),
+                next_id: std::sync::atomic::AtomicU64::new(0),
+                started: Once::new(),
+                shutdown,
+            }),
+        }
+    }
+
+    fn with(&self, change: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.hub.settings.clone();
+        change(&mut settings);
+        Self::from_settings(settings)
+    }
+
+    /// Shares changes with the other processes through `channel`.
+    pub fn with_channel(self, channel: impl LiveChannel) -> Self {
+        let channel: Arc<dyn LiveChannel> = Arc::new(channel);
+        self.with(|settings| settings.channel = Some(channel))
+    }
+
+    /// Sets the period of the backstop re-check (default 30 s): the longest
+    /// a connection outlives its session when no notice reached this
+    /// process. Passes start at random points of the period.
+    ///
+    /// # Panics
+    ///
+    /// When `period` is under 100 ms: every watch would be checked
+    /// continuously.
+    pub fn with_recheck_period(self, period: Duration) -> Self {
+        assert!(
+            period >= Duration::from_millis(100),
+            "LiveSessions::with_recheck_period: {period:?} is under 100 ms"
+        );
+        self.with(|settings| settings.period = period)
+    }
+
+    /// Sets after how many failed checks in a row (the backend or the
+    /// registry failing) a watch ends with [`WatchEnd::ServerError`]
+    /// (default 3). One failure never ends a connection; a session that
+    /// cannot be checked for `max` periods is not trusted either.
+    ///
+    /// # Panics
+    ///
+    /// When `max` is 0.
+    pub fn with_max_failures(self, max: u32) -> Self {
+        assert!(
+            max > 0,
+            "LiveSessions::with_max_failures: must be at least 1"
+        );
+        self.with(|settings| settings.max_failures = max)
+    }
+
+    /// How many connections this process watches now.
+    #[must_use]
+    pub fn watch_count(&self) -> usize {
+        self.hub
+            .lock()
+            .values()
+            .map(|watches| watches.slots.len())
+            .sum()
+    }
+
+    /// Checks the watches of `user` again, in this process and, through the
+    /// channel, in the others: after a change made outside a request (a
+    /// password reset by an administrator, [`SessionRegistry::revoke`](crate::SessionRegistry::revoke)).
+    /// `user` must be of the user type's `Id` type.
+    ///
+    /// # Errors
+    ///
+    /// When `user` cannot be serialized, or the channel fails to publish
+    /// (the backstop still ends the other processes' watches within a
+    /// period).
+    pub async fn notify<Id: Serialize>(&self, user: &Id) -> Result<(), RegistryError> {
+        let notice = Notice {
+            user: user_key(user)?,
+            keep: None,
+            from: self.hub.instance,
+        };
+        self.hub.apply(&notice);
+        self.hub
+            .publish(&notice)
+            .await
+            .map_err(RegistryError::backend)
+    }
+
+    /// Announces a change of `user` from a request, without waiting for the
+    /// channel: the response is not held up by a slow or broken channel.
+    pub(crate) fn changed(&self, user: String, keep: Option<(String, String)>) {
+        let notice = Notice {
+            user,
+            keep: keep.map(|(handle, hash)| Kept { handle, hash }),
+            from: self.hub.instance,
+        };
+        self.hub.apply(&notice);
+        if self.hub.settings.channel.is_some() {
+            let hub = self.hub.clone();
+            tokio::spawn(async move {
+                if let Err(error) = hub.publish(&notice).await {
+                    tracing::warn!(
+                        error = &error as &dyn std::error::Error,
+                        "live sessions: notice not published; other processes rely on the re-check"
+                    );
+                }
+            });
+        }
+    }
+
+    /// Starts watching the session of `ticket`.
+    pub(crate) fn watch(&self, ticket: WatchTicket, check: Arc<dyn Verify>) -> SessionWatch {
+        self.hub.start();
+        let id = self
+            .hub
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (sender, end) = oneshot::channel();
+        let user = ticket.user.clone();
+        self.hub
+            .lock()
+            .entry(user.clone())
+            .or_insert_with(|| UserWatches {
+                check,
+                slots: Vec::new(),
+            })
+            .slots
+            .push(Slot {
+                id,
+                handle: ticket.handle,
+                hash: ticket.hash,
+                candidate: None,
+                epoch: ticket.epoch,
+                failures: 0,
+                end: sender,
+            });
+        // A change between the request's own check and now sent its notice
+        // before this watch existed: check once more, as a notice would.
+        self.hub.spawn_check(user.clone(), Trigger::Unsettled);
+        SessionWatch {
+            hub: self.hub.clone(),
+            user,
+            id,
+            end,
+            done: None,
+        }
+    }
+}
+
+impl Default for LiveSessions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for LiveSessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveSessions")
+            .field("period", &self.hub.settings.period)
+            .field("max_failures", &self.hub.settings.max_failures)
+            .field("channel", &self.hub.settings.channel)
+            .field("watches", &self.watch_count())
+            .finish()
+    }
+}
+
+impl Hub {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, UserWatches>> {
+        // The table stays consistent even if a holder panicked: every
+        // change under the lock is a single push, removal or field write.
+        self.users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn unregister(&self, user: &str, id: u64) {
+        let mut users = self.lock();
+        if let Some(watches) = users.get_mut(user) {
+            watches.slots.retain(|slot| slot.id != id);
+            if watches.slots.is_empty() {
+                users.remove(user);
+            }
+        }
+    }
+
+    async fn publish(&self, notice: &Notice) -> Result<(), super::ChannelError> {
+        let Some(channel) = &self.settings.channel else {
+            return Ok(());
+        };
+        let text = serde_json::to_string(notice).map_err(super::ChannelError::new)?;
+        channel.publish(&text).await
+    }
+
+    /// Acts on a notice: notes the kept session's new hash, then checks
+    /// the user's watches.
+    fn apply(self: &Arc<Self>, notice: &Notice) {
+        {
+            let mut users = self.lock();
+            let Some(watches) = users.get_mut(&notice.user) else {
+                return;
+            };
+            if let Some(kept) = &notice.keep {
+                for slot in &mut watches.slots {
+                    if slot.handle == kept.handle {
+                        slot.candidate = Some(kept.hash.clone());
+                    }
+                }
+            }
+        }
+        self.spawn_check(notice.user.clone(), Trigger::of(notice));
+    }
+
+    fn spawn_check(self: &Arc<Self>, user: String, trigger: Trigger) {
+        let hub = self.clone();
+        tokio::spawn(async move { hub.check_and_settle(&user, trigger).await });
+    }
+
+    /// Checks `user`, and once more after the grace when a mismatch is
+    /// not settled yet.
+    async fn check_and_settle(&self, user: &str, trigger: Trigger) {
+        if self.check_user(user, trigger).await {
+            tokio::time::sleep(grace(self.settings.period)).await;
+            self.check_user(user, Trigger::Settled).await;
+        }
+    }
+
+    /// Checks every watch of `user` and ends those whose session is over.
+    /// Returns whether an unsettled check found a mismatch to check again
+    /// after [`MISMATCH_GRACE`].
+    async fn check_user(&self, user: &str, trigger: Trigger) -> bool {
+        let Some((check, ids, probes)) = self.probes(user) else {
+            return false;
+        };
+        let result = check.check(user, &probes).await;
+        let mut recheck = false;
+        let mut ended = Vec::new();
+        {
+            let mut users = self.lock();
+            let Some(watches) = users.get_mut(user) else {
+                return false;
+            };
+            match result {
+                Ok(verdicts) => {
+                    for (id, verdict) in ids.iter().zip(verdicts) {
+                        let Some(slot) = watches.slots.iter_mut().find(|slot| slot.id == *id)
+                        else {
+                            continue;
+                        };
+                        slot.failures = 0;
+                        match verdict {
+                            Verdict::Holds { adopt } => {
+                                if let Some((hash, epoch)) = adopt {
+                                    slot.hash = hash;
+                                    slot.epoch = epoch;
+                                    slot.candidate = None;
+                                }
+                            }
+                            Verdict::Ended(
+                                EndReason::CredentialChanged | EndReason::EpochChanged,
+                            ) if trigger == Trigger::Unsettled => recheck = true,
+                            Verdict::Ended(reason) => ended.push((*id, WatchEnd::Session(reason))),
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        error = &*error as &dyn std::error::Error,
+                        "live sessions: a session could not be checked"
+                    );
+                    for slot in &mut watches.slots {
+                        if ids.contains(&slot.id) {
+                            slot.failures += 1;
+                            if slot.failures >= self.settings.max_failures {
+                                tracing::error!(
+                                    failures = slot.failures,
+                                    "live sessions: a session could not be checked too many \
+                                     times in a row; its connection ends"
+                                );
+                                ended.push((slot.id, WatchEnd::ServerError));
+                            }
+                        }
+                    }
+                }
+            }
+            for (id, end) in ended {
+                if let Some(index) = watches.slots.iter().position(|slot| slot.id == id) {
+                    let slot = watches.slots.swap_remove(index);
+                    // The watch may have been dropped meanwhile; nothing to tell.
+                    let _ = slot.end.send(end);
+                }
+            }
+            if watches.slots.is_empty() {
+                users.remove(user);
+            }
+        }
+        recheck
+    }
+
+    /// What a check of `user` needs, taken under the lock and released
+    /// before the check awaits anything.
+    fn probes(&self, user: &str) -> Option<Snapshot> {
+        let users = self.lock();
+        let watches = users.get(user)?;
+        let ids = watches.slots.iter().map(|slot| slot.id).collect();
+        let probes = watches
+            .slots
+            .iter()
+            .map(|slot| Probe {
+                handle: slot.handle.clone(),
+                hash: slot.hash.clone(),
+                candidate: slot.candidate.clone(),
+                epoch: slot.epoch,
+            })
+            .collect();
+        Some((watches.check.clone(), ids, probes))
+    }
+
+    /// Checks every watched user, a few at a time.
+    async fn check_everyone(&self) {
+        let users: Vec<String> = self.lock().keys().cloned().collect();
+        futures_util::stream::iter(users)
+            .for_each_concurrent(CHECKS_IN_FLIGHT, |user| async move {
+                self.check_and_settle(&user, Trigger::Unsettled).await;
+            })
+            .await;
+    }
+
+    /// Starts the backstop and the channel listener, once, on the runtime
+    /// of the first watch.
+    fn start(self: &Arc<Self>) {
+        self.started.call_once(|| {
+            tokio::spawn(backstop(
+                Arc::downgrade(self),
+                self.settings.period,
+                self.shutdown.subscribe(),
+            ));
+            if let Some(channel) = &self.settings.channel {
+                let (signals, received) = mpsc::channel(1024);
+                channel.listen(signals);
+                tokio::spawn(dispatch(
+                    Arc::downgrade(self),
+                    received,
+                    self.shutdown.subscribe(),
+                ));
+            }
+        });
+    }
+}
+
+/// The periodic re-check: every watch, once per period.
+async fn backstop(hub: Weak<Hub>, period: Duration, mut shutdown: shutdown::Receiver<()>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(jittered(period.saturating_sub(grace(period)))) => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(hub) = hub.upgrade() else {
+            return;
+        };
+        hub.check_everyone().await;
+    }
+}
+
+/// Hands the channel's notices to the hub.
+async fn dispatch(
+    hub: Weak<Hub>,
+    mut signals: mpsc::Receiver<Signal>,
+    mut shutdown: shutdown::Receiver<()>,
+) {
+    loop {
+        let signal = tokio::select! {
+            signal = signals.recv() => signal,
+            _ = shutdown.changed() => return,
+        };
+        let (Some(signal), Some(hub)) = (signal, hub.upgrade()) else {
+            return;
+        };
+        match signal {
+            Signal::Notice(text) => match serde_json::from_str::<Notice>(&text) {
+                Ok(notice) if notice.from != hub.instance => hub.apply(&notice),
+                Ok(_) => {}
+                Err(_) => tracing::warn!("live sessions: an unreadable notice was ignored"),
+            },
+            Signal::Lost => tracing::warn!(
+                period = ?hub.settings.period,
+                "live sessions: the channel is down; connections are re-checked every period \
+                 until it is back"
+            ),
+            Signal::Restored => {
+                tracing::info!("live sessions: the channel is back; re-checking every connection");
+                tokio::spawn(async move { hub.check_everyone().await });
+            }
+        }
+    }
+}
+
+/// How long an unsettled mismatch waits: [`MISMATCH_GRACE`], or a quarter
+/// of a shorter period. The backstop sleeps that much less, so that a
+/// session ended without a notice still ends within one period.
+fn grace(period: Duration) -> Duration {
+    MISMATCH_GRACE.min(period / 4)
+}
+
+/// `period` less a random part of up to a quarter: processes that started
+/// together do not check together, and a pass never starts later than one
+/// period after the previous one.
+fn jittered(period: Duration) -> Duration {
+    let fraction = (random_u64() % 1024) as f64 / 1024.0;
+    period.mul_f64(1.0 - fraction / 4.0)
+}
+
+fn random_u64() -> u64 {
+    let mut bytes = [0_u8; 8];
+    // Without the OS's randomness the jitter and the instance tag lose
+    // their spread, nothing else; fall back on the clock.
+    if getrandom::getrandom(&mut bytes).is_err() {
+        return std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos().into());
+    }
+    u64::from_le_bytes(bytes)
+}

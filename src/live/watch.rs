@@ -1,0 +1,158 @@
+//! The handler's side: a future that completes when the session ends.
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context as TaskContext, Poll},
+};
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use tokio::sync::oneshot;
+
+use super::hub::Hub;
+use crate::{config::Context, error::AuthRejection, identity::extension, record::EndReason};
+
+/// Why a [`SessionWatch`] completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WatchEnd {
+    /// The session no longer holds, for this reason.
+    Session(EndReason),
+    /// The session could not be checked for the configured number of times
+    /// in a row (the backend or the registry kept failing): it is no longer
+    /// trusted. See [`LiveSessions::with_max_failures`](crate::LiveSessions::with_max_failures).
+    ServerError,
+}
+
+impl WatchEnd {
+    /// A short, stable name: the [`EndReason`] name, or `server_error`; what
+    /// the SSE and WebSocket helpers send to the client.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Session(reason) => reason.as_str(),
+            Self::ServerError => "server_error",
+        }
+    }
+}
+
+impl fmt::Display for WatchEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the layer leaves in the extensions of a signed-in request when the
+/// layer has [`LiveSessions`](crate::LiveSessions): enough to watch the
+/// session without reading the store again.
+#[derive(Clone)]
+pub(crate) struct WatchTicket {
+    /// The user's id as JSON.
+    pub(crate) user: String,
+    pub(crate) handle: String,
+    pub(crate) hash: String,
+    pub(crate) epoch: u64,
+}
+
+/// Completes when this request's session stops holding: its user's
+/// password or session epoch changed (through any process), it was logged
+/// out (from another tab, too), it was revoked, its registry entry expired,
+/// or the user is gone or disabled. It stays pending when this very session
+/// made the change through
+/// [`update_session_auth_hash`](crate::AuthSession::update_session_auth_hash)
+/// or [`revoke_other_sessions`](crate::AuthSession::revoke_other_sessions),
+/// as the session itself does.
+///
+/// An extractor: anonymous requests are refused with `401`; it needs
+/// [`AuthLayer::with_live_sessions`](crate::AuthLayer::with_live_sessions).
+/// Await it, `select!` on it beside the connection's work, or let
+/// [`sse`](Self::sse) or [`WatchedSocket`](crate::WatchedSocket) do that.
+/// Dropping it stops watching; nothing stays behind.
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio_stream::{wrappers::IntervalStream, StreamExt as _};
+/// use axum::response::sse::{Event, KeepAlive, Sse};
+/// use tower_sessions_auth::SessionWatch;
+///
+/// async fn events(watch: SessionWatch) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+///     let ticks = IntervalStream::new(tokio::time::interval(Duration::from_secs(1)))
+///         .map(|_| Ok(Event::default().event("tick").data("{}")));
+///     // Ends with `event: session-ended` and `{"reason": "..."}` when the
+///     // session ends.
+///     Sse::new(watch.sse(ticks)).keep_alive(KeepAlive::default())
+/// }
+/// ```
+pub struct SessionWatch {
+    pub(super) hub: Arc<Hub>,
+    pub(super) user: String,
+    pub(super) id: u64,
+    pub(super) end: oneshot::Receiver<WatchEnd>,
+    pub(super) done: Option<WatchEnd>,
+}
+
+impl SessionWatch {
+    /// Returns why the watch ended, if it has, without waiting.
+    pub fn ended(&mut self) -> Option<WatchEnd> {
+        if self.done.is_none() {
+            self.done = match self.end.try_recv() {
+                Ok(end) => Some(end),
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => Some(WatchEnd::ServerError),
+            };
+        }
+        self.done
+    }
+}
+
+impl Future for SessionWatch {
+    type Output = WatchEnd;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<WatchEnd> {
+        if let Some(end) = self.done {
+            return Poll::Ready(end);
+        }
+        // The sender goes away without a word only if the process drops its
+        // `LiveSessions` while connections are open: nobody watches any
+        // more, so do not trust the session.
+        let end = match Pin::new(&mut self.end).poll(cx) {
+            Poll::Ready(Ok(end)) => end,
+            Poll::Ready(Err(_)) => WatchEnd::ServerError,
+            Poll::Pending => return Poll::Pending,
+        };
+        self.done = Some(end);
+        Poll::Ready(end)
+    }
+}
+
+impl Drop for SessionWatch {
+    fn drop(&mut self) {
+        self.hub.unregister(&self.user, self.id);
+    }
+}
+
+impl fmt::Debug for SessionWatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionWatch")
+            .field("ended", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionWatch {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let context: Context = extension(parts, AuthRejection::MissingAuthLayer)?;
+        let Some(live) = &context.live else {
+            return Err(AuthRejection::MissingLiveSessions);
+        };
+        let ticket = parts
+            .extensions
+            .get::<WatchTicket>()
+            .ok_or(AuthRejection::Unauthenticated)?;
+        Ok(live.sessions.watch(ticket.clone(), live.check.clone()))
+    }
+}
