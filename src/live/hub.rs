@@ -89,7 +89,9 @@ pub(crate) struct Hub {
 
 struct UserWatches {
     check: Arc<dyn Verify>,
-    slots: Vec<Slot>,
+    /// By watch id: a user may hold thousands of connections, and each
+    /// closes on its own.
+    slots: HashMap<u64, Slot>,
 }
 
 /// A check's copy of a user's watches: the check, the watches' ids, and
@@ -97,7 +99,6 @@ struct UserWatches {
 type Snapshot = (Arc<dyn Verify>, Vec<u64>, Vec<Probe>);
 
 struct Slot {
-    id: u64,
     handle: String,
     hash: String,
     candidate: Option<String>,
@@ -265,21 +266,24 @@ impl LiveSessions {
             .entry(user.clone())
             .or_insert_with(|| UserWatches {
                 check,
-                slots: Vec::new(),
+                slots: HashMap::new(),
             })
             .slots
-            .push(Slot {
+            .insert(
                 id,
-                handle: ticket.handle,
-                hash: ticket.hash,
-                candidate: None,
-                epoch: ticket.epoch,
-                failures: 0,
-                end: sender,
-            });
+                Slot {
+                    handle: ticket.handle,
+                    hash: ticket.hash,
+                    candidate: None,
+                    epoch: ticket.epoch,
+                    failures: 0,
+                    end: sender,
+                },
+            );
         // A change between the request's own check and now sent its notice
         // before this watch existed: check once more, as a notice would.
-        self.hub.spawn_check(user.clone(), Trigger::Unsettled);
+        self.hub
+            .spawn_check(user.clone(), Some(id), Trigger::Unsettled);
         SessionWatch {
             hub: self.hub.clone(),
             user,
@@ -319,7 +323,7 @@ impl Hub {
     pub(super) fn unregister(&self, user: &str, id: u64) {
         let mut users = self.lock();
         if let Some(watches) = users.get_mut(user) {
-            watches.slots.retain(|slot| slot.id != id);
+            watches.slots.remove(&id);
             if watches.slots.is_empty() {
                 users.remove(user);
             }
@@ -343,112 +347,118 @@ impl Hub {
                 return;
             };
             if let Some(kept) = &notice.keep {
-                for slot in &mut watches.slots {
+                for slot in watches.slots.values_mut() {
                     if slot.handle == kept.handle {
                         slot.candidate = Some(kept.hash.clone());
                     }
                 }
             }
         }
-        self.spawn_check(notice.user.clone(), Trigger::of(notice));
+        self.spawn_check(notice.user.clone(), None, Trigger::of(notice));
     }
 
-    fn spawn_check(self: &Arc<Self>, user: String, trigger: Trigger) {
+    /// Checks the watches of `user` (or only the watch `only`) in a task
+    /// of its own.
+    fn spawn_check(self: &Arc<Self>, user: String, only: Option<u64>, trigger: Trigger) {
         let hub = self.clone();
-        tokio::spawn(async move { hub.check_and_settle(&user, trigger).await });
+        tokio::spawn(async move { hub.check_and_settle(&user, only, trigger).await });
     }
 
     /// Checks `user`, and once more after the grace when a mismatch is
     /// not settled yet.
-    async fn check_and_settle(&self, user: &str, trigger: Trigger) {
-        if self.check_user(user, trigger).await {
+    async fn check_and_settle(&self, user: &str, only: Option<u64>, trigger: Trigger) {
+        if self.check_user(user, only, trigger).await {
             tokio::time::sleep(grace(self.settings.period)).await;
-            self.check_user(user, Trigger::Settled).await;
+            self.check_user(user, only, Trigger::Settled).await;
         }
     }
 
     /// Checks every watch of `user` and ends those whose session is over.
     /// Returns whether an unsettled check found a mismatch to check again
     /// after [`MISMATCH_GRACE`].
-    async fn check_user(&self, user: &str, trigger: Trigger) -> bool {
-        let Some((check, ids, probes)) = self.probes(user) else {
+    async fn check_user(&self, user: &str, only: Option<u64>, trigger: Trigger) -> bool {
+        let Some((check, ids, probes)) = self.probes(user, only) else {
             return false;
         };
         let result = check.check(user, &probes).await;
         let mut recheck = false;
+        let mut users = self.lock();
+        let Some(watches) = users.get_mut(user) else {
+            return false;
+        };
         let mut ended = Vec::new();
-        {
-            let mut users = self.lock();
-            let Some(watches) = users.get_mut(user) else {
-                return false;
-            };
-            match result {
-                Ok(verdicts) => {
-                    for (id, verdict) in ids.iter().zip(verdicts) {
-                        let Some(slot) = watches.slots.iter_mut().find(|slot| slot.id == *id)
-                        else {
-                            continue;
-                        };
-                        slot.failures = 0;
-                        match verdict {
-                            Verdict::Holds { adopt } => {
-                                if let Some((hash, epoch)) = adopt {
-                                    slot.hash = hash;
-                                    slot.epoch = epoch;
-                                    slot.candidate = None;
-                                }
-                            }
-                            Verdict::Ended(
-                                EndReason::CredentialChanged | EndReason::EpochChanged,
-                            ) if trigger == Trigger::Unsettled => recheck = true,
-                            Verdict::Ended(reason) => ended.push((*id, WatchEnd::Session(reason))),
-                        }
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(
-                        error = &*error as &dyn std::error::Error,
-                        "live sessions: a session could not be checked"
-                    );
-                    for slot in &mut watches.slots {
-                        if ids.contains(&slot.id) {
-                            slot.failures += 1;
-                            if slot.failures >= self.settings.max_failures {
-                                tracing::error!(
-                                    failures = slot.failures,
-                                    "live sessions: a session could not be checked too many \
-                                     times in a row; its connection ends"
-                                );
-                                ended.push((slot.id, WatchEnd::ServerError));
+        match result {
+            Ok(verdicts) => {
+                for (id, verdict) in ids.into_iter().zip(verdicts) {
+                    // Dropped since the snapshot: nothing to decide.
+                    let Some(slot) = watches.slots.get_mut(&id) else {
+                        continue;
+                    };
+                    slot.failures = 0;
+                    match verdict {
+                        Verdict::Holds { adopt } => {
+                            if let Some((hash, epoch)) = adopt {
+                                slot.hash = hash;
+                                slot.epoch = epoch;
+                                slot.candidate = None;
                             }
                         }
+                        Verdict::Ended(EndReason::CredentialChanged | EndReason::EpochChanged)
+                            if trigger == Trigger::Unsettled =>
+                        {
+                            recheck = true;
+                        }
+                        Verdict::Ended(reason) => ended.push((id, WatchEnd::Session(reason))),
                     }
                 }
             }
-            for (id, end) in ended {
-                if let Some(index) = watches.slots.iter().position(|slot| slot.id == id) {
-                    let slot = watches.slots.swap_remove(index);
-                    // The watch may have been dropped meanwhile; nothing to tell.
-                    let _ = slot.end.send(end);
+            Err(error) => {
+                tracing::warn!(
+                    error = &*error as &dyn std::error::Error,
+                    "live sessions: a session could not be checked"
+                );
+                for id in ids {
+                    let Some(slot) = watches.slots.get_mut(&id) else {
+                        continue;
+                    };
+                    slot.failures += 1;
+                    if slot.failures >= self.settings.max_failures {
+                        tracing::error!(
+                            failures = slot.failures,
+                            "live sessions: a session could not be checked too many times in \
+                             a row; its connection ends"
+                        );
+                        ended.push((id, WatchEnd::ServerError));
+                    }
                 }
             }
-            if watches.slots.is_empty() {
-                users.remove(user);
+        }
+        for (id, end) in ended {
+            if let Some(slot) = watches.slots.remove(&id) {
+                // The watch may be dropping right now; nothing to tell then.
+                let _ = slot.end.send(end);
             }
+        }
+        if watches.slots.is_empty() {
+            users.remove(user);
         }
         recheck
     }
 
     /// What a check of `user` needs, taken under the lock and released
     /// before the check awaits anything.
-    fn probes(&self, user: &str) -> Option<Snapshot> {
+    fn probes(&self, user: &str, only: Option<u64>) -> Option<Snapshot> {
         let users = self.lock();
         let watches = users.get(user)?;
-        let ids = watches.slots.iter().map(|slot| slot.id).collect();
-        let probes = watches
-            .slots
-            .iter()
-            .map(|slot| Probe {
+        let chosen = || {
+            watches
+                .slots
+                .iter()
+                .filter(move |(id, _)| only.map_or(true, |only| **id == only))
+        };
+        let ids = chosen().map(|(id, _)| *id).collect();
+        let probes = chosen()
+            .map(|(_, slot)| Probe {
                 handle: slot.handle.clone(),
                 hash: slot.hash.clone(),
                 candidate: slot.candidate.clone(),
@@ -463,7 +473,7 @@ impl Hub {
         let users: Vec<String> = self.lock().keys().cloned().collect();
         futures_util::stream::iter(users)
             .for_each_concurrent(CHECKS_IN_FLIGHT, |user| async move {
-                self.check_and_settle(&user, Trigger::Unsettled).await;
+                self.check_and_settle(&user, None, Trigger::Unsettled).await;
             })
             .await;
     }

@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cluster;
+pub mod live_app;
 pub mod panics;
 pub mod pg_users;
 pub mod proxy;
@@ -341,6 +342,11 @@ impl Client {
                 .unwrap(),
         )
         .await
+    }
+
+    /// Sends a GET and returns the response before its body: for streams.
+    pub async fn open(&self, url: &str) -> reqwest::Response {
+        self.http.get(url).send().await.unwrap()
     }
 
     /// The session id this client holds for `base`, if any.

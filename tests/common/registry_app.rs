@@ -30,7 +30,18 @@ pub fn registry_app<S: SessionStore + Clone, T: UserTable>(
     registry: SessionRegistry,
     always_save: bool,
 ) -> Router {
-    routes(users.clone())
+    registry_routes(users.clone())
+        .layer(AuthLayer::new(users, keys).with_registry(registry))
+        .layer(
+            SessionManagerLayer::new(store)
+                .with_secure(false)
+                .with_always_save(always_save),
+        )
+}
+
+/// The routes of [`registry_app`], without its layers.
+pub fn registry_routes<T: UserTable>(users: T) -> Router {
+    routes(users)
         .route("/sessions", get(sessions))
         .route("/revoke/{handle}", post(revoke))
         .route("/revoke-others", post(revoke_others))
@@ -40,12 +51,6 @@ pub fn registry_app<S: SessionStore + Clone, T: UserTable>(
             get(|ended: Option<SessionEnded>| async move {
                 ended.map_or("none", |ended| ended.reason().as_str())
             }),
-        )
-        .layer(AuthLayer::new(users, keys).with_registry(registry))
-        .layer(
-            SessionManagerLayer::new(store)
-                .with_secure(false)
-                .with_always_save(always_save),
         )
 }
 

@@ -1,0 +1,118 @@
+//! The test application with live sessions: the routes of
+//! [`registry_routes`](super::registry_app::registry_routes) plus an SSE
+//! stream, and a client-side reader of the stream.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    response::sse::{Event, Sse},
+    routing::get,
+    Router,
+};
+use futures_util::{stream, Stream, StreamExt as _};
+use tower_sessions::{SessionManagerLayer, SessionStore};
+use tower_sessions_auth::{AuthKeys, AuthLayer, LiveSessions, SessionRegistry, SessionWatch};
+
+use super::{registry_app::registry_routes, UserTable};
+
+/// `registry_routes` plus `GET /events`: `event: hello`, then nothing until
+/// the session ends (`event: session-ended`).
+pub fn live_app<S: SessionStore + Clone, T: UserTable>(
+    store: S,
+    users: T,
+    keys: AuthKeys,
+    registry: SessionRegistry,
+    live: LiveSessions,
+) -> Router {
+    registry_routes(users.clone())
+        .route("/events", get(events))
+        .layer(
+            AuthLayer::new(users, keys)
+                .with_registry(registry)
+                .with_live_sessions(live),
+        )
+        .layer(SessionManagerLayer::new(store).with_secure(false))
+}
+
+async fn events(watch: SessionWatch) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let hello = stream::once(async { Ok(Event::default().event("hello").data("{}")) });
+    Sse::new(watch.sse(hello.chain(stream::pending())))
+}
+
+/// What [`Events::next`] read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    Event(String, String),
+    /// The server ended the stream.
+    Closed,
+    /// Nothing came in time.
+    Silent,
+}
+
+/// An open `/events` stream, read event by event.
+pub struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    /// Wraps an open response, and reads its `hello`.
+    pub async fn open(response: reqwest::Response) -> Self {
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let mut events = Self {
+            response,
+            buffer: String::new(),
+        };
+        match events.next(Duration::from_secs(5)).await {
+            Next::Event(name, _) => assert_eq!(name, "hello"),
+            other => panic!("no hello: {other:?}"),
+        }
+        events
+    }
+
+    /// The next event, waiting up to `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Next {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut name = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        name = value.trim().to_owned();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim());
+                    }
+                }
+                if block.lines().all(|line| line.starts_with(':')) {
+                    continue;
+                }
+                return Next::Event(name, data);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await;
+            match chunk {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(None) | Err(_)) => return Next::Closed,
+                Err(_) => return Next::Silent,
+            }
+        }
+    }
+
+    /// Waits up to `wait` for `session-ended`; returns its reason (`None`
+    /// when nothing came), and checks that the stream closes right after.
+    pub async fn ended(&mut self, wait: Duration) -> Option<String> {
+        let (name, data) = match self.next(wait).await {
+            Next::Event(name, data) => (name, data),
+            Next::Silent => return None,
+            Next::Closed => panic!("the stream closed without session-ended"),
+        };
+        assert_eq!(name, "session-ended", "{data}");
+        let reason = serde_json::from_str::<serde_json::Value>(&data).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(self.next(Duration::from_secs(2)).await, Next::Closed);
+        Some(reason)
+    }
+}
