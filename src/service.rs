@@ -15,7 +15,7 @@ use tracing::{field, Instrument as _, Span};
 use crate::{
     backend::{SessionUser, UserBackend},
     config::Context,
-    error::{failure_response, AuthRejection},
+    error::{failure_response, AuthRejection, SignError},
     events::AuthEventKind,
     hash::Verification,
     identity::{Identity, SessionEnded},
@@ -184,6 +184,10 @@ enum Failure<E> {
     Backend(#[source] E),
     #[error("session registry failed")]
     Registry(#[source] RegistryError),
+    /// Re-signing a session that verified under a fallback secret failed.
+    /// Verifying proved the user signable, so this is a bug if it happens.
+    #[error("re-signing the session failed")]
+    Sign(#[source] SignError),
 }
 
 type IdOf<B> = <<B as UserBackend>::User as SessionUser>::Id;
@@ -222,8 +226,8 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
         }
     }
     if verification == Verification::Fallback {
-        if let Err(error) = resign(context, session, &user, &record).await {
-            return Err(Failed::new(Failure::Store(error), record.user_id));
+        if let Err(failure) = resign(context, session, &user, &record).await {
+            return Err(Failed::new(failure, record.user_id));
         }
     }
     Ok(Outcome::Authenticated {
@@ -250,21 +254,25 @@ async fn entry_lives<Id: serde::Serialize>(
 
 /// Writes the record again, under the current secret and with a new id:
 /// the lazy upgrade of a fallback-signed session, as Django does.
-async fn resign<U: SessionUser>(
+async fn resign<U: SessionUser, E>(
     context: &Context,
     session: &Session,
     user: &U,
     record: &AuthRecord<U::Id>,
-) -> Result<(), session::Error> {
+) -> Result<(), Failure<E>> {
     let old = fingerprint(context, session);
-    session.cycle_id().await?;
+    let auth_hash = context.keys.sign(user).map_err(Failure::Sign)?;
+    session.cycle_id().await.map_err(Failure::Store)?;
     let upgraded = AuthRecord {
         user_id: record.user_id.clone(),
         epoch: user.session_epoch(),
         handle: record.handle.clone(),
-        auth_hash: context.keys.sign(user),
+        auth_hash,
     };
-    session.insert(SESSION_KEY, upgraded).await?;
+    session
+        .insert(SESSION_KEY, upgraded)
+        .await
+        .map_err(Failure::Store)?;
     tracing::info!(session = %old, "session re-signed");
     Ok(())
 }
