@@ -7,13 +7,16 @@ use serde::{de::DeserializeOwned, Serialize};
 
 /// A user that can hold a session.
 ///
-/// The layer signs [`credential`](SessionUser::credential) and
+/// The layer signs the user's [`id`](SessionUser::id),
+/// [`credential`](SessionUser::credential) and
 /// [`session_epoch`](SessionUser::session_epoch) into every session of the
-/// user. Whenever either changes, every session that was signed with the old
-/// values stops verifying and is flushed on its next request.
+/// user. Whenever the credential or the epoch changes, every session that
+/// was signed with the old values stops verifying and is flushed on its next
+/// request; a session never verifies for another user.
 pub trait SessionUser: Clone + Send + Sync + 'static {
     /// The user's primary key, stored in the session with serde (an integer,
-    /// a UUID, a string, ...).
+    /// a UUID, a string, ...). Its serde_json form is signed into the session
+    /// too, so it must serialize the same way every time.
     type Id: Serialize + DeserializeOwned + PartialEq + Clone + Send + Sync + 'static;
 
     /// Returns the user's id.
@@ -27,10 +30,22 @@ pub trait SessionUser: Clone + Send + Sync + 'static {
     ///
     /// Only a keyed MAC of this value reaches the session store, never the
     /// value itself. Return the stored *hash*, never a plaintext password.
-    /// It must be non-empty and unique per account: give accounts without a
-    /// password (single sign-on, passkeys) a random value of their own, as
-    /// Django does with its unusable passwords, or their sessions become
-    /// interchangeable.
+    ///
+    /// It must not be empty. [`login`](crate::AuthSession::login) and
+    /// [`update_session_auth_hash`](crate::AuthSession::update_session_auth_hash)
+    /// refuse a user whose credential is empty
+    /// ([`SignError::EmptyCredential`](crate::SignError::EmptyCredential)),
+    /// and no session of such a user verifies: one signed earlier ends on its
+    /// next request.
+    ///
+    /// The MAC also covers the user's id, so two accounts with the same
+    /// credential do not share sessions. Still give each account without a
+    /// password (single sign-on, passkeys) a random value of its own, as
+    /// Django does with its unusable passwords, and replace it when its
+    /// sessions must end (a password set, an identity provider unlinked): a
+    /// constant shared by all of them never changes, and so never ends a
+    /// session.
+    ///
     /// Rehashing a password (say, a cost upgrade at login) changes this value
     /// and so ends the user's other sessions, as in Django; call
     /// [`AuthSession::update_session_auth_hash`](crate::AuthSession::update_session_auth_hash)

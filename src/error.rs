@@ -21,6 +21,30 @@ pub enum KeyError {
     },
 }
 
+/// Why [`AuthKeys::sign`](crate::AuthKeys::sign) refused to sign a user
+/// into a session.
+///
+/// In a handler it reaches you as [`AuthError::Sign`], from
+/// [`login`](crate::AuthSession::login) and
+/// [`update_session_auth_hash`](crate::AuthSession::update_session_auth_hash);
+/// the session is then left as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The user's [`credential`](crate::SessionUser::credential) is empty.
+    /// A session bound to nothing would survive every password change; give
+    /// an account without a password a random value of its own instead.
+    #[error(
+        "the user's credential is empty: give an account without a password a random value of \
+         its own (see `SessionUser::credential`)"
+    )]
+    EmptyCredential,
+    /// serde_json cannot serialize the user's id (a map with non-string
+    /// keys, say); the session record could not hold it either.
+    #[error("the user id cannot be serialized as JSON")]
+    UnserializableId(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// A failure in a session operation called from a handler
 /// ([`AuthSession::login`](crate::AuthSession::login) and its siblings).
 ///
@@ -35,6 +59,12 @@ pub enum AuthError {
     /// The session registry failed.
     #[error("session registry operation failed")]
     Registry(#[from] RegistryError),
+    /// The user cannot be signed into a session: their credential is empty
+    /// ([`SignError::EmptyCredential`]) or their id cannot be serialized, a
+    /// bug of the application or of its data. As a response: a generic 500.
+    /// The session was left as it was.
+    #[error("cannot sign the user into the session")]
+    Sign(#[from] SignError),
     /// The registry's limit of sessions per user refused a new sign-in
     /// ([`LimitPolicy::RefuseNew`](crate::LimitPolicy::RefuseNew)). As a
     /// response: `409 Conflict`.

@@ -23,7 +23,7 @@ use crate::{
 /// ```
 /// # #[derive(Clone)] struct User { name: String }
 /// # impl tower_sessions_auth::SessionUser for User {
-/// #     type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"" } }
+/// #     type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"$argon2id$..." } }
 /// use tower_sessions_auth::AuthUser;
 ///
 /// async fn me(AuthUser(user): AuthUser<User>) -> String {

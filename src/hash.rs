@@ -1,9 +1,27 @@
 //! Server secrets, key derivation and the session auth hash.
 //!
-//! The hash is `HMAC-SHA256(k, epoch_be64 || credential)` where
-//! `k = HMAC-SHA256(secret, KEY_SALT)`. The epoch has a fixed width, so the
-//! message is unambiguous. The tag is stored base64url-encoded without
-//! padding: 43 characters.
+//! The hash of a user is `HMAC-SHA256(k, message)` with
+//! `k = HMAC-SHA256(secret, "tower-sessions-auth.session-auth-hash.v2")` and
+//!
+//! ```text
+//! message = len(id)         as u64, big-endian   (8 bytes)
+//!        || id              the user id as serde_json writes it, UTF-8
+//!        || epoch           as u64, big-endian   (8 bytes)
+//!        || len(credential) as u64, big-endian   (8 bytes)
+//!        || credential      the bytes of `SessionUser::credential`
+//! ```
+//!
+//! `id` is `serde_json::to_vec(&user.id())`, the form the session record
+//! and the session registry store (`42`, `"7f0c…"`). Every field has a
+//! fixed width or a length prefix, so no two users, epochs or credentials
+//! give the same message: a record moved to another user's id does not
+//! verify, even when both users have the same credential.
+//!
+//! The tag is stored base64url-encoded without padding: 43 characters.
+//!
+//! Version 1 signed `epoch_be64 || credential` under the salt `…v1`, without
+//! the id. The new salt gives new keys, so a hash of version 1 never
+//! verifies: such a session ends once, as if the credential had changed.
 
 use std::fmt;
 
@@ -11,13 +29,17 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::{backend::SessionUser, error::KeyError};
+use crate::{
+    backend::SessionUser,
+    error::{KeyError, SignError},
+};
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Domain separation: the same secret used elsewhere (cookie signing, CSRF
-/// tokens) yields unrelated keys here.
-const KEY_SALT: &[u8] = b"tower-sessions-auth.session-auth-hash.v1";
+/// tokens) yields unrelated keys here. The version changes with the layout
+/// of the message, so that a hash of an older layout never verifies.
+const KEY_SALT: &[u8] = b"tower-sessions-auth.session-auth-hash.v2";
 
 /// Domain separation for [`AuthKeys::log_fingerprint`]: a key of its own, so
 /// nothing that is logged relates to the auth hashes.
@@ -40,6 +62,15 @@ pub(crate) const STORED_HASH_LEN: usize = 43;
 /// without logging anybody out: deploy the new secret with the old one as a
 /// fallback, and drop the fallback once every active session has been seen
 /// (or the session expiry has passed).
+///
+/// # The hash
+///
+/// `HMAC-SHA256(k, len(id) || id || epoch || len(credential) || credential)`,
+/// with `k = HMAC-SHA256(secret, "tower-sessions-auth.session-auth-hash.v2")`,
+/// `id` the user's [`id`](SessionUser::id) as serde_json writes it, and the
+/// lengths and the epoch as 8-byte big-endian integers. It binds the session
+/// to one user: a hash verifies for no other id, even with the same
+/// credential. Stored as 43 characters of unpadded base64url.
 ///
 /// # Security
 ///
@@ -75,7 +106,8 @@ pub enum Verification {
     Current,
     /// Signed under a fallback secret: valid, but due for re-signing.
     Fallback,
-    /// Signed under no known secret, or for other credentials.
+    /// Signed under no known secret, or for another user id, epoch or
+    /// credential; also any hash for a user whose credential is empty.
     Mismatch,
 }
 
@@ -126,14 +158,27 @@ impl AuthKeys {
     ///
     /// The layer and [`AuthSession`](crate::AuthSession) call this for you;
     /// it is public for checks outside an HTTP request (a WebSocket that
-    /// outlives it, say) and for benchmarks.
-    #[must_use]
-    pub fn sign<U: SessionUser>(&self, user: &U) -> String {
-        URL_SAFE_NO_PAD.encode(self.current.tag(user))
+    /// outlives it, say) and for benchmarks. The hash covers the user's id,
+    /// session epoch and credential ([the layout](Self#the-hash)).
+    ///
+    /// # Errors
+    ///
+    /// [`SignError::EmptyCredential`] when the user's
+    /// [`credential`](SessionUser::credential) is empty: such a user has
+    /// nothing a password change could change, so no session is signed for
+    /// them. [`SignError::UnserializableId`] when serde_json cannot
+    /// serialize the user's id.
+    pub fn sign<U: SessionUser>(&self, user: &U) -> Result<String, SignError> {
+        let message = Message::of(user)?;
+        Ok(URL_SAFE_NO_PAD.encode(self.current.tag(&message)))
     }
 
     /// Checks a stored hash against `user`: first under the current secret,
     /// then under each fallback.
+    ///
+    /// A user whose credential is empty, or whose id cannot be serialized,
+    /// is a [`Mismatch`](Verification::Mismatch) whatever is stored: [`sign`](Self::sign)
+    /// refuses them, so no session of theirs is valid.
     ///
     /// # Note
     ///
@@ -148,9 +193,12 @@ impl AuthKeys {
             Ok(TAG_LEN) => {}
             _ => return Verification::Mismatch,
         }
-        if self.current.verify(user, &tag) {
+        let Ok(message) = Message::of(user) else {
+            return Verification::Mismatch;
+        };
+        if self.current.verify(&message, &tag) {
             Verification::Current
-        } else if self.fallbacks.iter().any(|key| key.verify(user, &tag)) {
+        } else if self.fallbacks.iter().any(|key| key.verify(&message, &tag)) {
             Verification::Fallback
         } else {
             Verification::Mismatch
@@ -180,9 +228,42 @@ impl fmt::Debug for AuthKeys {
     }
 }
 
+/// What the hash covers, gathered once per [`AuthKeys::sign`] or
+/// [`AuthKeys::verify`] and fed to each key tried.
+struct Message<'a> {
+    /// The user id as serde_json writes it: the form the record stores.
+    id: Vec<u8>,
+    epoch: u64,
+    credential: &'a [u8],
+}
+
+impl<'a> Message<'a> {
+    /// Refuses an empty credential here, so that no path can sign one.
+    fn of<U: SessionUser>(user: &'a U) -> Result<Self, SignError> {
+        let credential = user.credential();
+        if credential.is_empty() {
+            return Err(SignError::EmptyCredential);
+        }
+        let id = serde_json::to_vec(&user.id())
+            .map_err(|error| SignError::UnserializableId(error.into()))?;
+        Ok(Self {
+            id,
+            epoch: user.session_epoch(),
+            credential,
+        })
+    }
+}
+
+/// A length prefix: 8 bytes, big-endian.
+fn length(field: &[u8]) -> [u8; 8] {
+    // `usize` is at most 64 bits on every target Rust supports.
+    u64::try_from(field.len()).unwrap_or(u64::MAX).to_be_bytes()
+}
+
 /// An HMAC state already keyed with the derived key, cloned per use so that
 /// each hash costs only the compressions of its message and the outer
-/// digest (three for a typical argon2 PHC string), not a key schedule.
+/// digest (four for an integer id and a typical argon2 PHC string), not a
+/// key schedule.
 #[derive(Clone)]
 struct SigningKey(HmacSha256);
 
@@ -198,19 +279,23 @@ impl SigningKey {
         Ok(Self(keyed(&derived)))
     }
 
-    fn mac_of<U: SessionUser>(&self, user: &U) -> HmacSha256 {
+    /// The keyed state after the message of the module docs.
+    fn mac_of(&self, message: &Message<'_>) -> HmacSha256 {
         self.0
             .clone()
-            .chain_update(user.session_epoch().to_be_bytes())
-            .chain_update(user.credential())
+            .chain_update(length(&message.id))
+            .chain_update(&message.id)
+            .chain_update(message.epoch.to_be_bytes())
+            .chain_update(length(message.credential))
+            .chain_update(message.credential)
     }
 
-    fn tag<U: SessionUser>(&self, user: &U) -> [u8; TAG_LEN] {
-        self.mac_of(user).finalize().into_bytes().into()
+    fn tag(&self, message: &Message<'_>) -> [u8; TAG_LEN] {
+        self.mac_of(message).finalize().into_bytes().into()
     }
 
-    fn verify<U: SessionUser>(&self, user: &U, tag: &[u8]) -> bool {
-        self.mac_of(user).verify_slice(tag).is_ok()
+    fn verify(&self, message: &Message<'_>, tag: &[u8]) -> bool {
+        self.mac_of(message).verify_slice(tag).is_ok()
     }
 }
 
@@ -221,18 +306,26 @@ fn keyed(key: &[u8]) -> HmacSha256 {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::{de::DeserializeOwned, Serialize};
+
     use super::*;
 
     #[derive(Clone)]
-    struct User {
+    struct User<Id = u64> {
+        id: Id,
         credential: &'static str,
         epoch: u64,
     }
 
-    impl SessionUser for User {
-        type Id = u64;
-        fn id(&self) -> u64 {
-            1
+    impl<Id> SessionUser for User<Id>
+    where
+        Id: Serialize + DeserializeOwned + PartialEq + Clone + Send + Sync + 'static,
+    {
+        type Id = Id;
+        fn id(&self) -> Id {
+            self.id.clone()
         }
         fn credential(&self) -> &[u8] {
             self.credential.as_bytes()
@@ -245,38 +338,70 @@ mod tests {
     const SECRET_A: &[u8] = b"0123456789abcdef0123456789abcdef";
     const SECRET_B: &[u8] = b"another secret, also long enough!";
     const PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+    /// An id with what JSON escapes (a quote, a backslash, control
+    /// characters), what it does not (`/`, non-ASCII) and the record's own
+    /// separators (`:`, `.`).
+    const ODD_ID: &str = "a:b.c\"d\\e/é🦀\u{1}\n";
 
     fn user(epoch: u64) -> User {
+        user_with(42, epoch)
+    }
+
+    fn user_with<Id>(id: Id, epoch: u64) -> User<Id> {
         User {
+            id,
             credential: PHC,
             epoch,
         }
     }
 
-    /// Computed independently with Python 3.11:
+    /// Computed independently with Python 3.11 (`odd` is the JSON of
+    /// `ODD_ID`, written out byte for byte and checked against Python's own
+    /// `json.dumps`):
     ///
     /// ```python
-    /// import hmac, hashlib, base64
+    /// import hmac, hashlib, base64, json
     /// k = hmac.new(b"0123456789abcdef0123456789abcdef",
-    ///              b"tower-sessions-auth.session-auth-hash.v1", hashlib.sha256).digest()
+    ///              b"tower-sessions-auth.session-auth-hash.v2", hashlib.sha256).digest()
     /// phc = b"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
-    /// for epoch in (0, 7):
-    ///     tag = hmac.new(k, epoch.to_bytes(8, "big") + phc, hashlib.sha256).digest()
+    /// odd = '"a:b.c\\"d\\\\e/\u00e9\U0001f980\\u0001\\n"'.encode()
+    /// assert odd == json.dumps('a:b.c"d\\e/\u00e9\U0001f980\u0001\n', ensure_ascii=False).encode()
+    /// def u64(n): return n.to_bytes(8, "big")
+    /// for user_id, epoch in ((b"42", 0), (b"42", 7), (odd, 0), (odd, 2**63 + 1)):
+    ///     msg = u64(len(user_id)) + user_id + u64(epoch) + u64(len(phc)) + phc
+    ///     tag = hmac.new(k, msg, hashlib.sha256).digest()
     ///     print(base64.urlsafe_b64encode(tag).rstrip(b"=").decode())
     /// ```
     #[test]
     fn known_answers() {
         let keys = AuthKeys::new(SECRET_A).unwrap();
-        assert_eq!(keys.sign(&user(0)), KAT_EPOCH_0);
-        assert_eq!(keys.sign(&user(7)), KAT_EPOCH_7);
+        assert_eq!(keys.sign(&user(0)).unwrap(), KAT_42_EPOCH_0);
+        assert_eq!(keys.sign(&user(7)).unwrap(), KAT_42_EPOCH_7);
+        let odd = |epoch| user_with(ODD_ID.to_owned(), epoch);
+        assert_eq!(keys.sign(&odd(0)).unwrap(), KAT_ODD_EPOCH_0);
+        assert_eq!(keys.sign(&odd((1 << 63) + 1)).unwrap(), KAT_ODD_EPOCH_BIG);
     }
 
-    const KAT_EPOCH_0: &str = "iJrSgUXLcbJg1N3uQ7LHtXFof-5f7ILEYAvztu6gh3U";
-    const KAT_EPOCH_7: &str = "9sn6WNDjlxPAC9NcH_6GslgrTe1hm2NnrVGIJFuvick";
+    const KAT_42_EPOCH_0: &str = "EHmoCxRYg6E7GM-ORAYyhv-qoy1NUSGqHD367ALR9i4";
+    const KAT_42_EPOCH_7: &str = "VINg8vC89SryQEB8jp0vxhLMAXc_ITsau_gVkYd-u0M";
+    const KAT_ODD_EPOCH_0: &str = "deEtKGyOQrO5m3n9PIz8mOFJ_bPE4y2wdQR8RxqbLak";
+    const KAT_ODD_EPOCH_BIG: &str = "Y5VEXCi_bFWQi96AjXZWQSn7Zen-17B88n1ZZCAegT0";
+
+    /// The bytes the Python above spells out are the ones signed.
+    #[test]
+    fn the_odd_id_is_signed_as_serde_json_writes_it() {
+        let user = user_with(ODD_ID.to_owned(), 0);
+        let message = Message::of(&user).unwrap();
+        assert_eq!(
+            message.id,
+            b"\"a:b.c\\\"d\\\\e/\xc3\xa9\xf0\x9f\xa6\x80\\u0001\\n\""
+        );
+        assert_eq!(message.credential, PHC.as_bytes());
+    }
 
     #[test]
     fn stored_form_is_compact() {
-        let hash = AuthKeys::new(SECRET_A).unwrap().sign(&user(0));
+        let hash = AuthKeys::new(SECRET_A).unwrap().sign(&user(0)).unwrap();
         assert_eq!(hash.len(), STORED_HASH_LEN);
         assert!(hash
             .bytes()
@@ -286,20 +411,105 @@ mod tests {
     #[test]
     fn verifies_under_current_secret() {
         let keys = AuthKeys::new(SECRET_A).unwrap();
-        let hash = keys.sign(&user(0));
+        let hash = keys.sign(&user(0)).unwrap();
         assert_eq!(keys.verify(&user(0), &hash), Verification::Current);
     }
 
     #[test]
     fn changed_credential_or_epoch_mismatches() {
         let keys = AuthKeys::new(SECRET_A).unwrap();
-        let hash = keys.sign(&user(0));
+        let hash = keys.sign(&user(0)).unwrap();
         let other = User {
             credential: "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaA",
-            epoch: 0,
+            ..user(0)
         };
         assert_eq!(keys.verify(&other, &hash), Verification::Mismatch);
         assert_eq!(keys.verify(&user(1), &hash), Verification::Mismatch);
+    }
+
+    /// Two accounts with the same credential and epoch: a hash of one, in a
+    /// record that names the other, does not verify. Neither does an id of
+    /// another JSON type that prints alike (`1` and `"1"`).
+    #[test]
+    fn another_users_id_mismatches_even_with_the_same_credential() {
+        let keys = AuthKeys::new(SECRET_A).unwrap();
+        let hash = keys.sign(&user_with(1_u64, 0)).unwrap();
+        assert_eq!(
+            keys.verify(&user_with(1_u64, 0), &hash),
+            Verification::Current
+        );
+        assert_eq!(
+            keys.verify(&user_with(2_u64, 0), &hash),
+            Verification::Mismatch
+        );
+        assert_eq!(
+            keys.verify(&user_with("1".to_owned(), 0), &hash),
+            Verification::Mismatch
+        );
+        let rotated = AuthKeys::new(SECRET_B)
+            .unwrap()
+            .with_fallback(SECRET_A)
+            .unwrap();
+        assert_eq!(
+            rotated.verify(&user_with(2_u64, 0), &hash),
+            Verification::Mismatch
+        );
+    }
+
+    /// Moving bytes between the id and the credential changes the message:
+    /// each field has its own length.
+    #[test]
+    fn fields_do_not_run_into_each_other() {
+        let keys = AuthKeys::new(SECRET_A).unwrap();
+        let short = User {
+            id: "ab".to_owned(),
+            credential: "\"cd",
+            epoch: 0,
+        };
+        let long = User {
+            id: "ab\"".to_owned(),
+            credential: "cd",
+            epoch: 0,
+        };
+        let hash = keys.sign(&short).unwrap();
+        assert_eq!(keys.verify(&long, &hash), Verification::Mismatch);
+    }
+
+    #[test]
+    fn empty_credentials_are_never_signed_nor_verified() {
+        let keys = AuthKeys::new(SECRET_A).unwrap();
+        let empty = User {
+            credential: "",
+            ..user(0)
+        };
+        assert!(matches!(keys.sign(&empty), Err(SignError::EmptyCredential)));
+        // Not even the tag of the empty credential's own message verifies.
+        let message = Message {
+            id: b"42".to_vec(),
+            epoch: 0,
+            credential: b"",
+        };
+        let forged = URL_SAFE_NO_PAD.encode(keys.current.tag(&message));
+        assert_eq!(keys.verify(&empty, &forged), Verification::Mismatch);
+        // A session signed before the credential was emptied ends.
+        let signed = keys.sign(&user(0)).unwrap();
+        assert_eq!(keys.verify(&empty, &signed), Verification::Mismatch);
+    }
+
+    #[test]
+    fn unserializable_ids_are_never_signed_nor_verified() {
+        // JSON object keys must be strings.
+        let id = BTreeMap::from([((1_u8, 2_u8), 3_u8)]);
+        let keys = AuthKeys::new(SECRET_A).unwrap();
+        assert!(matches!(
+            keys.sign(&user_with(id.clone(), 0)),
+            Err(SignError::UnserializableId(_))
+        ));
+        let hash = keys.sign(&user(0)).unwrap();
+        assert_eq!(
+            keys.verify(&user_with(id, 0), &hash),
+            Verification::Mismatch
+        );
     }
 
     #[test]
@@ -309,7 +519,7 @@ mod tests {
             .unwrap()
             .with_fallbacks([SECRET_A])
             .unwrap();
-        let hash = old.sign(&user(3));
+        let hash = old.sign(&user(3)).unwrap();
         assert_eq!(rotated.verify(&user(3), &hash), Verification::Fallback);
         assert_eq!(
             AuthKeys::new(SECRET_B).unwrap().verify(&user(3), &hash),
@@ -320,7 +530,7 @@ mod tests {
     #[test]
     fn garbage_and_truncated_hashes_mismatch() {
         let keys = AuthKeys::new(SECRET_A).unwrap();
-        let hash = keys.sign(&user(0));
+        let hash = keys.sign(&user(0)).unwrap();
         for stored in ["", "not base64 at all!", &hash[..42], &format!("{hash}AA")] {
             assert_eq!(keys.verify(&user(0), stored), Verification::Mismatch);
         }

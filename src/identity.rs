@@ -17,7 +17,7 @@ use crate::{backend::SessionUser, config::Context, error::AuthRejection, record:
 /// ```
 /// # #[derive(Clone)] struct User { name: String }
 /// # impl tower_sessions_auth::SessionUser for User {
-/// #     type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"" } }
+/// #     type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"$argon2id$..." } }
 /// use tower_sessions_auth::Identity;
 ///
 /// async fn home(identity: Identity<User>) -> String {

@@ -28,7 +28,7 @@ use crate::{
 /// # use std::convert::Infallible;
 /// # use tower_sessions_auth::{SessionUser, UserBackend};
 /// # #[derive(Clone)] struct User;
-/// # impl SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"" } }
+/// # impl SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"$argon2id$..." } }
 /// # #[derive(Clone)] struct Users;
 /// # impl UserBackend for Users { type User = User; type Error = Infallible;
 /// #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }

@@ -3,7 +3,7 @@
 //! When a user changes their password, every other session of that user
 //! must end, while the session that made the change lives on. This crate
 //! does for [axum] what Django has done since 1.7: each session stores an
-//! *auth hash*, a keyed MAC of the user's stored password hash; every
+//! *auth hash*, a keyed MAC of the user's id and stored password hash; every
 //! request recomputes it and compares in constant time; a mismatch ends the
 //! session.
 //!
@@ -64,11 +64,15 @@
 //! # How it works
 //!
 //! [`login`](AuthSession::login) stores the user's id, session epoch and auth hash in the
-//! session. The hash is HMAC-SHA256 over the user's
+//! session. The hash is HMAC-SHA256 over the user's [`id`](SessionUser::id)
+//! (as serde_json writes it, the form the session stores),
+//! [`session_epoch`](SessionUser::session_epoch) and
 //! [`credential`](SessionUser::credential) (the stored password hash, such
-//! as an argon2 PHC string) and [`session_epoch`](SessionUser::session_epoch),
-//! under a key derived from the server secret ([`AuthKeys`]). On each
-//! request [`AuthLayer`]:
+//! as an argon2 PHC string), each field of fixed width or length-prefixed,
+//! under a key derived from the server secret ([`AuthKeys`], which gives the
+//! exact message). A user whose credential is empty is never signed in:
+//! `login` refuses them with [`AuthError::Sign`]. On each request
+//! [`AuthLayer`]:
 //!
 //! 1. reads the id and hash from the session; with none, the request is
 //!    anonymous and the session untouched;
@@ -239,6 +243,9 @@
 //! - deleted and disabled users (when the backend returns `None` for them);
 //! - session fixation: every login and every
 //!   `update_session_auth_hash` changes the session id;
+//! - a record moved to another user (a store bug, or someone who can write
+//!   the store but does not hold the secret): the hash covers the user id,
+//!   so it verifies for no other user, even one with the same credential;
 //! - a leak of the session store: it holds a MAC, not the password hash,
 //!   and without the server secret the MAC says nothing about the password.
 //!
@@ -249,7 +256,8 @@
 //! - credentials that do not go through the session: stateless tokens
 //!   (JWTs), API keys, or long-lived caches of the user elsewhere;
 //! - a leaked server secret: with it and a store leak, the hash can be
-//!   forged for a known password hash. Rotate the secret if it leaks;
+//!   forged for a user whose id, epoch and password hash are known. Rotate
+//!   the secret if it leaks;
 //! - without a [`SessionRegistry`], a logout racing another request of the
 //!   same browser: tower-sessions saves a changed session at the end of
 //!   each request (every request under `with_always_save(true)`), and the
@@ -303,7 +311,7 @@ mod test_support;
 
 pub use crate::{
     backend::{SessionUser, UserBackend},
-    error::{AuthError, AuthRejection, KeyError},
+    error::{AuthError, AuthRejection, KeyError, SignError},
     events::{AuthEvent, AuthEventKind, EventHook, Events, RequestInfo},
     extract::{safe_next, AuthUser, LoginRequired},
     hash::{AuthKeys, Verification, MIN_SECRET_LEN},

@@ -15,7 +15,7 @@ use tracing::{field, Instrument as _, Span};
 use crate::{
     backend::{SessionUser, UserBackend},
     config::Context,
-    error::{failure_response, AuthRejection},
+    error::{failure_response, AuthRejection, SignError},
     events::AuthEventKind,
     hash::Verification,
     identity::{Identity, SessionEnded},
@@ -193,6 +193,10 @@ enum Failure<E> {
     Backend(#[source] E),
     #[error("session registry failed")]
     Registry(#[source] RegistryError),
+    /// Re-signing a session that verified under a fallback secret failed.
+    /// Verifying proved the user signable, so this is a bug if it happens.
+    #[error("re-signing the session failed")]
+    Sign(#[source] SignError),
 }
 
 type IdOf<B> = <<B as UserBackend>::User as SessionUser>::Id;
@@ -234,7 +238,7 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
     let record = if resigned {
         match resign(context, session, &user, record).await {
             Ok(record) => record,
-            Err((error, user_id)) => return Err(Failed::new(Failure::Store(error), user_id)),
+            Err((failure, user_id)) => return Err(Failed::new(failure, user_id)),
         }
     } else {
         record
@@ -287,16 +291,20 @@ async fn entry_lives<Id: serde::Serialize>(
 /// Writes the record again, under the current secret and with a new id:
 /// the lazy upgrade of a fallback-signed session, as Django does. Returns
 /// the upgraded record.
-async fn resign<U: SessionUser>(
+async fn resign<U: SessionUser, E>(
     context: &Context,
     session: &Session,
     user: &U,
     record: AuthRecord<U::Id>,
-) -> Result<AuthRecord<U::Id>, (session::Error, U::Id)> {
+) -> Result<AuthRecord<U::Id>, (Failure<E>, U::Id)> {
     let old = fingerprint(context, session);
+    let auth_hash = match context.keys.sign(user) {
+        Ok(auth_hash) => auth_hash,
+        Err(error) => return Err((Failure::Sign(error), record.user_id)),
+    };
     let upgraded = AuthRecord {
         epoch: user.session_epoch(),
-        auth_hash: context.keys.sign(user),
+        auth_hash,
         ..record
     };
     let written = async {
@@ -304,7 +312,7 @@ async fn resign<U: SessionUser>(
         session.insert(SESSION_KEY, &upgraded).await
     };
     if let Err(error) = written.await {
-        return Err((error, upgraded.user_id));
+        return Err((Failure::Store(error), upgraded.user_id));
     }
     tracing::info!(session = %old, "session re-signed");
     Ok(upgraded)

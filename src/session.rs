@@ -25,7 +25,7 @@ use crate::{
 /// ```
 /// # #[derive(Clone)] struct User;
 /// # impl tower_sessions_auth::SessionUser for User {
-/// #     type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"" } }
+/// #     type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"$argon2id$..." } }
 /// # async fn check_password(_: &str) -> Option<User> { Some(User) }
 /// use axum::response::Redirect;
 /// use tower_sessions_auth::{AuthError, AuthSession};
@@ -105,9 +105,10 @@ impl<U: SessionUser> AuthSession<U> {
     ///
     /// # Errors
     ///
-    /// [`AuthError`] when the session store or the registry fails, and
+    /// [`AuthError`] when the session store or the registry fails;
     /// [`AuthError::TooManySessions`] when the registry's limit refuses a
-    /// new session (the request stays anonymous).
+    /// new session (the request stays anonymous); [`AuthError::Sign`] when
+    /// `user`'s credential is empty (the session is left as it was).
     pub async fn login(&mut self, user: &U) -> Result<(), AuthError> {
         self.sign_in(user, None).await
     }
@@ -123,6 +124,8 @@ impl<U: SessionUser> AuthSession<U> {
     }
 
     async fn sign_in(&mut self, user: &U, label: Option<String>) -> Result<(), AuthError> {
+        // First, so that a user who cannot be signed changes nothing.
+        let auth_hash = self.context.keys.sign(user)?;
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
         let kept_handle = if same_user {
             self.handle().await?
@@ -157,7 +160,7 @@ impl<U: SessionUser> AuthSession<U> {
             }
             None => None,
         };
-        self.store_hash(user, handle).await?;
+        self.store_hash(user, handle, auth_hash).await?;
         self.emit(AuthEventKind::SignedIn, user.id());
         Ok(())
     }
@@ -193,25 +196,27 @@ impl<U: SessionUser> AuthSession<U> {
     ///
     /// # Errors
     ///
-    /// [`AuthError`] when the session store or the registry fails.
+    /// [`AuthError`] when the session store or the registry fails;
+    /// [`AuthError::Sign`] when `user` is this session's user and their
+    /// credential is empty (nothing is changed).
     pub async fn update_session_auth_hash(&mut self, user: &U) -> Result<(), AuthError> {
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
-        let handle = if same_user {
-            self.handle().await?
+        // Signed first, so that a user who cannot be signed changes nothing.
+        let (auth_hash, handle) = if same_user {
+            (Some(self.context.keys.sign(user)?), self.handle().await?)
         } else {
-            None
+            (None, None)
         };
         self.session.cycle_id().await?;
-        let hash = if same_user {
-            Some(self.store_hash(user, handle.clone()).await?)
-        } else {
-            None
-        };
+        if let Some(auth_hash) = &auth_hash {
+            self.store_hash(user, handle.clone(), auth_hash.clone())
+                .await?;
+        }
         if let Some(registry) = &self.context.registry {
             let key = user_key(&user.id())?;
             registry.store().remove_all(&key, handle.as_deref()).await?;
         }
-        self.announce(&user.id(), handle.zip(hash));
+        self.announce(&user.id(), handle.zip(auth_hash));
         Ok(())
     }
 
@@ -326,17 +331,23 @@ impl<U: SessionUser> AuthSession<U> {
         Ok(())
     }
 
-    /// Signs `user` into the session; returns the new auth hash.
-    async fn store_hash(&mut self, user: &U, handle: Option<String>) -> Result<String, AuthError> {
+    /// Stores `auth_hash`, which the caller signed for `user` before it
+    /// changed anything.
+    async fn store_hash(
+        &mut self,
+        user: &U,
+        handle: Option<String>,
+        auth_hash: String,
+    ) -> Result<(), AuthError> {
         let record = AuthRecord {
             user_id: user.id(),
             epoch: user.session_epoch(),
             handle,
-            auth_hash: self.context.keys.sign(user),
+            auth_hash,
         };
-        self.session.insert(SESSION_KEY, &record).await?;
+        self.session.insert(SESSION_KEY, record).await?;
         self.identity = Identity::Authenticated(user.clone());
-        Ok(record.auth_hash)
+        Ok(())
     }
 
     /// Tells the open connections of `user` (here and, through the channel,
@@ -412,7 +423,70 @@ mod tests {
     use tower_sessions::{MemoryStore, Session};
 
     use super::*;
-    use crate::{config::Config, hash::AuthKeys, test_support::User};
+    use crate::{config::Config, error::SignError, hash::AuthKeys, test_support::User};
+
+    fn handle_on(session: &Session) -> AuthSession<Account> {
+        AuthSession {
+            session: session.clone(),
+            context: Arc::new(Config::new(AuthKeys::new([1_u8; 32]).unwrap(), "Account")),
+            identity: Identity::Anonymous,
+            request: None,
+            sign_in: None,
+        }
+    }
+
+    /// User 1 with a credential of the test's choosing.
+    #[derive(Clone, Debug)]
+    struct Account(&'static [u8]);
+
+    impl SessionUser for Account {
+        type Id = u8;
+        fn id(&self) -> u8 {
+            1
+        }
+        fn credential(&self) -> &[u8] {
+            self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_credential_is_refused_and_changes_nothing() {
+        let session = Session::new(None, Arc::new(MemoryStore::default()), None);
+        let mut auth = handle_on(&session);
+        let empty = Account(b"");
+        let refused = auth.login(&empty).await.unwrap_err();
+        assert!(
+            matches!(refused, AuthError::Sign(SignError::EmptyCredential)),
+            "{refused:?}"
+        );
+        assert!(auth.user().is_none());
+        assert_eq!(session.get::<String>(SESSION_KEY).await.unwrap(), None);
+
+        auth.login(&Account(b"$argon2id$v=19$m=19456,t=2,p=1$a$b"))
+            .await
+            .unwrap();
+        session.save().await.unwrap();
+        let (id, stored) = (
+            session.id(),
+            session.get::<String>(SESSION_KEY).await.unwrap(),
+        );
+        for refused in [
+            auth.update_session_auth_hash(&empty).await.unwrap_err(),
+            auth.login(&empty).await.unwrap_err(),
+        ] {
+            assert!(
+                matches!(refused, AuthError::Sign(SignError::EmptyCredential)),
+                "{refused:?}"
+            );
+            assert_eq!(session.id(), id, "the id is kept");
+            assert_eq!(
+                session.get::<String>(SESSION_KEY).await.unwrap(),
+                stored,
+                "the record is kept"
+            );
+            assert!(auth.user().is_some(), "still signed in");
+        }
+    }
 
     #[tokio::test]
     async fn debug_hides_the_session_id_and_data() {

@@ -12,10 +12,12 @@ use std::sync::{
 };
 
 use axum::{body::Body, http::Request, routing::get, Router};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use common::{
-    app, keys, load_record, record_exists, routes, serve, Client, UserTable, Users, COOKIE,
-    SECRET_A,
+    app, keys, load_record, record_exists, routes, serve, Client, TestUser, UserTable, Users,
+    COOKIE, SECRET_A,
 };
+use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -23,7 +25,7 @@ use tower_sessions::{
     session::{Id, Record},
     session_store, MemoryStore, SessionManagerLayer, SessionStore,
 };
-use tower_sessions_auth::{AuthLayer, AuthSession, AuthUser, LoginRequired};
+use tower_sessions_auth::{AuthLayer, AuthSession, AuthUser, LoginRequired, SessionEnded};
 
 async fn signed_in_alice(store: &MemoryStore, users: &Users) -> (String, Client, Id) {
     let base = serve(app(store.clone(), users.clone(), keys(SECRET_A, &[]))).await;
@@ -74,6 +76,122 @@ async fn another_users_hash_does_not_verify() {
     let entry = auth_entry(&store, id).await;
     assert_eq!(&entry[43..], "0:1");
     overwrite_auth_entry(&store, id, json!(format!("{}0:2", &entry[..43]))).await;
+    assert_eq!(
+        client.get(&format!("{base}/me")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(!record_exists(&store, id).await);
+}
+
+/// The test application with `GET /why`: who the request is, and why the
+/// layer ended its session (`"alice none"`, `"anonymous credential_changed"`).
+fn app_telling_why(store: MemoryStore, users: Users) -> Router {
+    routes(users.clone())
+        .route(
+            "/why",
+            get(
+                |user: Option<AuthUser<TestUser>>, ended: Option<SessionEnded>| async move {
+                    let who = user.map_or_else(|| "anonymous".to_owned(), |AuthUser(u)| u.name);
+                    let why = ended.map_or("none", |ended| ended.reason().as_str());
+                    format!("{who} {why}")
+                },
+            ),
+        )
+        .layer(AuthLayer::new(users, keys(SECRET_A, &[])))
+        .layer(SessionManagerLayer::new(store).with_secure(false))
+}
+
+/// The hash binds the user id: a record of alice's copied onto bob's id
+/// ends, even when bob's credential and epoch equal alice's (with a MAC of
+/// the credential alone, as in version 1, it would sign the request in as
+/// bob).
+#[tokio::test]
+async fn a_record_moved_to_a_user_with_the_same_credential_ends() {
+    let (store, users) = (MemoryStore::default(), Users::with_defaults());
+    let alice = users.get(1).unwrap();
+    users.put(TestUser {
+        id: 2,
+        name: "bob".to_owned(),
+        ..alice
+    });
+    let base = serve(app_telling_why(store.clone(), users.clone())).await;
+    let client = Client::new();
+    client.post(&format!("{base}/login/1"), "").await;
+    assert_eq!(client.get(&format!("{base}/why")).await.body, "alice none");
+    let id = client.session_id(&base).unwrap();
+    let entry = auth_entry(&store, id).await;
+    assert_eq!(&entry[43..], "0:1");
+
+    overwrite_auth_entry(&store, id, json!(format!("{}0:2", &entry[..43]))).await;
+    assert_eq!(
+        client.get(&format!("{base}/why")).await.body,
+        "anonymous credential_changed"
+    );
+    assert!(!record_exists(&store, id).await);
+    assert_eq!(client.session_id(&base), None, "cookie removed");
+}
+
+/// A session signed by version 1 of the hash, `HMAC(k1, epoch_be64 ||
+/// credential)` with `k1 = HMAC(secret, "...session-auth-hash.v1")`, ends
+/// once on upgrade, as a credential change; signing in again works.
+#[tokio::test]
+async fn a_session_signed_by_the_first_hash_format_ends_once() {
+    fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    let (store, users) = (MemoryStore::default(), Users::with_defaults());
+    let base = serve(app_telling_why(store.clone(), users.clone())).await;
+    let client = Client::new();
+    client.post(&format!("{base}/login/1"), "").await;
+    let id = client.session_id(&base).unwrap();
+    let alice = users.get(1).unwrap();
+    let v1_key = hmac(SECRET_A, &[b"tower-sessions-auth.session-auth-hash.v1"]);
+    let v1 = hmac(
+        &v1_key,
+        &[&0_u64.to_be_bytes(), alice.password_hash.as_bytes()],
+    );
+    let v1 = URL_SAFE_NO_PAD.encode(v1);
+    assert_ne!(auth_entry(&store, id).await[..43], v1);
+    overwrite_auth_entry(&store, id, json!(format!("{v1}0:1"))).await;
+
+    assert_eq!(
+        client.get(&format!("{base}/why")).await.body,
+        "anonymous credential_changed"
+    );
+    assert!(!record_exists(&store, id).await);
+    client.post(&format!("{base}/login/1"), "").await;
+    assert_eq!(client.get(&format!("{base}/why")).await.body, "alice none");
+}
+
+/// A user whose credential is empty is refused at login (a 500 for the
+/// application to fix; nothing changes), and a session signed before the
+/// credential was emptied ends.
+#[tokio::test]
+async fn an_empty_credential_signs_nobody_in() {
+    let (store, users) = (MemoryStore::default(), Users::with_defaults());
+    let (base, client, id) = signed_in_alice(&store, &users).await;
+    let mut bob = users.get(2).unwrap();
+    bob.password_hash.clear();
+    users.put(bob);
+    assert_eq!(
+        client.post(&format!("{base}/login/2"), "").await.status,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        client.session_id(&base),
+        Some(id),
+        "alice's session is kept"
+    );
+    assert_eq!(client.get(&format!("{base}/me")).await.body, "alice");
+
+    let mut alice = users.get(1).unwrap();
+    alice.password_hash.clear();
+    users.put(alice);
     assert_eq!(
         client.get(&format!("{base}/me")).await.status,
         StatusCode::UNAUTHORIZED

@@ -20,7 +20,7 @@ use tower_sessions::{
     session::{Id, Record},
     MemoryStore, SessionStore,
 };
-use tower_sessions_auth::{safe_next, AuthKeys, Verification};
+use tower_sessions_auth::{safe_next, AuthKeys, SignError, Verification};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -127,26 +127,46 @@ proptest! {
         }
     }
 
-    /// `sign` then `verify` is `Current` for any user; a fallback secret
-    /// verifies as `Fallback`; any other stored string is a `Mismatch`.
+    /// `sign` then `verify` is `Current` for any user with a credential; a
+    /// fallback secret verifies as `Fallback`; any other stored string, and
+    /// the same hash for another id or epoch, is a `Mismatch`.
     #[test]
     fn sign_then_verify(
         id in any::<u64>(),
-        credential in ".{0,200}",
+        credential in ".{1,200}",
         epoch in any::<u64>(),
         other in ".{0,60}",
     ) {
         let user = TestUser { id, name: String::new(), password_hash: credential, epoch };
         let keys = AuthKeys::new(SECRET_A).unwrap();
-        let signed = keys.sign(&user);
+        let signed = keys.sign(&user).unwrap();
         prop_assert_eq!(keys.verify(&user, &signed), Verification::Current);
         let rotated = AuthKeys::new(SECRET_B).unwrap().with_fallback(SECRET_A).unwrap();
         prop_assert_eq!(rotated.verify(&user, &signed), Verification::Fallback);
         if other != signed {
             prop_assert_eq!(keys.verify(&user, &other), Verification::Mismatch);
         }
+        let moved = TestUser { id: id.wrapping_add(1), ..user.clone() };
+        prop_assert_eq!(keys.verify(&moved, &signed), Verification::Mismatch);
         let changed = TestUser { epoch: epoch.wrapping_add(1), ..user };
         prop_assert_eq!(keys.verify(&changed, &signed), Verification::Mismatch);
+    }
+
+    /// A user with an empty credential is never signed, and nothing
+    /// verifies for them.
+    #[test]
+    fn empty_credentials_never_sign_nor_verify(
+        id in any::<u64>(),
+        epoch in any::<u64>(),
+        stored in ".{0,60}",
+    ) {
+        let user = TestUser { id, name: String::new(), password_hash: String::new(), epoch };
+        let keys = AuthKeys::new(SECRET_A).unwrap();
+        prop_assert!(matches!(keys.sign(&user), Err(SignError::EmptyCredential)));
+        prop_assert_eq!(keys.verify(&user, &stored), Verification::Mismatch);
+        let once = TestUser { password_hash: "x".to_owned(), ..user.clone() };
+        let signed = keys.sign(&once).unwrap();
+        prop_assert_eq!(keys.verify(&user, &signed), Verification::Mismatch);
     }
 }
 

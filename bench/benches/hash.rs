@@ -17,8 +17,10 @@ fn hash(c: &mut Criterion) {
         .and_then(|keys| keys.with_fallback(SECRET))
         .expect("the benchmark secrets are long enough");
     let user = User::generate(1);
-    let stored = keys.sign(&user);
-    let other = keys.sign(&User::generate(2));
+    let stored = keys.sign(&user).expect("benchmark users have a credential");
+    let other = keys
+        .sign(&User::generate(2))
+        .expect("benchmark users have a credential");
     assert_eq!(keys.verify(&user, &stored), Verification::Current);
     assert_eq!(rotated.verify(&user, &stored), Verification::Fallback);
     assert_eq!(keys.verify(&user, &other), Verification::Mismatch);

@@ -1037,7 +1037,11 @@ fn a_generated_secret_is_stored_beside_the_database_and_reused() {
         assert_eq!(mode & 0o777, 0o600);
     }
     let again = secret::load_keys(&url, None, None).unwrap();
-    assert_eq!(first.sign(&Probe), again.sign(&Probe), "reused on restart");
+    assert_eq!(
+        first.sign(&Probe).unwrap(),
+        again.sign(&Probe).unwrap(),
+        "reused on restart"
+    );
 
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -1051,8 +1055,8 @@ fn an_explicit_secret_wins_and_short_secrets_are_refused() {
 
     let keys = secret::load_keys(&url, Some(explicit), None).unwrap();
     assert_eq!(
-        keys.sign(&Probe),
-        AuthKeys::new(explicit).unwrap().sign(&Probe)
+        keys.sign(&Probe).unwrap(),
+        AuthKeys::new(explicit).unwrap().sign(&Probe).unwrap()
     );
     assert!(
         !dir.join("demo-secret.key").exists(),
@@ -1068,7 +1072,7 @@ fn an_explicit_secret_wins_and_short_secrets_are_refused() {
 fn fallback_secrets_still_verify() {
     let old_one = "the oldest secret of 32 bytes or more...";
     let old_two = "the previous secret of 32 bytes or more.";
-    let signed_before = AuthKeys::new(old_two).unwrap().sign(&Probe);
+    let signed_before = AuthKeys::new(old_two).unwrap().sign(&Probe).unwrap();
     let fallbacks = format!(" {old_one} ,{old_two},");
     let keys = secret::load_keys(
         "sqlite::memory:",
