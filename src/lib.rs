@@ -76,8 +76,8 @@
 //!    that the backend refuses, such as a disabled account) ends the session;
 //! 3. recomputes the hash and compares in constant time: under the current
 //!    secret the request is signed in; under a fallback secret it is signed
-//!    in and the session is re-signed with a new id; otherwise the session
-//!    ends;
+//!    in and the session is re-signed in place (same id); otherwise the
+//!    session ends;
 //! 4. inserts an [`Identity`] into the request extensions, which the
 //!    extractors [`AuthUser`], `Option<AuthUser>`, [`Identity`] and
 //!    [`LoginRequired`] read; when it ended the session, also a
@@ -220,8 +220,8 @@
 //!
 //! Put the new secret first and keep the old one as a fallback
 //! ([`AuthKeys::with_fallback`]). Sessions signed with the old secret keep
-//! working and are re-signed, with a new id, on their next request. Once the
-//! fallback is removed, sessions not seen in the meantime end.
+//! working and are re-signed, under the same id, on their next request.
+//! Once the fallback is removed, sessions not seen in the meantime end.
 //!
 //! With several instances, all must verify with the same secrets: an
 //! instance still on the old secret alone ends the sessions that an updated
@@ -271,6 +271,21 @@
 //! `Debug` carries a secret, a hash or a session id; the `Debug` of your
 //! user type is yours, so keep its password hash out of it, since
 //! [`Identity`] and the extractors print the user.
+//!
+//! ## Parallel requests of one browser
+//!
+//! A browser sends requests in parallel (a page and its images, tabs
+//! restored together), each with the cookie it held when it started; the
+//! response that reaches it last decides which cookie it keeps.
+//!
+//! Re-signing under a fallback secret keeps the session id, where Django
+//! gives the session a new one. Only the key that signs the session changes:
+//! the user, what they may do and what was exposed stay the same, so a new
+//! id would protect nothing. It would delete the record under the old id,
+//! and the browser's requests already under way with it would be answered
+//! as anonymous, their responses removing the cookie: a key rotation could
+//! sign browsers out. In place, each request of the browser is answered as
+//! the user; parallel ones each write the same record.
 //!
 //! # Feature flags
 //!

@@ -248,16 +248,21 @@ async fn entry_lives<Id: serde::Serialize>(
     }
 }
 
-/// Writes the record again, under the current secret and with a new id:
-/// the lazy upgrade of a fallback-signed session, as Django does.
+/// Writes the record again under the current secret: the lazy upgrade of
+/// a fallback-signed session.
+///
+/// In place, under the same id, where Django cycles the key: only the
+/// secret that signs the session changed, not who it is nor what it may do,
+/// so a new id protects nothing. It would delete the record under the old
+/// id, and the browser's other requests already under way with that id
+/// would be answered as anonymous, their responses removing the cookie.
+/// Parallel requests each write the same record.
 async fn resign<U: SessionUser>(
     context: &Context,
     session: &Session,
     user: &U,
     record: &AuthRecord<U::Id>,
 ) -> Result<(), session::Error> {
-    let old = fingerprint(context, session);
-    session.cycle_id().await?;
     let upgraded = AuthRecord {
         user_id: record.user_id.clone(),
         epoch: user.session_epoch(),
@@ -265,7 +270,7 @@ async fn resign<U: SessionUser>(
         auth_hash: context.keys.sign(user),
     };
     session.insert(SESSION_KEY, upgraded).await?;
-    tracing::info!(session = %old, "session re-signed");
+    tracing::info!(session = %fingerprint(context, session), "session re-signed");
     Ok(())
 }
 
