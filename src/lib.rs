@@ -71,7 +71,8 @@
 //! request [`AuthLayer`]:
 //!
 //! 1. reads the id and hash from the session; with none, the request is
-//!    anonymous and the session untouched;
+//!    anonymous and the session untouched (a cookie whose record is gone
+//!    stays, see [Parallel requests](#parallel-requests-of-one-browser));
 //! 2. loads the user through the [`UserBackend`]; a user that is gone (or
 //!    that the backend refuses, such as a disabled account) ends the session;
 //! 3. recomputes the hash and compares in constant time: under the current
@@ -286,6 +287,35 @@
 //! as anonymous, their responses removing the cookie: a key rotation could
 //! sign browsers out. In place, each request of the browser is answered as
 //! the user; parallel ones each write the same record.
+//!
+//! [`login`](AuthSession::login) and
+//! [`update_session_auth_hash`](AuthSession::update_session_auth_hash) do
+//! change the id, against session fixation, and delete the old record at
+//! once: no request carrying the old id is answered as the user once they
+//! have returned. A request of the browser already under way with the old
+//! id finds no record and is answered as anonymous. tower-sessions would
+//! end it with a `Set-Cookie` removing the session cookie (a load that
+//! finds no record drops the id, and a session without id and data has its
+//! cookie removed), and a removal applies to whatever cookie the browser
+//! holds by then: the new one. The layer leaves the cookie alone instead:
+//! once the handler has run, a session that lost its id and was not written
+//! to gets the id of an empty record created and deleted at once, so
+//! tower-sessions neither saves it nor sets a cookie. The same holds for
+//! any cookie whose record is gone (expired, or an id the store never
+//! knew): it stays in the browser until it expires or the session is next
+//! written, and each of its requests costs two store writes more.
+//!
+//! A marker record under the old id would keep the cookie too, but the
+//! layer reaches the store only through tower-sessions' `Session`, which
+//! writes under the id it loaded or a fresh one, and whose `cycle_id`
+//! deletes the old one; a marker would also need a lifetime, after which a
+//! late request would remove the cookie again.
+//!
+//! Not covered: a late request whose handler writes to the session gets a
+//! new, anonymous session, whose cookie replaces the browser's new one; and
+//! under `with_always_save(true)` tower-sessions sets a cookie on every
+//! response, late ones included. Write session data only on the requests
+//! that need it, and leave `always_save` off.
 //!
 //! # Feature flags
 //!

@@ -19,7 +19,7 @@ use crate::{
     events::AuthEventKind,
     hash::Verification,
     identity::{Identity, SessionEnded},
-    record::{end_session, AuthRecord, EndReason, SESSION_KEY},
+    record::{end_session, keep_cookie_of_missing_record, AuthRecord, EndReason, SESSION_KEY},
     registry::{user_key, RegistryError, SessionRegistry},
 };
 
@@ -114,6 +114,9 @@ where
                         AuthRejection::MissingSessionLayer,
                     ));
                 };
+                // Whether the request carried a session id: reading the
+                // session drops an id that has no record.
+                let presented = session.id().is_some();
                 let outcome = resolve(&backend, &context, &session).await;
                 report(&context, &req, &outcome);
                 match outcome {
@@ -130,7 +133,11 @@ where
                     Err(_) => return Ok(failure_response(context.failure_status)),
                 }
                 req.extensions_mut().insert(context);
-                inner.call(req).await
+                let response = inner.call(req).await?;
+                if presented {
+                    keep_cookie_of_missing_record(&session).await;
+                }
+                Ok(response)
             }
             .instrument(span),
         ))

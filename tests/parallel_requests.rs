@@ -2,15 +2,17 @@
 //!
 //! A browser sends several requests at once with the same cookie (a page and
 //! its images, tabs restored together). When one of them re-signs the
-//! session, the others are already under way with the cookie they started
-//! with. None of them may answer with a `Set-Cookie` that removes the session
-//! cookie or sets another id: whichever response reaches the browser last
-//! decides which cookie it keeps.
+//! session or changes its id, the others are already under way with the
+//! cookie they started with. None of them may answer with a `Set-Cookie`
+//! that removes the session cookie or sets another id: whichever response
+//! reaches the browser last decides which cookie it keeps. And once a
+//! rotation has returned, none carrying the old id is answered as the user.
 //!
 //! Deterministic: a gate in front of the session store holds the loads of the
 //! browser's session id until the test releases them, so the 16 requests read
-//! the store exactly when the test says (one before the others, or all
-//! before any writes). Run on the memory store and on Redis.
+//! the store exactly when the test says (one before the others, all before
+//! any writes, or all after the rotation). Run on the memory store and on
+//! Redis.
 //!
 //! Redis needs `REDIS_URL` (e.g. `redis://127.0.0.1:6379`).
 
@@ -45,11 +47,13 @@ const IN_FLIGHT: usize = 16;
 /// hanging it. Nothing waits for it to pass.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// A session store that holds loads of one id, once armed, until released.
+/// A session store that holds loads of one id, once armed, until released,
+/// and remembers the ids it created.
 #[derive(Clone, Debug)]
 struct Held<S> {
     inner: S,
     hold: Arc<Mutex<Option<Hold>>>,
+    created: Arc<Mutex<Vec<Id>>>,
 }
 
 #[derive(Debug)]
@@ -84,6 +88,7 @@ impl<S> Held<S> {
         Self {
             inner,
             hold: Arc::default(),
+            created: Arc::default(),
         }
     }
 
@@ -122,7 +127,9 @@ impl Gate {
 #[async_trait]
 impl<S: SessionStore> SessionStore for Held<S> {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        self.inner.create(record).await
+        self.inner.create(record).await?;
+        self.created.lock().unwrap().push(record.id);
+        Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
@@ -172,6 +179,10 @@ fn session_cookies(reply: &Reply) -> Vec<Cookie<'static>> {
         .map(|value| Cookie::parse(value.to_str().unwrap().to_owned()).unwrap())
         .filter(|cookie| cookie.name() == COOKIE)
         .collect()
+}
+
+fn show(cookies: &[Cookie<'_>]) -> Vec<String> {
+    cookies.iter().map(ToString::to_string).collect()
 }
 
 fn is_removal(cookie: &Cookie<'_>) -> bool {
@@ -278,6 +289,94 @@ async fn lazy_resign<S: SessionStore + Clone>(store: Held<S>, order: Order) {
     assert_eq!(identity(&browser, &rotated).await, "authenticated:alice");
 }
 
+/// What changes the session id while the 16 requests are held.
+#[derive(Debug, Clone, Copy)]
+enum Rotation {
+    /// An anonymous session with a cart signs in as alice.
+    Login,
+    /// Alice signs in again: only the id changes (ASVS 7.2.4).
+    LoginAgain,
+    /// Alice changes her password; her other sessions end.
+    PasswordChange,
+    /// The administrator resets bob's password: only the administrator's
+    /// session id changes, nothing of theirs is revoked.
+    AdminResetsAnother,
+}
+
+const ROTATIONS: [Rotation; 4] = [
+    Rotation::Login,
+    Rotation::LoginAgain,
+    Rotation::PasswordChange,
+    Rotation::AdminResetsAnother,
+];
+
+/// Holds 16 requests of a browser at their session load, rotates the
+/// session's id with a 17th request, then lets the 16 through: they carry
+/// the rotated-away id.
+async fn rotation_under_way<S: SessionStore + Clone>(store: Held<S>, rotation: Rotation) {
+    let base = serve(app(
+        store.clone(),
+        Users::with_defaults(),
+        keys(SECRET_A, &[]),
+    ))
+    .await;
+    let browser = Client::new();
+    let (setup, user) = match rotation {
+        Rotation::Login => ("/cart", "alice"),
+        Rotation::LoginAgain | Rotation::PasswordChange => ("/login/1", "alice"),
+        Rotation::AdminResetsAnother => ("/login/3", "admin"),
+    };
+    let reply = browser.post(&format!("{base}{setup}"), "3 apples").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let old_id = browser.session_id(&base).unwrap();
+
+    let mut gate = store.hold(old_id, IN_FLIGHT, At::BeforeRead);
+    let mut done = in_flight(&browser, &format!("{base}/identity"));
+    gate.parked(IN_FLIGHT).await;
+
+    let path = match rotation {
+        Rotation::Login | Rotation::LoginAgain => "/login/1",
+        Rotation::PasswordChange => "/password/1",
+        Rotation::AdminResetsAnother => "/password/2",
+    };
+    let reply = browser.post(&format!("{base}{path}"), "new password").await;
+    assert_eq!(reply.status, StatusCode::OK, "{rotation:?}");
+    let new_id = browser.session_id(&base).unwrap();
+    assert_ne!(new_id, old_id, "{rotation:?}: the id rotated");
+
+    gate.release(IN_FLIGHT);
+    for reply in collect(&mut done, IN_FLIGHT).await {
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "anonymous"),
+            "{rotation:?}: the rotated-away id is nobody"
+        );
+        let cookies = session_cookies(&reply);
+        assert!(
+            cookies.is_empty(),
+            "{rotation:?}: a late response sets the session cookie: {:?}",
+            show(&cookies)
+        );
+    }
+    // The browser applied every response and still holds the new id.
+    assert_eq!(browser.session_id(&base), Some(new_id), "{rotation:?}");
+    // Of the records created, only the browser's is left.
+    let created = store.created.lock().unwrap().clone();
+    for id in created {
+        let left = store.inner.load(&id).await.unwrap().is_some();
+        assert_eq!(left, id == new_id, "{rotation:?}: a record was left behind");
+    }
+    assert_eq!(
+        identity(&browser, &base).await,
+        format!("authenticated:{user}"),
+        "{rotation:?}"
+    );
+    if matches!(rotation, Rotation::Login) {
+        let cart = browser.get(&format!("{base}/cart")).await;
+        assert_eq!(cart.body, "3 apples", "the cart came along");
+    }
+}
+
 #[tokio::test]
 async fn lazy_resign_keeps_every_request_signed_in_on_memory() {
     for order in [Order::OneFirst, Order::AllReadFirst] {
@@ -293,5 +392,23 @@ async fn lazy_resign_keeps_every_request_signed_in_on_redis() {
     let tracker = Tracker::redis(&url);
     for order in [Order::OneFirst, Order::AllReadFirst] {
         lazy_resign(Held::new(redis_store(&url, &tracker).await), order).await;
+    }
+}
+
+#[tokio::test]
+async fn late_requests_of_a_rotated_id_keep_the_new_cookie_on_memory() {
+    for rotation in ROTATIONS {
+        rotation_under_way(Held::new(MemoryStore::default()), rotation).await;
+    }
+}
+
+#[tokio::test]
+async fn late_requests_of_a_rotated_id_keep_the_new_cookie_on_redis() {
+    let Some(url) = service_url("REDIS_URL") else {
+        return;
+    };
+    let tracker = Tracker::redis(&url);
+    for rotation in ROTATIONS {
+        rotation_under_way(Held::new(redis_store(&url, &tracker).await), rotation).await;
     }
 }
