@@ -75,13 +75,14 @@
 //! [`AuthLayer`]:
 //!
 //! 1. reads the id and hash from the session; with none, the request is
-//!    anonymous and the session untouched;
+//!    anonymous and the session untouched (a cookie whose record is gone
+//!    stays, see [Parallel requests](#parallel-requests-of-one-browser));
 //! 2. loads the user through the [`UserBackend`]; a user that is gone (or
 //!    that the backend refuses, such as a disabled account) ends the session;
 //! 3. recomputes the hash and compares in constant time: under the current
 //!    secret the request is signed in; under a fallback secret it is signed
-//!    in and the session is re-signed with a new id; otherwise the session
-//!    ends;
+//!    in and the session is re-signed in place (same id); otherwise the
+//!    session ends;
 //! 4. inserts an [`Identity`] into the request extensions, which the
 //!    extractors [`AuthUser`], `Option<AuthUser>`, [`Identity`] and
 //!    [`LoginRequired`] read; when it ended the session, also a
@@ -224,8 +225,8 @@
 //!
 //! Put the new secret first and keep the old one as a fallback
 //! ([`AuthKeys::with_fallback`]). Sessions signed with the old secret keep
-//! working and are re-signed, with a new id, on their next request. Once the
-//! fallback is removed, sessions not seen in the meantime end.
+//! working and are re-signed, under the same id, on their next request.
+//! Once the fallback is removed, sessions not seen in the meantime end.
 //!
 //! With several instances, all must verify with the same secrets: an
 //! instance still on the old secret alone ends the sessions that an updated
@@ -279,6 +280,50 @@
 //! `Debug` carries a secret, a hash or a session id; the `Debug` of your
 //! user type is yours, so keep its password hash out of it, since
 //! [`Identity`] and the extractors print the user.
+//!
+//! ## Parallel requests of one browser
+//!
+//! A browser sends requests in parallel (a page and its images, tabs
+//! restored together), each with the cookie it held when it started; the
+//! response that reaches it last decides which cookie it keeps.
+//!
+//! Re-signing under a fallback secret keeps the session id, where Django
+//! gives the session a new one. Only the key that signs the session changes:
+//! the user, what they may do and what was exposed stay the same, so a new
+//! id would protect nothing. It would delete the record under the old id,
+//! and the browser's requests already under way with it would be answered
+//! as anonymous, their responses removing the cookie: a key rotation could
+//! sign browsers out. In place, each request of the browser is answered as
+//! the user; parallel ones each write the same record.
+//!
+//! [`login`](AuthSession::login) and
+//! [`update_session_auth_hash`](AuthSession::update_session_auth_hash) do
+//! change the id, against session fixation, and delete the old record at
+//! once: no request carrying the old id is answered as the user once they
+//! have returned. A request of the browser already under way with the old
+//! id finds no record and is answered as anonymous. tower-sessions would
+//! end it with a `Set-Cookie` removing the session cookie (a load that
+//! finds no record drops the id, and a session without id and data has its
+//! cookie removed), and a removal applies to whatever cookie the browser
+//! holds by then: the new one. The layer leaves the cookie alone instead:
+//! once the handler has run, a session that lost its id and was not written
+//! to gets the id of an empty record created and deleted at once, so
+//! tower-sessions neither saves it nor sets a cookie. The same holds for
+//! any cookie whose record is gone (expired, or an id the store never
+//! knew): it stays in the browser until it expires or the session is next
+//! written, and each of its requests costs two store writes more.
+//!
+//! A marker record under the old id would keep the cookie too, but the
+//! layer reaches the store only through tower-sessions' `Session`, which
+//! writes under the id it loaded or a fresh one, and whose `cycle_id`
+//! deletes the old one; a marker would also need a lifetime, after which a
+//! late request would remove the cookie again.
+//!
+//! Not covered: a late request whose handler writes to the session gets a
+//! new, anonymous session, whose cookie replaces the browser's new one; and
+//! under `with_always_save(true)` tower-sessions sets a cookie on every
+//! response, late ones included. Write session data only on the requests
+//! that need it, and leave `always_save` off.
 //!
 //! # Feature flags
 //!

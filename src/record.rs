@@ -142,9 +142,45 @@ pub(crate) async fn end_session(session: &Session) -> Result<(), session::Error>
     session.cycle_id().await
 }
 
+/// Leaves the browser's cookie alone when the request carried a session id
+/// that the store holds no record for, and nothing was written to the
+/// session. Call it once the handler has run.
+///
+/// Such a request is often one that started before `login` or
+/// `update_session_auth_hash` of the same browser changed the id: by the
+/// time it reads the store, the old record is gone. tower-sessions 0.14
+/// then drops the id (a load that finds no record sets it to `None`), and a
+/// session with no id and no data ends the request with a `Set-Cookie` that
+/// removes the cookie, whatever its value is by then: if that response
+/// reaches the browser after the rotation's, it removes the new cookie.
+///
+/// Giving the session an id again, that of an empty record created and
+/// deleted at once (two store writes, on this path only), makes it not
+/// empty; as it is not modified either, tower-sessions neither saves it nor
+/// sets a cookie. A session the handler wrote to is left to tower-sessions
+/// (a new session, with its cookie). A failure leaves the removal in place.
+pub(crate) async fn keep_cookie_of_missing_record(session: &Session) {
+    if session.id().is_some() || session.is_modified() {
+        return;
+    }
+    let kept = async {
+        session.save().await?;
+        session.delete().await
+    };
+    if let Err(error) = kept.await {
+        tracing::warn!(
+            error = &error as &dyn std::error::Error,
+            "could not keep the cookie of a session without a record"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use serde_json::{json, Value};
+    use tower_sessions::{session::Id, MemoryStore, SessionStore as _};
 
     use super::*;
 
@@ -228,6 +264,31 @@ mod tests {
         for value in malformed {
             assert!(decode::<u64>(value.clone()).is_err(), "{value}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_missing_record_keeps_its_cookie_and_leaves_nothing_behind() {
+        let store = Arc::new(MemoryStore::default());
+        let session = Session::new(Some(Id::default()), store.clone(), None);
+        // tower-sessions 0.14: reading a missing record drops the id, and a
+        // session without id and data has its cookie removed.
+        assert_eq!(session.get_value(SESSION_KEY).await.unwrap(), None);
+        assert!(session.id().is_none() && session.is_empty().await);
+
+        keep_cookie_of_missing_record(&session).await;
+        let id = session.id().expect("an id again");
+        assert!(!session.is_empty().await, "the cookie is not removed");
+        assert!(!session.is_modified(), "nothing is saved, no cookie set");
+        assert!(store.load(&id).await.unwrap().is_none(), "no record left");
+    }
+
+    #[tokio::test]
+    async fn a_session_written_to_is_left_to_tower_sessions() {
+        let store = Arc::new(MemoryStore::default());
+        let session = Session::new(Some(Id::default()), store, None);
+        session.insert("cart", "1 pear").await.unwrap();
+        keep_cookie_of_missing_record(&session).await;
+        assert!(session.id().is_none(), "saved as a new session");
     }
 
     #[test]

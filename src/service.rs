@@ -20,7 +20,7 @@ use crate::{
     hash::Verification,
     identity::{Identity, SessionEnded},
     live::WatchTicket,
-    record::{end_session, AuthRecord, EndReason, SESSION_KEY},
+    record::{end_session, keep_cookie_of_missing_record, AuthRecord, EndReason, SESSION_KEY},
     registry::{user_key, RegistryError, SessionRegistry},
 };
 
@@ -115,6 +115,9 @@ where
                         AuthRejection::MissingSessionLayer,
                     ));
                 };
+                // Whether the request carried a session id: reading the
+                // session drops an id that has no record.
+                let presented = session.id().is_some();
                 let outcome = resolve(&backend, &context, &session).await;
                 report(&context, &req, &outcome);
                 match outcome {
@@ -134,7 +137,11 @@ where
                     Err(_) => return Ok(failure_response(context.failure_status)),
                 }
                 req.extensions_mut().insert(context);
-                inner.call(req).await
+                let response = inner.call(req).await?;
+                if presented {
+                    keep_cookie_of_missing_record(&session).await;
+                }
+                Ok(response)
             }
             .instrument(span),
         ))
@@ -288,16 +295,21 @@ async fn entry_lives<Id: serde::Serialize>(
     }
 }
 
-/// Writes the record again, under the current secret and with a new id:
-/// the lazy upgrade of a fallback-signed session, as Django does. Returns
-/// the upgraded record.
+/// Writes the record again under the current secret: the lazy upgrade of
+/// a fallback-signed session. Returns the upgraded record.
+///
+/// In place, under the same id, where Django cycles the key: only the
+/// secret that signs the session changed, not who it is nor what it may do,
+/// so a new id protects nothing. It would delete the record under the old
+/// id, and the browser's other requests already under way with that id
+/// would be answered as anonymous, their responses removing the cookie.
+/// Parallel requests each write the same record.
 async fn resign<U: SessionUser, E>(
     context: &Context,
     session: &Session,
     user: &U,
     record: AuthRecord<U::Id>,
 ) -> Result<AuthRecord<U::Id>, (Failure<E>, U::Id)> {
-    let old = fingerprint(context, session);
     let auth_hash = match context.keys.sign(user) {
         Ok(auth_hash) => auth_hash,
         Err(error) => return Err((Failure::Sign(error), record.user_id)),
@@ -307,14 +319,10 @@ async fn resign<U: SessionUser, E>(
         auth_hash,
         ..record
     };
-    let written = async {
-        session.cycle_id().await?;
-        session.insert(SESSION_KEY, &upgraded).await
-    };
-    if let Err(error) = written.await {
+    if let Err(error) = session.insert(SESSION_KEY, &upgraded).await {
         return Err((Failure::Store(error), upgraded.user_id));
     }
-    tracing::info!(session = %old, "session re-signed");
+    tracing::info!(session = %fingerprint(context, session), "session re-signed");
     Ok(upgraded)
 }
 
