@@ -123,3 +123,18 @@ fn announce(url: &str) {
     tracing::info!(%url, "demo listening");
     println!("Demo running at {url}  (Ctrl-C to stop)");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recheck_seconds_are_whole_or_decimal_and_100_ms_at_least() {
+        assert_eq!(seconds("30"), Some(Duration::from_secs(30)));
+        assert_eq!(seconds(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(seconds("0.1"), Some(Duration::from_millis(100)));
+        for refused in ["0.05", "0", "-1", "NaN", "inf", "1e30", "30s", ""] {
+            assert_eq!(seconds(refused), None, "{refused:?}");
+        }
+    }
+}

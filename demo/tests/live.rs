@@ -336,6 +336,18 @@ async fn events_start_with_hello_at_once_then_keep_alive_comments() {
     }
 }
 
+#[tokio::test]
+async fn a_recheck_period_under_100_ms_or_no_keep_alive_is_refused_at_start() {
+    let db = TempDir::new("demo_live");
+    let mut fast = config(&db.sqlite_url());
+    fast.recheck_period = Duration::from_millis(50);
+    let error = tower_sessions_auth_demo::build(fast).await.err().unwrap();
+    assert!(error.to_string().contains("100 ms"), "{error}");
+    let mut silent = config(&db.sqlite_url());
+    silent.keep_alive = Duration::ZERO;
+    assert!(tower_sessions_auth_demo::build(silent).await.is_err());
+}
+
 // ---------------------------------------------------------------------------
 // Every cause, on one process
 
