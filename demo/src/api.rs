@@ -16,7 +16,7 @@ use super::{accounts::authenticate, devices, error::AppError, users::User, AppSt
 pub(crate) async fn me(user: Option<AuthUser<User>>) -> Response {
     match user {
         Some(AuthUser(user)) => Json(json!({ "username": user.username })).into_response(),
-        None => error(StatusCode::UNAUTHORIZED, "not signed in"),
+        None => not_signed_in(),
     }
 }
 
@@ -53,7 +53,7 @@ pub(crate) async fn login(
 /// first, or `401`.
 pub(crate) async fn sessions(auth: AuthSession<User>) -> Result<Response, AppError> {
     if auth.user().is_none() {
-        return Ok(error(StatusCode::UNAUTHORIZED, "not signed in"));
+        return Ok(not_signed_in());
     }
     let sessions: Vec<Value> = devices::listed(&auth)
         .await?
@@ -81,7 +81,7 @@ pub(crate) async fn revoke_session(
     Path(handle): Path<String>,
 ) -> Result<Response, AppError> {
     if auth.user().is_none() {
-        return Ok(error(StatusCode::UNAUTHORIZED, "not signed in"));
+        return Ok(not_signed_in());
     }
     let Ok(handle) = handle.parse::<SessionHandle>() else {
         return Ok(error(StatusCode::NOT_FOUND, "no such session"));
@@ -90,6 +90,12 @@ pub(crate) async fn revoke_session(
         Revocation::Revoked | Revocation::SignedOut => StatusCode::NO_CONTENT.into_response(),
         _ => error(StatusCode::NOT_FOUND, "no such session"),
     })
+}
+
+/// `401` with `{"error": "not signed in"}`: every JSON route's answer to an
+/// anonymous request.
+pub(crate) fn not_signed_in() -> Response {
+    error(StatusCode::UNAUTHORIZED, "not signed in")
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

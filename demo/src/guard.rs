@@ -1,5 +1,5 @@
 //! Checks that refuse a request before it reaches the session: oversized
-//! bodies and cross-site `POST`s.
+//! bodies, cross-site `POST`s and cross-site WebSocket handshakes.
 
 use axum::{
     extract::{Request, State},
@@ -77,17 +77,29 @@ impl OriginPolicy {
 }
 
 /// Refuses with `403` every unsafe request (`POST`, `PUT`, `PATCH`,
-/// `DELETE`) that carries an `Origin` other than the site's own (including
-/// the opaque `null`). Without the header the request passes: browsers
-/// always send it on cross-site requests of these methods.
+/// `DELETE`, `CONNECT`) and every WebSocket handshake that carries an
+/// `Origin` other than the site's own (including the opaque `null`).
+/// Without the header the request passes: browsers always send it on
+/// cross-site requests of these methods and on every WebSocket handshake.
+///
+/// A WebSocket handshake is a `GET`, but it is not a safe one: CORS does
+/// not apply to WebSockets, so a page of another origin can open one with
+/// the user's cookie (same-site pages can, even with `SameSite=Lax`) and
+/// read what comes back.
 pub(crate) async fn same_origin(
     State(policy): State<OriginPolicy>,
     request: Request,
     next: Next,
 ) -> Response {
-    let unsafe_method =
-        [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(request.method());
-    if unsafe_method {
+    let unsafe_method = [
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::CONNECT,
+    ]
+    .contains(request.method());
+    if unsafe_method || is_websocket_handshake(&request) {
         if let Some(origin) = request.headers().get(header::ORIGIN) {
             let host = request
                 .headers()
@@ -103,7 +115,7 @@ pub(crate) async fn same_origin(
                 .to_str()
                 .is_ok_and(|origin| policy.allows(origin, host));
             if !allowed {
-                tracing::warn!(method = %request.method(), "cross-site request refused");
+                tracing::warn!(method = %request.method(), path = request.uri().path(), "cross-site request refused");
                 return (
                     StatusCode::FORBIDDEN,
                     "Cross-site request refused: the Origin header does not match this site.",
@@ -113,4 +125,16 @@ pub(crate) async fn same_origin(
         }
     }
     next.run(request).await
+}
+
+/// Whether `request` asks to become a WebSocket (HTTP/1.1 `Upgrade`; over
+/// HTTP/2 a WebSocket starts with `CONNECT`, an unsafe method above).
+fn is_websocket_handshake(request: &Request) -> bool {
+    request
+        .headers()
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|protocol| protocol.trim().eq_ignore_ascii_case("websocket"))
 }

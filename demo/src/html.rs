@@ -97,12 +97,13 @@ impl Notice {
 /// Middleware inside `AuthLayer`: when the layer ended this browser's
 /// session on this request, leaves a notice saying why for the page that is
 /// shown now (home), or after the redirect to the sign-in page. The JSON
-/// API gets no session for it.
+/// API and the WebSocket get no session for it.
 pub(crate) async fn explain_ended_session(req: Request, next: Next) -> Response {
     let ended = req.extensions().get::<SessionEnded>().copied();
     let session = req.extensions().get::<Session>().cloned();
     if let (Some(ended), Some(session)) = (ended, session) {
-        if !req.uri().path().starts_with("/api/") {
+        let path = req.uri().path();
+        if !path.starts_with("/api/") && path != "/ws" {
             if let Err(err) = Notice::ended(ended.reason()).set(&session).await {
                 return err.into_response();
             }

@@ -6,20 +6,28 @@
 //! Request path, outermost first: response headers ([`headers`]), body
 //! size and origin checks ([`guard`]), tower-sessions (the store
 //! picked in [`stores`]), tower-sessions-auth's `AuthLayer` (users from
-//! [`users`], events into [`activity`]), the notice of an ended session
-//! ([`html::explain_ended_session`]), then the routes ([`html`], [`api`]).
+//! [`users`], events into [`activity`], live sessions on the store's
+//! channel), the notice of an ended session
+//! ([`html::explain_ended_session`]), then the routes ([`html`], [`api`],
+//! and [`live`]: `/api/events`, `/ws` and the pages' script).
 //!
 //! # Cross-site requests
 //!
-//! Every `POST`, `PUT`, `PATCH` and `DELETE` whose `Origin` header is
-//! present must come from the site's own origin, otherwise it is refused
-//! with `403`. The own origin is
+//! Every `POST`, `PUT`, `PATCH`, `DELETE` and `CONNECT`, and every
+//! WebSocket handshake (a `GET` with `Upgrade: websocket`, such as `/ws`),
+//! whose `Origin` header is present must come from the site's own origin,
+//! otherwise it is refused with `403`. WebSockets are not bound by CORS: a
+//! page of another origin may open one, and the browser sends the cookie
+//! when the two are same-site (a sibling subdomain), so without this check
+//! that page could talk to `/ws` as the user (cross-site WebSocket
+//! hijacking). The own origin is
 //! [`Config::origin`] when set (`DEMO_ORIGIN`, e.g. `https://demo.example`),
 //! else the request's `Host` header with `https` when secure cookies are on
 //! and `http` otherwise. Behind a proxy that rewrites `Host`, set the
 //! origin explicitly. Requests without `Origin` (curl, old clients) pass:
-//! browsers send it on every cross-site request of these methods, and the
-//! `SameSite=Lax` cookie is not sent on those anyway.
+//! browsers send it on every cross-site request of these methods and on
+//! every WebSocket handshake, and the `SameSite=Lax` cookie is not sent on
+//! cross-site ones anyway.
 
 mod accounts;
 mod activity;
@@ -29,13 +37,18 @@ mod error;
 mod guard;
 mod headers;
 mod html;
+mod live;
 mod pages;
 mod passwords;
 pub mod secret;
 mod stores;
 mod users;
 
-use std::{future::Future, net::SocketAddr};
+use std::{
+    future::{Future, IntoFuture as _},
+    net::SocketAddr,
+    time::Duration,
+};
 
 use axum::{
     extract::DefaultBodyLimit,
@@ -46,7 +59,12 @@ use axum::{
 use tokio::net::TcpListener;
 use tower_sessions_auth::{AuthKeys, AuthLayer};
 
-use self::{guard::OriginPolicy, passwords::Passwords, stores::CookieSettings, users::Users};
+use self::{
+    guard::OriginPolicy,
+    passwords::Passwords,
+    stores::{CookieSettings, Sessions},
+    users::Users,
+};
 
 /// Largest request body accepted; larger ones are answered with `413`.
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;
@@ -80,13 +98,36 @@ pub struct Config {
     /// The most sessions per user (`DEMO_MAX_SESSIONS`); a sign-in beyond
     /// it ends the least recently seen one. `None`: no limit.
     pub max_sessions: Option<usize>,
+    /// How often every open `/api/events` stream and `/ws` socket is checked
+    /// again (`DEMO_RECHECK_SECS`, default [`DEFAULT_RECHECK_PERIOD`]): the
+    /// longest one outlives its session when no notice reached this process.
+    /// At least 100 ms.
+    pub recheck_period: Duration,
+    /// How long `/api/events` may stay silent before it sends a comment
+    /// line (default [`DEFAULT_KEEP_ALIVE`]), so that proxies do not close
+    /// it as idle.
+    pub keep_alive: Duration,
 }
+
+/// The default of [`Config::recheck_period`].
+pub const DEFAULT_RECHECK_PERIOD: Duration = Duration::from_secs(30);
+
+/// The default of [`Config::keep_alive`]: well under the 15 s the demo
+/// promises between two lines of an event stream.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// How long [`serve`] lets open connections finish after the shutdown
+/// signal before it drops them: event streams and WebSockets never finish
+/// by themselves.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// State shared by the handlers.
 #[derive(Clone)]
 pub(crate) struct AppState {
     users: Users,
     passwords: Passwords,
+    /// [`Config::keep_alive`].
+    keep_alive: Duration,
 }
 
 /// Connects to the databases, creates the schema and returns the complete
@@ -94,9 +135,19 @@ pub(crate) struct AppState {
 ///
 /// # Errors
 ///
-/// When a URL or the schema name is invalid, or a database or the session
-/// store cannot be reached or migrated.
+/// When a URL, the schema name or a period is invalid, or a database or
+/// the session store cannot be reached or migrated.
 pub async fn build(config: Config) -> Result<Router, StartError> {
+    if config.recheck_period < Duration::from_millis(100) {
+        return Err(format!(
+            "the re-check period must be 100 ms or more, got {:?}",
+            config.recheck_period
+        )
+        .into());
+    }
+    if config.keep_alive.is_zero() {
+        return Err("the keep-alive interval of /api/events must not be zero".into());
+    }
     let users = Users::connect(&config.database_url, config.postgres_schema.as_deref()).await?;
     users.migrate().await?;
     let passwords = Passwords::new(config.argon2).await?;
@@ -107,9 +158,16 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         config.max_sessions,
     )
     .await?;
+    let sessions = Sessions::connect(
+        config.session_store_url.as_deref(),
+        &users,
+        config.postgres_schema.as_deref(),
+    )
+    .await?;
     let auth = AuthLayer::new(users.clone(), config.keys)
         .with_login_url("/login")
         .with_registry(registry)
+        .with_live_sessions(sessions.live_sessions(config.recheck_period))
         .with_events(activity::events(users.clone()));
     let routes = Router::new()
         .route("/", get(html::home))
@@ -128,9 +186,13 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         .route("/api/login", post(api::login))
         .route("/api/sessions", get(api::sessions))
         .route("/api/sessions/{handle}", delete(api::revoke_session))
+        .route("/api/events", get(live::events))
+        .route("/ws", get(live::echo))
+        .route("/static/live.js", get(live::script))
         .with_state(AppState {
             users: users.clone(),
             passwords,
+            keep_alive: config.keep_alive,
         })
         .layer(middleware::from_fn(html::explain_ended_session))
         .layer(auth);
@@ -138,14 +200,7 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
     let cookies = CookieSettings {
         secure: config.secure_cookies,
     };
-    let with_sessions = stores::add_session_layer(
-        routes,
-        config.session_store_url.as_deref(),
-        &users,
-        config.postgres_schema.as_deref(),
-        &cookies,
-    )
-    .await?;
+    let with_sessions = sessions.layer(routes, &cookies);
 
     let origin = OriginPolicy::new(config.origin.as_deref(), config.secure_cookies)?;
     // The headers go on last, so that refusals from the guards carry them too.
@@ -156,7 +211,10 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         .layer(middleware::from_fn(headers::set_response_headers)))
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves `router` on `listener` until `shutdown` completes, then lets
+/// requests in flight finish for a few seconds before dropping the
+/// connections still open (event streams and WebSockets, which browsers
+/// open again, to another instance or after the restart).
 ///
 /// Handlers see the peer address of each TCP connection
 /// (`ConnectInfo<SocketAddr>`); the demo trusts no forwarding header.
@@ -169,8 +227,23 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        // Nobody may be waiting any more; the server stops either way.
+        let _ = stopping.send(true);
+    };
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let server = axum::serve(listener, service).with_graceful_shutdown(signal);
+    tokio::select! {
+        served = server.into_future() => served,
+        () = async {
+            // Only a sent `true` starts the grace; a dropped sender (the
+            // server ended first) never does.
+            if stopped.wait_for(|stop| *stop).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => Ok(()),
+    }
 }

@@ -26,14 +26,20 @@
 //! - `DEMO_PG_SCHEMA`: a Postgres schema for the demo's tables.
 //! - `DEMO_MAX_SESSIONS`: the most sessions per user; signing in one more
 //!   ends the least recently seen. Default: no limit.
+//! - `DEMO_RECHECK_SECS`: how often, in seconds, every open event stream
+//!   and WebSocket is checked again (decimals allowed, at least 0.1):
+//!   the longest one outlives its session when no notice reached this
+//!   process. Default: 30.
 //! - `RUST_LOG`: log filter, default `info`.
 
-use std::{env, io::IsTerminal as _};
+use std::{env, io::IsTerminal as _, time::Duration};
 
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use tower_sessions_auth_demo::{build, secret, serve, Config, StartError};
+use tower_sessions_auth_demo::{
+    build, secret, serve, Config, StartError, DEFAULT_KEEP_ALIVE, DEFAULT_RECHECK_PERIOD,
+};
 
 /// Logs at `info`, but not Postgres' notices ("relation already exists,
 /// skipping") that every start produces.
@@ -73,6 +79,12 @@ async fn main() -> Result<(), StartError> {
             ),
             None => None,
         },
+        recheck_period: match var("DEMO_RECHECK_SECS") {
+            Some(secs) => seconds(&secs)
+                .ok_or("DEMO_RECHECK_SECS must be a number of seconds, 0.1 or more")?,
+            None => DEFAULT_RECHECK_PERIOD,
+        },
+        keep_alive: DEFAULT_KEEP_ALIVE,
         database_url,
     };
 
@@ -91,6 +103,15 @@ async fn main() -> Result<(), StartError> {
     Ok(())
 }
 
+/// A period of `text` seconds (`30`, `0.5`), at least the 100 ms that
+/// live sessions accept.
+fn seconds(text: &str) -> Option<Duration> {
+    let secs: f64 = text.trim().parse().ok()?;
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|period| *period >= Duration::from_millis(100))
+}
+
 /// An environment variable; unset and empty are the same.
 fn var(name: &str) -> Option<String> {
     env::var(name).ok().filter(|value| !value.is_empty())
@@ -101,4 +122,19 @@ fn var(name: &str) -> Option<String> {
 fn announce(url: &str) {
     tracing::info!(%url, "demo listening");
     println!("Demo running at {url}  (Ctrl-C to stop)");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recheck_seconds_are_whole_or_decimal_and_100_ms_at_least() {
+        assert_eq!(seconds("30"), Some(Duration::from_secs(30)));
+        assert_eq!(seconds(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(seconds("0.1"), Some(Duration::from_millis(100)));
+        for refused in ["0.05", "0", "-1", "NaN", "inf", "1e30", "30s", ""] {
+            assert_eq!(seconds(refused), None, "{refused:?}");
+        }
+    }
 }

@@ -3,17 +3,22 @@
 //! By default sessions share the users' database; `SESSION_STORE_URL` moves
 //! them to Redis or to another SQL database. Every demo process that points
 //! at the same store (and the same users and secret) serves the same
-//! sessions.
+//! sessions, and hears of their changes through the same store
+//! ([`Sessions::live_sessions`]).
 
 use std::time::Duration;
 
 use axum::Router;
+use sqlx::PgPool;
 use tower_sessions::{
     cookie::{time, SameSite},
     session_store::ExpiredDeletion,
     Expiry, SessionManagerLayer, SessionStore,
 };
-use tower_sessions_auth::{LimitPolicy, PostgresRegistry, SessionRegistry, SqliteRegistry};
+use tower_sessions_auth::{
+    LimitPolicy, LiveSessions, PostgresChannel, PostgresRegistry, RedisChannel, SessionRegistry,
+    SqliteRegistry,
+};
 use tower_sessions_redis_store::{
     fred::{
         prelude::{ClientLike, Config as RedisConfig, Pool as RedisPool},
@@ -90,72 +95,99 @@ pub(crate) struct CookieSettings {
     pub(crate) secure: bool,
 }
 
-/// Wraps `routes` in a `SessionManagerLayer` over the store `url` names, or
-/// over the users' database when `url` is `None`.
-pub(crate) async fn add_session_layer(
-    routes: Router,
-    url: Option<&str>,
-    users: &Users,
-    postgres_schema: Option<&str>,
-    cookies: &CookieSettings,
-) -> Result<Router, StartError> {
-    match url {
-        None => match users {
-            Users::Sqlite(pool) => sqlite(routes, SqliteStore::new(pool.clone()), cookies).await,
-            Users::Postgres(pool) => {
-                let store = postgres_store(PostgresStore::new(pool.clone()), postgres_schema)?;
-                postgres(routes, store, cookies).await
+/// The session store, connected and migrated, with the connection that
+/// live sessions share with the other demo processes.
+pub(crate) enum Sessions {
+    /// SQLite: live-session notices stay in this process (other processes
+    /// on the same file learn of changes by the periodic re-check only).
+    Sqlite(SqliteStore),
+    /// Postgres: notices through `LISTEN/NOTIFY` on the store's database.
+    Postgres { store: PostgresStore, pool: PgPool },
+    /// Redis: notices through pub/sub on the store's server.
+    Redis {
+        store: RedisStore<RedisPool>,
+        pool: RedisPool,
+    },
+}
+
+impl Sessions {
+    /// Connects to the store `url` names, or to the users' database when
+    /// `url` is `None`, and creates its table.
+    pub(crate) async fn connect(
+        url: Option<&str>,
+        users: &Users,
+        postgres_schema: Option<&str>,
+    ) -> Result<Self, StartError> {
+        match url {
+            None => match users {
+                Users::Sqlite(pool) => sqlite(SqliteStore::new(pool.clone())).await,
+                Users::Postgres(pool) => postgres(pool.clone(), postgres_schema).await,
+            },
+            Some(url) if url.starts_with("redis:") || url.starts_with("rediss:") => {
+                let pool = RedisPool::new(
+                    RedisConfig::from_url(url)?,
+                    None,
+                    None,
+                    Some(ReconnectPolicy::new_exponential(0, 100, 5_000, 2)),
+                    2,
+                )?;
+                pool.init().await?;
+                Ok(Self::Redis {
+                    store: RedisStore::new(pool.clone()),
+                    pool,
+                })
             }
-        },
-        Some(url) if url.starts_with("redis:") || url.starts_with("rediss:") => {
-            let pool = RedisPool::new(
-                RedisConfig::from_url(url)?,
-                None,
-                None,
-                Some(ReconnectPolicy::new_exponential(0, 100, 5_000, 2)),
-                2,
-            )?;
-            pool.init().await?;
-            Ok(with_cookie(routes, RedisStore::new(pool), cookies))
+            Some(url) if url.starts_with("sqlite:") => {
+                let pool = users::sqlite_pool(url).await?;
+                sqlite(SqliteStore::new(pool)).await
+            }
+            Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+                let pool = users::postgres_pool(url, None).await?;
+                postgres(pool, postgres_schema).await
+            }
+            Some(_) => Err("SESSION_STORE_URL must start with redis:, postgres: or sqlite:".into()),
         }
-        Some(url) if url.starts_with("sqlite:") => {
-            let pool = users::sqlite_pool(url).await?;
-            sqlite(routes, SqliteStore::new(pool), cookies).await
+    }
+
+    /// Live sessions re-checked every `recheck_period`, with a channel to
+    /// the other processes that share this store: Redis pub/sub or
+    /// Postgres `LISTEN/NOTIFY` on the store's own connection, none for
+    /// SQLite (one process per file is the expected setup; several on one
+    /// file rely on the re-check).
+    pub(crate) fn live_sessions(&self, recheck_period: Duration) -> LiveSessions {
+        let live = LiveSessions::new().with_recheck_period(recheck_period);
+        match self {
+            Self::Sqlite(_) => live,
+            Self::Postgres { pool, .. } => live.with_channel(PostgresChannel::new(pool.clone())),
+            Self::Redis { pool, .. } => live.with_channel(RedisChannel::new(pool.clone())),
         }
-        Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
-            let pool = users::postgres_pool(url, None).await?;
-            let store = postgres_store(PostgresStore::new(pool), postgres_schema)?;
-            postgres(routes, store, cookies).await
+    }
+
+    /// Wraps `routes` in a `SessionManagerLayer` over this store.
+    pub(crate) fn layer(self, routes: Router, cookies: &CookieSettings) -> Router {
+        match self {
+            Self::Sqlite(store) => with_cookie(routes, store, cookies),
+            Self::Postgres { store, .. } => with_cookie(routes, store, cookies),
+            Self::Redis { store, .. } => with_cookie(routes, store, cookies),
         }
-        Some(_) => Err("SESSION_STORE_URL must start with redis:, postgres: or sqlite:".into()),
     }
 }
 
-fn postgres_store(store: PostgresStore, schema: Option<&str>) -> Result<PostgresStore, StartError> {
-    match schema {
-        Some(schema) => Ok(store.with_schema_name(schema)?),
-        None => Ok(store),
+async fn sqlite(store: SqliteStore) -> Result<Sessions, StartError> {
+    store.migrate().await?;
+    tokio::spawn(delete_expired(store.clone()));
+    Ok(Sessions::Sqlite(store))
+}
+
+/// Sessions in `pool`'s database, in `schema` when given.
+async fn postgres(pool: PgPool, schema: Option<&str>) -> Result<Sessions, StartError> {
+    let mut store = PostgresStore::new(pool.clone());
+    if let Some(schema) = schema {
+        store = store.with_schema_name(schema)?;
     }
-}
-
-async fn sqlite(
-    routes: Router,
-    store: SqliteStore,
-    cookies: &CookieSettings,
-) -> Result<Router, StartError> {
     store.migrate().await?;
     tokio::spawn(delete_expired(store.clone()));
-    Ok(with_cookie(routes, store, cookies))
-}
-
-async fn postgres(
-    routes: Router,
-    store: PostgresStore,
-    cookies: &CookieSettings,
-) -> Result<Router, StartError> {
-    store.migrate().await?;
-    tokio::spawn(delete_expired(store.clone()));
-    Ok(with_cookie(routes, store, cookies))
+    Ok(Sessions::Postgres { store, pool })
 }
 
 /// The session layer with the demo's cookie: `HttpOnly` (no script reads

@@ -1,9 +1,10 @@
 //! The demo (the `tower-sessions-auth-demo` package) in real browsers: two headless Chromium
 //! sessions, each with its own fresh profile, driven over WebDriver by
 //! chromedriver. Both sign in as one user; a password change in the first
-//! sends the second to the sign-in page, which says why, while the first
-//! stays signed in. A third browser lists the signed-in devices and signs
-//! one out, which is on the sign-in page at its next navigation.
+//! sends the second to the sign-in page by itself within 3 s (the page
+//! listens to `/api/events`), which says why, while the first stays signed
+//! in on its page. A third browser lists the signed-in devices and signs
+//! one out, which goes to the sign-in page by itself too.
 //! A screenshot of every step goes to `target/demo-screenshots/`.
 //!
 //! Needs `chromium` and `chromedriver` on the `PATH` (Debian: packages
@@ -40,6 +41,10 @@ const NEWEST_PASSWORD: &str = "tr0ub4dor&3";
 
 /// How long a page may take to show what a step expects.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How soon a signed-in page whose session ended elsewhere must be on the
+/// sign-in page, without anybody touching it.
+const LIVE_WITHIN: Duration = Duration::from_secs(3);
 
 // ---------------------------------------------------------------------------
 // Harness: the demo server
@@ -230,6 +235,67 @@ impl Browser {
         }
     }
 
+    /// Waits, without touching the page, until it is at `target` (path and
+    /// query) and its text holds `expected`, at most [`LIVE_WITHIN`] after
+    /// `since`; returns whether the page it left showed the signed-out
+    /// notice (`#signed-out`) first, saving a screenshot of that as
+    /// `{shot}.png`.
+    async fn expect_sent_to(
+        &self,
+        target: &str,
+        expected: &str,
+        since: Instant,
+        shot: &str,
+    ) -> bool {
+        let script = "return [location.pathname + location.search, document.body.innerText, \
+                      document.getElementById('signed-out') !== null]";
+        let mut told = false;
+        loop {
+            let state = self.client.execute(script, Vec::new()).await;
+            let (at, text, notice) = match &state {
+                Ok(Value::Array(state)) if state.len() == 3 => (
+                    state[0].as_str().unwrap_or_default(),
+                    state[1].as_str().unwrap_or_default(),
+                    state[2] == json!(true),
+                ),
+                // The page is changing.
+                _ => ("", "", false),
+            };
+            if notice && !told {
+                told = true;
+                self.screenshot(shot).await;
+            }
+            if at == target && text.contains(expected) {
+                eprintln!(
+                    "{}: on {target} {:?} after the change",
+                    self.name,
+                    since.elapsed()
+                );
+                return told;
+            }
+            assert!(
+                since.elapsed() <= LIVE_WITHIN,
+                "{}: not on {target} with {expected:?} {LIVE_WITHIN:?} after the change; at {at}:\n{text}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Asserts that the page is still `path`, signed in, without the
+    /// signed-out notice.
+    async fn expect_still_signed_in(&self, path: &str) {
+        let (at, text) = self.location_and_text().await.unwrap();
+        assert_eq!(at, path, "{}", self.name);
+        assert!(text.contains("alice"), "{}: {text}", self.name);
+        assert!(
+            !text.contains("You were signed out"),
+            "{}: {text}",
+            self.name
+        );
+        assert_eq!(self.count("#signed-out").await, 0, "{}", self.name);
+    }
+
     /// Saves a screenshot of the page as `target/demo-screenshots/{name}.png`.
     async fn screenshot(&self, name: &str) {
         let png = self.check("screenshot", self.client.screenshot().await);
@@ -340,19 +406,28 @@ async fn scenario(base: &str, laptop: &Browser, phone: &Browser) {
     laptop
         .fill(r#"input[name="new_password"]"#, NEW_PASSWORD)
         .await;
+    let since = Instant::now();
     laptop.click(r#"button[type="submit"]"#).await;
     laptop.expect_page("/", "Password changed.").await;
     laptop.screenshot("06-laptop-password-changed").await;
 
-    // The phone, on reload, is on the sign-in page, told why; the laptop
-    // stays in.
-    phone.refresh().await;
-    phone
-        .expect_page("/login", "your password was changed on another device")
+    // The phone, left alone on its page, says that it was signed out, then
+    // is on the sign-in page within 3 s, told why; it comes back to the
+    // password page after signing in.
+    let told = phone
+        .expect_sent_to(
+            "/login?next=%2Fpassword",
+            "your password was changed on another device",
+            since,
+            "07a-phone-told-it-was-signed-out",
+        )
         .await;
+    assert!(told, "phone: no signed-out notice on the page it left");
     phone
         .screenshot("07-phone-signed-out-by-password-change")
         .await;
+    // The laptop is still on its page, signed in, and stays so.
+    laptop.expect_still_signed_in("/").await;
     laptop.refresh().await;
     laptop.expect_page("/", "Signed in as alice").await;
     laptop.screenshot("08-laptop-still-signed-in").await;
@@ -361,6 +436,7 @@ async fn scenario(base: &str, laptop: &Browser, phone: &Browser) {
     // from the laptop, without a password change.
     phone.submit_as_alice(NEW_PASSWORD).await;
     phone.expect_page("/password", "Signed in as alice").await;
+    let since = Instant::now();
     laptop
         .click(r#"form[action="/sessions/logout-others"] button"#)
         .await;
@@ -370,14 +446,16 @@ async fn scenario(base: &str, laptop: &Browser, phone: &Browser) {
     laptop
         .screenshot("09-laptop-signed-out-other-devices")
         .await;
-    phone.refresh().await;
     phone
-        .expect_page(
-            "/login",
+        .expect_sent_to(
+            "/login?next=%2Fpassword",
             "\"Sign out other devices\" was used on another device",
+            since,
+            "10a-phone-told-it-was-signed-out",
         )
         .await;
     phone.screenshot("10-phone-signed-out-by-laptop").await;
+    laptop.expect_still_signed_in("/").await;
 
     // The phone signs in again and changes the password itself: now the
     // laptop is the one signed out.
@@ -389,11 +467,16 @@ async fn scenario(base: &str, laptop: &Browser, phone: &Browser) {
     phone
         .fill(r#"input[name="new_password"]"#, NEWEST_PASSWORD)
         .await;
+    let since = Instant::now();
     phone.click(r#"button[type="submit"]"#).await;
     phone.expect_page("/", "Signed in as alice").await;
-    laptop.goto(&url("/")).await;
     laptop
-        .expect_page("/", "your password was changed on another device")
+        .expect_sent_to(
+            "/login?next=%2F",
+            "your password was changed on another device",
+            since,
+            "11a-laptop-told-it-was-signed-out",
+        )
         .await;
     laptop.screenshot("11-laptop-signed-out-by-phone").await;
 
@@ -406,7 +489,7 @@ async fn scenario(base: &str, laptop: &Browser, phone: &Browser) {
 }
 
 /// A third browser lists the signed-in devices and signs the laptop out
-/// from there; the laptop is on the sign-in page at its next navigation,
+/// from there; the laptop, left alone, is on the sign-in page within 3 s,
 /// told why.
 async fn revoke_from_the_device_list(base: &str, laptop: &Browser, tablet: &Browser) {
     let url = |path: &str| format!("{base}{path}");
@@ -422,6 +505,7 @@ async fn revoke_from_the_device_list(base: &str, laptop: &Browser, tablet: &Brow
     assert_eq!(devices, 2, "the laptop and the tablet");
     tablet.screenshot("13-tablet-signed-in-devices").await;
 
+    let since = Instant::now();
     tablet
         .click(r#"form[action="/sessions/revoke"] button"#)
         .await;
@@ -431,9 +515,13 @@ async fn revoke_from_the_device_list(base: &str, laptop: &Browser, tablet: &Brow
     assert_eq!(tablet.count("li.device").await, 1);
     tablet.screenshot("14-tablet-signed-out-the-laptop").await;
 
-    laptop.goto(&url("/password")).await;
     laptop
-        .expect_page("/login", "You were signed out from another device")
+        .expect_sent_to(
+            "/login?next=%2F",
+            "You were signed out from another device",
+            since,
+            "15a-laptop-told-it-was-signed-out",
+        )
         .await;
     laptop
         .screenshot("15-laptop-signed-out-from-the-list")

@@ -389,7 +389,7 @@ impl Hub {
         let mut ended = Vec::new();
         match result {
             Ok(verdicts) => {
-                for (id, verdict) in ids.into_iter().zip(verdicts) {
+                for ((id, probe), verdict) in ids.into_iter().zip(&probes).zip(verdicts) {
                     // Dropped since the snapshot: nothing to decide.
                     let Some(slot) = watches.slots.get_mut(&id) else {
                         continue;
@@ -398,9 +398,13 @@ impl Hub {
                     match verdict {
                         Verdict::Holds { adopt } => {
                             if let Some((hash, epoch)) = adopt {
+                                // A newer hash announced while this check
+                                // ran stays for the next check.
+                                if slot.candidate.as_ref() == Some(&hash) {
+                                    slot.candidate = None;
+                                }
                                 slot.hash = hash;
                                 slot.epoch = epoch;
-                                slot.candidate = None;
                             }
                         }
                         Verdict::Ended(EndReason::CredentialChanged | EndReason::EpochChanged)
@@ -408,6 +412,11 @@ impl Hub {
                         {
                             recheck = true;
                         }
+                        // This session announced its new hash while the
+                        // check ran, after the check had read what it knew:
+                        // the announcement's own check decides.
+                        Verdict::Ended(EndReason::CredentialChanged | EndReason::EpochChanged)
+                            if slot.candidate != probe.candidate => {}
                         Verdict::Ended(reason) => ended.push((id, WatchEnd::Session(reason))),
                     }
                 }
@@ -572,4 +581,176 @@ fn random_u64() -> u64 {
             .map_or(0, |since| since.subsec_nanos().into());
     }
     u64::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Mutex,
+    };
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::live::check::{CheckFuture, Probe};
+
+    /// A user whose password (the hash that verifies) the test sets. Each
+    /// check reads it, before or after it waits for a permit of `gate`,
+    /// so that the test decides when each check reads and when it ends.
+    struct Gated {
+        password: Mutex<&'static str>,
+        read_first: bool,
+        gate: Semaphore,
+        started: AtomicUsize,
+        finished: AtomicUsize,
+    }
+
+    impl Gated {
+        fn new(read_first: bool) -> Arc<Self> {
+            Arc::new(Self {
+                password: Mutex::new("old"),
+                read_first,
+                gate: Semaphore::new(0),
+                started: AtomicUsize::new(0),
+                finished: AtomicUsize::new(0),
+            })
+        }
+
+        fn set_password(&self, hash: &'static str) {
+            *self.password.lock().unwrap() = hash;
+        }
+
+        fn read(&self) -> &'static str {
+            *self.password.lock().unwrap()
+        }
+
+        /// Waits until `count` checks have started (and taken their
+        /// snapshot of the watches).
+        async fn started(&self, count: usize) {
+            while self.started.load(Ordering::SeqCst) < count {
+                tokio::task::yield_now().await;
+            }
+        }
+
+        /// Lets one waiting check go on, and waits until it is done.
+        async fn release_one(&self) {
+            let done = self.finished.load(Ordering::SeqCst) + 1;
+            self.gate.add_permits(1);
+            while self.finished.load(Ordering::SeqCst) < done {
+                tokio::task::yield_now().await;
+            }
+            // The hub acts on the verdicts once the check returns.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    impl Verify for Gated {
+        fn check<'a>(&'a self, _user: &'a str, probes: &'a [Probe]) -> CheckFuture<'a> {
+            Box::pin(async move {
+                self.started.fetch_add(1, Ordering::SeqCst);
+                let early = self.read_first.then(|| self.read());
+                self.gate.acquire().await.unwrap().forget();
+                let password = early.unwrap_or_else(|| self.read());
+                let verdicts = probes
+                    .iter()
+                    .map(|probe| {
+                        if probe.hash == password {
+                            Verdict::Holds { adopt: None }
+                        } else if probe.candidate.as_deref() == Some(password) {
+                            Verdict::Holds {
+                                adopt: Some((password.to_owned(), 0)),
+                            }
+                        } else {
+                            Verdict::Ended(EndReason::CredentialChanged)
+                        }
+                    })
+                    .collect();
+                self.finished.fetch_add(1, Ordering::SeqCst);
+                Ok(verdicts)
+            })
+        }
+    }
+
+    fn ticket() -> WatchTicket {
+        WatchTicket {
+            user: "1".to_owned(),
+            handle: "h".to_owned(),
+            hash: "old".to_owned(),
+            epoch: 0,
+        }
+    }
+
+    fn kept_hash(live: &LiveSessions) -> String {
+        live.hub.lock()["1"]
+            .slots
+            .values()
+            .next()
+            .unwrap()
+            .hash
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn a_settled_check_older_than_the_changers_announcement_keeps_its_watch() {
+        let live = LiveSessions::new();
+        let check = Gated::new(false);
+        let mut watch = live.watch(ticket(), check.clone());
+        // The check every new watch gets.
+        check.started(1).await;
+        check.release_one().await;
+
+        // A settled check (the second look after the grace, or another
+        // session's announcement) takes its snapshot, then the password
+        // changes and the changer announces its new hash.
+        check.set_password("new");
+        let hub = live.hub.clone();
+        let in_flight =
+            tokio::spawn(async move { hub.check_user("1", None, Trigger::Settled).await });
+        check.started(2).await;
+        live.changed("1".to_owned(), Some(("h".to_owned(), "new".to_owned())));
+        check.started(3).await;
+
+        // The older check reads the new password without the new hash.
+        check.release_one().await;
+        in_flight.await.unwrap();
+        assert_eq!(
+            watch.ended(),
+            None,
+            "ended by a check older than the announcement"
+        );
+        check.release_one().await;
+        assert_eq!(watch.ended(), None);
+        assert_eq!(kept_hash(&live), "new");
+    }
+
+    #[tokio::test]
+    async fn adopting_a_hash_keeps_a_newer_one_announced_meanwhile() {
+        let live = LiveSessions::new();
+        let check = Gated::new(true);
+        let mut watch = live.watch(ticket(), check.clone());
+        check.started(1).await;
+        check.release_one().await;
+
+        // The changer changes the password; the announcement's check reads
+        // it and is slow to act.
+        check.set_password("new1");
+        live.changed("1".to_owned(), Some(("h".to_owned(), "new1".to_owned())));
+        check.started(2).await;
+        // It acts just after the changer changed the password again.
+        check.gate.add_permits(1);
+        check.set_password("new2");
+        live.changed("1".to_owned(), Some(("h".to_owned(), "new2".to_owned())));
+        check.started(3).await;
+        assert_eq!(
+            check.finished.load(Ordering::SeqCst),
+            2,
+            "the first went first"
+        );
+        assert_eq!(kept_hash(&live), "new1");
+
+        check.release_one().await;
+        assert_eq!(watch.ended(), None, "the second announcement was lost");
+        assert_eq!(kept_hash(&live), "new2");
+    }
 }

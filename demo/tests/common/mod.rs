@@ -16,7 +16,7 @@ use std::{
 
 use tokio::{net::TcpListener, task::JoinHandle};
 use tower_sessions_auth::AuthKeys;
-use tower_sessions_auth_demo::{build, serve, Config};
+use tower_sessions_auth_demo::{build, serve, Config, DEFAULT_KEEP_ALIVE, DEFAULT_RECHECK_PERIOD};
 
 /// A name no other test (or test run) uses.
 pub fn unique(prefix: &str) -> String {
@@ -69,6 +69,8 @@ pub fn config(database_url: &str, secret: &[u8]) -> Config {
         origin: None,
         argon2: argon2::Params::new(1024, 1, 1, None).unwrap(),
         max_sessions: None,
+        recheck_period: DEFAULT_RECHECK_PERIOD,
+        keep_alive: DEFAULT_KEEP_ALIVE,
     }
 }
 
