@@ -175,6 +175,55 @@
 //! request that loaded the session before a logout or a revoke and saves it
 //! back afterwards brings back nothing (see [`SessionRegistry`]).
 //!
+//! # Long-lived connections
+//!
+//! A WebSocket or a Server-Sent Events stream is one request that can last
+//! for hours: the check on every request never sees it again. With
+//! [`LiveSessions`] on the layer ([`AuthLayer::with_live_sessions`], after
+//! a registry), a handler takes a [`SessionWatch`], a future that completes
+//! as soon as the session stops holding: a password change or "sign out
+//! everywhere" in another session, a logout (from another tab of the same
+//! session, too), a revocation, a deleted or disabled user, an expired
+//! registry entry. The session that made the change keeps its connections,
+//! as it keeps its session. [`SessionWatch::sse`] ends an event stream with
+//! `event: session-ended` and `{"reason": "…"}`; with the `ws` feature,
+//! `SessionWatch::websocket` closes a socket with code 1008.
+//!
+//! - **In one process** the change reaches the watches directly.
+//! - **Across processes**, through the channel the application already
+//!   runs: `RedisChannel` (pub/sub) or `PostgresChannel`
+//!   (`LISTEN/NOTIFY`). A notice only makes each process check the user
+//!   again against the backend and the registry; it never ends a
+//!   connection by itself.
+//! - **The backstop**: every watch is checked again once per period
+//!   (default 30 s, [`LiveSessions::with_recheck_period`]). That bounds
+//!   how long a connection outlives its session when a notice is lost, the
+//!   channel is down (logged when it goes and when it comes back; the
+//!   watches are all checked again then), or a password was changed in the
+//!   database directly ([`LiveSessions::notify`] announces such a change).
+//! - **Failures**: a check that cannot decide (the backend or the registry
+//!   failing) never ends a connection by itself; after
+//!   [`with_max_failures`](LiveSessions::with_max_failures) failures in a
+//!   row (default 3) the watch ends with [`WatchEnd::ServerError`].
+//!
+//! ```
+//! # use std::convert::Infallible;
+//! # #[derive(Clone)] struct User;
+//! # impl tower_sessions_auth::SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
+//! use axum::response::sse::{Event, KeepAlive, Sse};
+//! use futures_util::{stream, Stream, StreamExt as _};
+//! use tower_sessions_auth::{AuthUser, SessionWatch};
+//!
+//! async fn events(
+//!     AuthUser(_user): AuthUser<User>,
+//!     watch: SessionWatch,
+//! ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+//!     let hello = stream::once(async { Ok(Event::default().event("hello").data("{}")) });
+//!     // The application's own events would follow `hello`.
+//!     Sse::new(watch.sse(hello.chain(stream::pending()))).keep_alive(KeepAlive::default())
+//! }
+//! ```
+//!
 //! # Events
 //!
 //! [`AuthLayer::with_events`] hands the application an [`AuthEvent`] for
@@ -327,12 +376,14 @@
 //!
 //! # Feature flags
 //!
-//! None is on by default; each adds one store of the session registry.
+//! None is on by default.
 //!
-//! - `redis`: `RedisRegistry`, on fred (the pool of
+//! - `redis`: `RedisRegistry` and `RedisChannel`, on fred (the pool of
 //!   tower-sessions-redis-store).
-//! - `postgres`: `PostgresRegistry`, on an sqlx 0.8 Postgres pool.
+//! - `postgres`: `PostgresRegistry` and `PostgresChannel`, on an sqlx 0.8
+//!   Postgres pool.
 //! - `sqlite`: `SqliteRegistry`, on an sqlx 0.8 SQLite pool.
+//! - `ws`: `WatchedSocket`, an axum WebSocket closed with its session.
 //!
 //! [axum]: https://docs.rs/axum
 

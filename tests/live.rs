@@ -21,7 +21,7 @@ use common::{
     live_app::{live_app, Events, Next},
     proxy::{Mode, Proxy},
     serve, service_url,
-    services::{pg_pool, redis_pool},
+    services::{pg_pool, redis_pool, unique_name},
     Client, UserTable, Users, SECRET_A,
 };
 use serde_json::Value;
@@ -339,10 +339,11 @@ async fn two_instances_over_redis() {
         return;
     };
     let pool = redis_pool(&url).await;
+    let name = unique_name();
     two_instances(|| {
         LiveSessions::new()
             .with_recheck_period(NO_BACKSTOP)
-            .with_channel(RedisChannel::new(pool.clone()))
+            .with_channel(RedisChannel::new(pool.clone()).with_channel_name(&name))
     })
     .await;
 }
@@ -353,10 +354,11 @@ async fn two_instances_over_postgres() {
         return;
     };
     let pool = pg_pool(&url, 4).await;
+    let name = unique_name();
     two_instances(|| {
         LiveSessions::new()
             .with_recheck_period(NO_BACKSTOP)
-            .with_channel(PostgresChannel::new(pool.clone()))
+            .with_channel(PostgresChannel::new(pool.clone()).with_channel_name(&name))
     })
     .await;
 }
@@ -366,19 +368,20 @@ async fn cut_off_pair(url: &str, period_a: Duration) -> (Proxy, Site, Site) {
     let proxy = Proxy::start(url).await;
     let cut_off = redis_pool(&proxy.url(url)).await;
     let direct = redis_pool(url).await;
+    let name = unique_name();
     let shared = Shared::new();
     let a = shared
         .site(
             LiveSessions::new()
                 .with_recheck_period(period_a)
-                .with_channel(RedisChannel::new(cut_off)),
+                .with_channel(RedisChannel::new(cut_off).with_channel_name(&name)),
         )
         .await;
     let b = shared
         .site(
             LiveSessions::new()
                 .with_recheck_period(NO_BACKSTOP)
-                .with_channel(RedisChannel::new(direct)),
+                .with_channel(RedisChannel::new(direct).with_channel_name(&name)),
         )
         .await;
     (proxy, a, b)

@@ -31,12 +31,25 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 pub struct PostgresChannel {
     pool: PgPool,
+    name: String,
 }
 
 impl PostgresChannel {
-    /// Notices through the database of `pool`.
+    /// Notices through the database of `pool`, on the notification channel
+    /// `tsa_live_sessions`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            name: CHANNEL_NAME.to_owned(),
+        }
+    }
+
+    /// Uses the notification channel `name`: one per application, when
+    /// several share a database.
+    #[must_use]
+    pub fn with_channel_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 }
 
@@ -50,7 +63,7 @@ impl fmt::Debug for PostgresChannel {
 impl LiveChannel for PostgresChannel {
     async fn publish(&self, notice: &str) -> Result<(), ChannelError> {
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL_NAME)
+            .bind(&self.name)
             .bind(notice)
             .execute(&self.pool)
             .await
@@ -60,10 +73,11 @@ impl LiveChannel for PostgresChannel {
 
     fn listen(&self, signals: mpsc::Sender<Signal>) {
         let pool = self.pool.clone();
+        let name = self.name.clone();
         tokio::spawn(async move {
             tokio::select! {
                 () = signals.closed() => {}
-                () = listen(&pool, &signals) => {}
+                () = listen(&pool, &name, &signals) => {}
             }
         });
     }
@@ -71,13 +85,13 @@ impl LiveChannel for PostgresChannel {
 
 /// Listens, forwarding notices, losses and restorations, for as long as
 /// `signals` is open.
-async fn listen(pool: &PgPool, signals: &mpsc::Sender<Signal>) {
+async fn listen(pool: &PgPool, name: &str, signals: &mpsc::Sender<Signal>) {
     let mut listener: Option<PgListener> = None;
     let mut up = true;
     loop {
         let current = match listener.as_mut() {
             Some(current) => current,
-            None => match connect(pool).await {
+            None => match connect(pool, name).await {
                 Ok(connected) => listener.insert(connected),
                 Err(error) => {
                     if up {
@@ -122,8 +136,8 @@ async fn listen(pool: &PgPool, signals: &mpsc::Sender<Signal>) {
     }
 }
 
-async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+async fn connect(pool: &PgPool, name: &str) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL_NAME).await?;
+    listener.listen(name).await?;
     Ok(listener)
 }

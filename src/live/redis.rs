@@ -8,7 +8,7 @@ use fred::{
     interfaces::{ClientLike as _, EventInterface as _, PubsubInterface as _},
     types::config::ReconnectPolicy,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast::error::RecvError, mpsc};
 
 use super::channel::{ChannelError, LiveChannel, Signal, CHANNEL_NAME};
 
@@ -37,12 +37,26 @@ const RECONNECT_DELAY_MS: u32 = 500;
 #[derive(Clone)]
 pub struct RedisChannel {
     pool: Pool,
+    name: String,
 }
 
 impl RedisChannel {
-    /// Notices over the Redis server of `pool` (which must be connected).
+    /// Notices over the Redis server of `pool` (which must be connected),
+    /// on the pub/sub channel `tsa_live_sessions`.
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            name: CHANNEL_NAME.to_owned(),
+        }
+    }
+
+    /// Uses the pub/sub channel `name`: one per application, when several
+    /// share a Redis server (their notices would only cost checks, but
+    /// their user ids may mean other people).
+    #[must_use]
+    pub fn with_channel_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 
     fn subscriber(&self) -> SubscriberClient {
@@ -67,15 +81,16 @@ impl LiveChannel for RedisChannel {
     async fn publish(&self, notice: &str) -> Result<(), ChannelError> {
         self.pool
             .next()
-            .publish::<(), _, _>(CHANNEL_NAME, notice)
+            .publish::<(), _, _>(self.name.as_str(), notice)
             .await
             .map_err(ChannelError::new)
     }
 
     fn listen(&self, signals: mpsc::Sender<Signal>) {
         let subscriber = self.subscriber();
+        let name = self.name.clone();
         tokio::spawn(async move {
-            listen(&subscriber, &signals).await;
+            listen(&subscriber, &name, &signals).await;
             // Leaves the server's list of subscribers; the process is
             // shutting down its watches, so a failure changes nothing.
             let _ = subscriber.quit().await;
@@ -85,11 +100,11 @@ impl LiveChannel for RedisChannel {
 
 /// Subscribes, then forwards notices, losses and restorations until
 /// `signals` closes.
-async fn listen(subscriber: &SubscriberClient, signals: &mpsc::Sender<Signal>) {
+async fn listen(subscriber: &SubscriberClient, name: &str, signals: &mpsc::Sender<Signal>) {
     let mut messages = subscriber.message_rx();
     let mut errors = subscriber.error_rx();
     let mut reconnects = subscriber.reconnect_rx();
-    let mut up = match subscribe(subscriber).await {
+    let mut up = match subscribe(subscriber, name).await {
         Ok(()) => true,
         Err(error) => {
             tracing::warn!(
@@ -110,19 +125,23 @@ async fn listen(subscriber: &SubscriberClient, signals: &mpsc::Sender<Signal>) {
                     Some(text) => Signal::Notice(text),
                     None => continue,
                 },
-                // Lagged behind the broadcast buffer: notices were dropped.
-                Err(_) => Signal::Restored,
+                // Fell behind the client's buffer: notices were dropped.
+                Err(RecvError::Lagged(_)) => Signal::Restored,
+                // The client is gone; it cannot happen while it is held.
+                Err(RecvError::Closed) => return,
             },
-            error = errors.recv() => {
-                if error.is_err() || !up {
-                    continue;
+            error = errors.recv() => match error {
+                Ok(_) if up => {
+                    up = false;
+                    Signal::Lost
                 }
-                up = false;
-                Signal::Lost
-            }
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            },
             reconnect = reconnects.recv() => {
-                if reconnect.is_err() {
-                    continue;
+                match reconnect {
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
                 }
                 if let Err(error) = subscriber.resubscribe_all().await {
                     tracing::warn!(
@@ -143,10 +162,10 @@ async fn listen(subscriber: &SubscriberClient, signals: &mpsc::Sender<Signal>) {
 
 /// Connects the subscriber (it keeps reconnecting by itself afterwards)
 /// and subscribes to the channel.
-async fn subscribe(subscriber: &SubscriberClient) -> Result<(), fred::error::Error> {
+async fn subscribe(subscriber: &SubscriberClient, name: &str) -> Result<(), fred::error::Error> {
     // A second `init` of a connected client fails; ignore that case.
     if !subscriber.is_connected() {
         subscriber.init().await?;
     }
-    subscriber.subscribe(CHANNEL_NAME).await
+    subscriber.subscribe(name).await
 }

@@ -72,17 +72,15 @@ pub(crate) struct WatchTicket {
 /// Dropping it stops watching; nothing stays behind.
 ///
 /// ```
-/// use std::time::Duration;
-/// use tokio_stream::{wrappers::IntervalStream, StreamExt as _};
-/// use axum::response::sse::{Event, KeepAlive, Sse};
 /// use tower_sessions_auth::SessionWatch;
 ///
-/// async fn events(watch: SessionWatch) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
-///     let ticks = IntervalStream::new(tokio::time::interval(Duration::from_secs(1)))
-///         .map(|_| Ok(Event::default().event("tick").data("{}")));
-///     // Ends with `event: session-ended` and `{"reason": "..."}` when the
-///     // session ends.
-///     Sse::new(watch.sse(ticks)).keep_alive(KeepAlive::default())
+/// async fn long_job(watch: SessionWatch) -> String {
+///     // Whatever the connection does; it stops when the session ends.
+///     let work = std::future::pending::<()>();
+///     tokio::select! {
+///         end = watch => format!("stopped: {end}"),
+///         () = work => "done".to_owned(),
+///     }
 /// }
 /// ```
 pub struct SessionWatch {
