@@ -13,11 +13,11 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch as shutdown};
 
 use super::{
-    channel::{Kept, LiveChannel, Notice, Signal},
+    channel::{ChannelError, Kept, LiveChannel, Notice, Signal},
     check::{Probe, Verdict, Verify},
     watch::{SessionWatch, WatchEnd, WatchTicket},
 };
-use crate::{record::EndReason, registry::user_key, RegistryError};
+use crate::{record::EndReason, registry::user_key};
 
 /// Default period of the backstop re-check.
 const DEFAULT_PERIOD: Duration = Duration::from_secs(30);
@@ -217,17 +217,14 @@ impl LiveSessions {
     /// When `user` cannot be serialized, or the channel fails to publish
     /// (the backstop still ends the other processes' watches within a
     /// period).
-    pub async fn notify<Id: Serialize>(&self, user: &Id) -> Result<(), RegistryError> {
+    pub async fn notify<Id: Serialize>(&self, user: &Id) -> Result<(), ChannelError> {
         let notice = Notice {
-            user: user_key(user)?,
+            user: user_key(user).map_err(ChannelError::new)?,
             keep: None,
             from: self.hub.instance,
         };
         self.hub.apply(&notice);
-        self.hub
-            .publish(&notice)
-            .await
-            .map_err(RegistryError::backend)
+        self.hub.publish(&notice).await
     }
 
     /// Announces a change of `user` from a request, without waiting for the
@@ -330,11 +327,11 @@ impl Hub {
         }
     }
 
-    async fn publish(&self, notice: &Notice) -> Result<(), super::ChannelError> {
+    async fn publish(&self, notice: &Notice) -> Result<(), ChannelError> {
         let Some(channel) = &self.settings.channel else {
             return Ok(());
         };
-        let text = serde_json::to_string(notice).map_err(super::ChannelError::new)?;
+        let text = serde_json::to_string(notice).map_err(ChannelError::new)?;
         channel.publish(&text).await
     }
 
