@@ -5,12 +5,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 
-use crate::{
-    events::EventSink,
-    hash::AuthKeys,
-    live::{LiveSessions, Verify},
-    registry::SessionRegistry,
-};
+use crate::{events::EventSink, hash::AuthKeys, live::Live, registry::SessionRegistry};
 
 /// The settings the service, the extractors and [`AuthSession`](crate::AuthSession)
 /// read. Validated by the layer's builders, so nothing here can be wrong at
@@ -26,20 +21,6 @@ pub(crate) struct Config {
     pub(crate) events: Option<EventSink>,
     pub(crate) registry: Option<SessionRegistry>,
     pub(crate) live: Option<Live>,
-}
-
-/// The live-session watches and the check they run, which knows the
-/// layer's backend.
-#[derive(Clone)]
-pub(crate) struct Live {
-    pub(crate) sessions: LiveSessions,
-    pub(crate) check: Arc<dyn Verify>,
-}
-
-impl std::fmt::Debug for Live {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.sessions.fmt(f)
-    }
 }
 
 /// The configuration as the request extensions carry it: one pointer to

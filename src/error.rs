@@ -132,12 +132,12 @@ pub enum AuthRejection {
         /// The user type of the layer's backend.
         layer: &'static str,
     },
-    /// A [`SessionWatch`](crate::SessionWatch) was asked for, but the layer
-    /// has no [`LiveSessions`](crate::LiveSessions): `500 Internal Server
-    /// Error`.
+    /// A [`SessionWatch`](crate::SessionWatch) was asked for on a route
+    /// without `AuthLayer`, or whose layer has no
+    /// [`LiveSessions`](crate::LiveSessions): `500 Internal Server Error`.
     #[error(
-        "no live sessions: add them with `tower_sessions_auth::AuthLayer::with_live_sessions` \
-         to watch a session"
+        "no live sessions on this route: add `tower_sessions_auth::AuthLayer` with \
+         `with_live_sessions` to watch a session"
     )]
     MissingLiveSessions,
 }

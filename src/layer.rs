@@ -8,11 +8,10 @@ use tower::Layer;
 
 use crate::{
     backend::{SessionUser, UserBackend},
-    config::Live,
     config::{Config, Context},
     events::{EventHook, Events},
     hash::AuthKeys,
-    live::{BackendCheck, LiveSessions},
+    live::{BackendCheck, Live, LiveSessions},
     registry::SessionRegistry,
     service::AuthService,
 };

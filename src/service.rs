@@ -19,7 +19,7 @@ use crate::{
     events::AuthEventKind,
     hash::Verification,
     identity::{Identity, SessionEnded},
-    live::WatchTicket,
+    live::{WatchTicket, Watched},
     record::{end_session, keep_cookie_of_missing_record, AuthRecord, EndReason, SESSION_KEY},
     registry::{user_key, RegistryError, SessionRegistry},
 };
@@ -120,12 +120,11 @@ where
                 let presented = session.id().is_some();
                 let outcome = resolve(&backend, &context, &session).await;
                 report(&context, &req, &outcome);
+                let mut watched = None;
                 match outcome {
-                    Ok(Outcome::Authenticated { user, ticket, .. }) => {
+                    Ok(Outcome::Authenticated { user, watch, .. }) => {
                         req.extensions_mut().insert(Identity::Authenticated(user));
-                        if let Some(ticket) = ticket {
-                            req.extensions_mut().insert(ticket);
-                        }
+                        watched = watch;
                     }
                     Ok(Outcome::Anonymous) => {
                         req.extensions_mut().insert(Identity::<B::User>::Anonymous);
@@ -135,6 +134,12 @@ where
                         req.extensions_mut().insert(SessionEnded::new(reason));
                     }
                     Err(_) => return Ok(failure_response(context.failure_status)),
+                }
+                if let Some(live) = &context.live {
+                    req.extensions_mut().insert(WatchTicket {
+                        live: live.clone(),
+                        session: watched,
+                    });
                 }
                 req.extensions_mut().insert(context);
                 let response = inner.call(req).await?;
@@ -156,7 +161,7 @@ enum Outcome<U: SessionUser> {
     Authenticated {
         user: U,
         resigned: bool,
-        ticket: Option<WatchTicket>,
+        watch: Option<Watched>,
     },
     /// No user in the session.
     Anonymous,
@@ -250,9 +255,9 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
     } else {
         record
     };
-    let ticket = match &context.live {
-        Some(_) => match watch_ticket(&record) {
-            Ok(ticket) => ticket,
+    let watch = match &context.live {
+        Some(_) => match watched(&record) {
+            Ok(watch) => watch,
             Err(error) => return Err(Failed::new(Failure::Registry(error), record.user_id)),
         },
         None => None,
@@ -260,18 +265,18 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
     Ok(Outcome::Authenticated {
         user,
         resigned,
-        ticket,
+        watch,
     })
 }
 
 /// What a [`SessionWatch`](crate::SessionWatch) of this session needs.
-fn watch_ticket<Id: serde::Serialize>(
+fn watched<Id: serde::Serialize>(
     record: &AuthRecord<Id>,
-) -> Result<Option<WatchTicket>, RegistryError> {
+) -> Result<Option<Watched>, RegistryError> {
     let Some(handle) = &record.handle else {
         return Ok(None);
     };
-    Ok(Some(WatchTicket {
+    Ok(Some(Watched {
         user: user_key(&record.user_id)?,
         handle: handle.clone(),
         hash: record.auth_hash.clone(),

@@ -28,7 +28,8 @@ use serde_json::Value;
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
 use tower_sessions_auth::{
-    LiveSessions, MemoryRegistry, PostgresChannel, RedisChannel, SessionRegistry,
+    AuthLayer, LiveSessions, MemoryRegistry, PostgresChannel, RedisChannel, SessionRegistry,
+    SessionWatch,
 };
 
 /// How long a notice may take to end a stream here: far above what it
@@ -441,4 +442,23 @@ async fn a_restored_channel_rechecks_what_it_may_have_missed() {
     assert_eq!(mine.next(Duration::ZERO).await, Next::Silent);
     post(&user, &b, "/logout").await;
     assert_eq!(mine.ended(PROMPT).await.as_deref(), Some("revoked"));
+}
+
+#[tokio::test]
+async fn a_watch_without_live_sessions_on_the_layer_is_a_server_error() {
+    let users = Users::with_defaults();
+    let app = axum::Router::new()
+        .route(
+            "/events",
+            axum::routing::get(|_watch: SessionWatch| async { "watching" }),
+        )
+        .layer(AuthLayer::new(users, keys(SECRET_A, &[])))
+        .layer(tower_sessions::SessionManagerLayer::new(
+            MemoryStore::default(),
+        ));
+    let response = app
+        .oneshot(Request::get("/events").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch as shutdown};
 use super::{
     channel::{ChannelError, Kept, LiveChannel, Notice, Signal},
     check::{Probe, Verdict, Verify},
-    watch::{SessionWatch, WatchEnd, WatchTicket},
+    watch::{SessionWatch, WatchEnd, Watched},
 };
 use crate::{record::EndReason, registry::user_key};
 
@@ -250,7 +250,7 @@ impl LiveSessions {
     }
 
     /// Starts watching the session of `ticket`.
-    pub(crate) fn watch(&self, ticket: WatchTicket, check: Arc<dyn Verify>) -> SessionWatch {
+    pub(crate) fn watch(&self, ticket: Watched, check: Arc<dyn Verify>) -> SessionWatch {
         self.hub.start();
         let id = self
             .hub
@@ -669,8 +669,8 @@ mod tests {
         }
     }
 
-    fn ticket() -> WatchTicket {
-        WatchTicket {
+    fn ticket() -> Watched {
+        Watched {
             user: "1".to_owned(),
             handle: "h".to_owned(),
             hash: "old".to_owned(),

@@ -43,6 +43,6 @@ pub use self::{
 };
 
 pub(crate) use self::{
-    check::{BackendCheck, Verify},
-    watch::WatchTicket,
+    check::BackendCheck,
+    watch::{Live, WatchTicket, Watched},
 };

@@ -11,8 +11,8 @@ use std::{
 use axum::{extract::FromRequestParts, http::request::Parts};
 use tokio::sync::oneshot;
 
-use super::hub::Hub;
-use crate::{config::Context, error::AuthRejection, identity::extension, record::EndReason};
+use super::{check::Verify, hub::Hub, LiveSessions};
+use crate::{error::AuthRejection, record::EndReason};
 
 /// Why a [`SessionWatch`] completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,11 +44,32 @@ impl fmt::Display for WatchEnd {
     }
 }
 
-/// What the layer leaves in the extensions of a signed-in request when the
-/// layer has [`LiveSessions`](crate::LiveSessions): enough to watch the
-/// session without reading the store again.
+/// The layer's live sessions and the check they run, which knows the
+/// layer's backend.
+#[derive(Clone)]
+pub(crate) struct Live {
+    pub(crate) sessions: LiveSessions,
+    pub(crate) check: Arc<dyn Verify>,
+}
+
+impl fmt::Debug for Live {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.sessions.fmt(f)
+    }
+}
+
+/// What the layer leaves in the extensions of every request when it has
+/// [`LiveSessions`](crate::LiveSessions): the sessions, and for a signed-in
+/// request enough to watch its session without reading the store again.
 #[derive(Clone)]
 pub(crate) struct WatchTicket {
+    pub(crate) live: Live,
+    pub(crate) session: Option<Watched>,
+}
+
+/// A signed-in session as a watch knows it.
+#[derive(Clone)]
+pub(crate) struct Watched {
     /// The user's id as JSON.
     pub(crate) user: String,
     pub(crate) handle: String,
@@ -143,14 +164,17 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionWatch {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let context: Context = extension(parts, AuthRejection::MissingAuthLayer)?;
-        let Some(live) = &context.live else {
-            return Err(AuthRejection::MissingLiveSessions);
-        };
         let ticket = parts
             .extensions
             .get::<WatchTicket>()
+            .ok_or(AuthRejection::MissingLiveSessions)?;
+        let session = ticket
+            .session
+            .clone()
             .ok_or(AuthRejection::Unauthenticated)?;
-        Ok(live.sessions.watch(ticket.clone(), live.check.clone()))
+        Ok(ticket
+            .live
+            .sessions
+            .watch(session, ticket.live.check.clone()))
     }
 }
