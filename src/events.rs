@@ -375,6 +375,46 @@ mod tests {
 
     type Seen = Arc<Mutex<Vec<AuthEvent<u8>>>>;
 
+    #[test]
+    fn debug_names_the_settings_and_never_a_header_value_or_an_address() {
+        let (_, events) = recording();
+        let events = events
+            .capture_header(header::USER_AGENT)
+            .capture_peer_addr()
+            .with_capacity(7);
+        let printed = format!("{events:?}");
+        assert!(printed.starts_with("Events {"), "{printed}");
+        assert!(
+            printed.contains("user-agent") && printed.contains("capacity: 7"),
+            "{printed}"
+        );
+        let sink = events.into_sink::<u8>();
+        let printed = format!("{sink:?}");
+        assert!(
+            printed.starts_with("EventSink {") && printed.contains("user-agent"),
+            "{printed}"
+        );
+
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static("SecretBrowser/1.0"),
+        );
+        let info = RequestInfo {
+            headers,
+            peer_addr: Some(SocketAddr::from(([192, 0, 2, 7], 4242))),
+        };
+        let printed = format!("{info:?}");
+        assert!(
+            printed.contains("user-agent") && printed.contains("<redacted>"),
+            "{printed}"
+        );
+        assert!(
+            !printed.contains("SecretBrowser") && !printed.contains("192.0.2.7"),
+            "{printed}"
+        );
+    }
+
     fn recording() -> (Seen, Events<impl EventHook<u8>>) {
         let seen = Seen::default();
         let hook = {
