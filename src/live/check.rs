@@ -1,7 +1,11 @@
 //! Checking the watches of one user again: the same questions the layer
 //! asks on a request, without a request.
 
-use std::{collections::HashSet, future::Future, pin::Pin};
+use std::{
+    collections::{HashMap, HashSet},
+    future::Future,
+    pin::Pin,
+};
 
 use crate::{
     backend::{SessionUser, UserBackend},
@@ -68,9 +72,11 @@ impl<B: UserBackend> Verify for BackendCheck<B> {
                 .into_iter()
                 .map(|entry| entry.handle)
                 .collect();
+            // A session's connections share its hash: verify each hash once.
+            let mut verified = HashMap::new();
             Ok(probes
                 .iter()
-                .map(|probe| self.verdict(&found, probe, &live))
+                .map(|probe| self.verdict(&found, probe, &live, &mut verified))
                 .collect())
         })
     }
@@ -79,8 +85,18 @@ impl<B: UserBackend> Verify for BackendCheck<B> {
 impl<B: UserBackend> BackendCheck<B> {
     /// The layer's order of questions: the hash first (so a password change
     /// is named as such), then the registry entry.
-    fn verdict(&self, user: &B::User, probe: &Probe, live: &HashSet<String>) -> Verdict {
-        let holds = |hash: &str| self.keys.verify(user, hash) != Verification::Mismatch;
+    fn verdict<'p>(
+        &self,
+        user: &B::User,
+        probe: &'p Probe,
+        live: &HashSet<String>,
+        verified: &mut HashMap<&'p str, bool>,
+    ) -> Verdict {
+        let mut holds = |hash: &'p str| {
+            *verified
+                .entry(hash)
+                .or_insert_with(|| self.keys.verify(user, hash) != Verification::Mismatch)
+        };
         let adopt = if holds(&probe.hash) {
             None
         } else if let Some(candidate) = probe.candidate.as_ref().filter(|hash| holds(hash)) {

@@ -456,21 +456,22 @@ impl Hub {
     fn probes(&self, user: &str, only: Option<u64>) -> Option<Snapshot> {
         let users = self.lock();
         let watches = users.get(user)?;
-        let chosen = || {
-            watches
+        let probe = |slot: &Slot| Probe {
+            handle: slot.handle.clone(),
+            hash: slot.hash.clone(),
+            candidate: slot.candidate.clone(),
+            epoch: slot.epoch,
+        };
+        // One watch, looked up: opening n connections of one user must not
+        // cost n² visits.
+        let (ids, probes) = match only {
+            Some(id) => (vec![id], vec![probe(watches.slots.get(&id)?)]),
+            None => watches
                 .slots
                 .iter()
-                .filter(move |(id, _)| only.map_or(true, |only| **id == only))
+                .map(|(id, slot)| (*id, probe(slot)))
+                .unzip(),
         };
-        let ids = chosen().map(|(id, _)| *id).collect();
-        let probes = chosen()
-            .map(|(_, slot)| Probe {
-                handle: slot.handle.clone(),
-                hash: slot.hash.clone(),
-                candidate: slot.candidate.clone(),
-                epoch: slot.epoch,
-            })
-            .collect();
         Some((watches.check.clone(), ids, probes))
     }
 
