@@ -532,6 +532,14 @@ mod tests {
                 }
             }
         };
+        // The delivery task runs on this test's thread: its warnings land here.
+        let logs = Logs::default();
+        let _logging = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(logs.clone())
+                .with_ansi(false)
+                .finish(),
+        );
         let sink = Events::new(hook).with_capacity(2).into_sink::<u8>();
         // The first event is taken by the hook, which blocks; two wait in
         // the queue; the rest are dropped at once.
@@ -544,6 +552,44 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let ids: Vec<_> = seen.lock().unwrap().iter().map(|e| e.user_id).collect();
         assert_eq!(ids, [Some(0), Some(1), Some(2)], "the queue is bounded");
+        // One warning, with the count, after the slow event; none after the
+        // events that lost nothing.
+        let logged = logs.text();
+        let warnings: Vec<_> = logged
+            .lines()
+            .filter(|l| l.contains("queue full"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{logged}");
+        assert!(warnings[0].contains("lost=7"), "{logged}");
+    }
+
+    /// Log lines written by a test's subscriber.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<Mutex<Vec<u8>>>);
+
+    impl Logs {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+        type Writer = Self;
+
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
     }
 
     #[test]
