@@ -10,6 +10,7 @@ use crate::{
     hash::AuthKeys,
     live::{LiveSessions, Verify},
     registry::SessionRegistry,
+    times::TimeConfig,
 };
 
 /// The settings the service, the extractors and [`AuthSession`](crate::AuthSession)
@@ -26,6 +27,9 @@ pub(crate) struct Config {
     pub(crate) events: Option<EventSink>,
     pub(crate) registry: Option<SessionRegistry>,
     pub(crate) live: Option<Live>,
+    /// The clock, the lifetimes of both tiers, the activity interval and
+    /// the re-authentication window.
+    pub(crate) times: TimeConfig,
 }
 
 /// The live-session watches and the check they run, which knows the
@@ -56,6 +60,7 @@ impl Config {
             events: None,
             registry: None,
             live: None,
+            times: TimeConfig::default(),
         }
     }
 }

@@ -402,6 +402,7 @@ mod record;
 mod registry;
 mod service;
 mod session;
+mod times;
 #[cfg(test)]
 mod test_support;
 
@@ -409,7 +410,7 @@ pub use crate::{
     backend::{SessionUser, UserBackend},
     error::{AuthError, AuthRejection, KeyError, SignError},
     events::{AuthEvent, AuthEventKind, EventHook, Events, RequestInfo},
-    extract::{safe_next, AuthUser, LoginRequired},
+    extract::{safe_next, AuthUser, LoginRequired, RecentAuth},
     hash::{AuthKeys, Verification, MIN_SECRET_LEN},
     identity::{Identity, SessionEnded},
     layer::AuthLayer,
@@ -423,6 +424,7 @@ pub use crate::{
     },
     service::{AuthService, ResponseFuture},
     session::{AuthSession, Revocation},
+    times::{Clock, Lifetimes, ReauthPolicy, SignIn},
 };
 
 #[cfg(feature = "postgres")]

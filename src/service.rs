@@ -9,7 +9,7 @@ use std::{
 
 use axum::{extract::Request, response::Response};
 use tower::Service;
-use tower_sessions::{session, Session};
+use tower_sessions::{cookie::time::OffsetDateTime, session, Expiry, Session};
 use tracing::{field, Instrument as _, Span};
 
 use crate::{
@@ -20,8 +20,12 @@ use crate::{
     hash::Verification,
     identity::{Identity, SessionEnded},
     live::WatchTicket,
-    record::{end_session, keep_cookie_of_missing_record, AuthRecord, EndReason, SESSION_KEY},
+    record::{
+        end_session, keep_cookie_of_missing_record, AuthRecord, EndReason, RecordTimes,
+        SESSION_KEY,
+    },
     registry::{user_key, RegistryError, SessionRegistry},
+    times::{Lifetimes, TimeConfig},
 };
 
 /// The service made by [`AuthLayer`](crate::AuthLayer).
@@ -220,6 +224,12 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
         }
         Err(err) => return Err(err.into()),
     };
+    // Before the backend: an expired session costs no user lookup.
+    let now = context.times.clock.unix();
+    let lifetimes = context.times.lifetimes(record.times.remembered);
+    if expired(&record.times, lifetimes, now) {
+        return end(context, session, EndReason::Expired, Some(record)).await;
+    }
     let user = match backend.get_user(&record.user_id).await {
         Ok(Some(user)) => user,
         Ok(None) => return end(context, session, EndReason::UserGone, Some(record)).await,
@@ -250,8 +260,13 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
     } else {
         record
     };
+    let record = match record_activity(&context.times, session, record, now).await {
+        Ok(record) => record,
+        Err((error, user_id)) => return Err(Failed::new(Failure::Store(error), user_id)),
+    };
+    session.set_expiry(Some(cookie_expiry(&record.times, lifetimes)));
     let ticket = match &context.live {
-        Some(_) => match watch_ticket(&record) {
+        Some(_) => match watch_ticket(&record, lifetimes) {
             Ok(ticket) => ticket,
             Err(error) => return Err(Failed::new(Failure::Registry(error), record.user_id)),
         },
@@ -264,9 +279,56 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
     })
 }
 
+/// Whether the session passed its absolute lifetime or its idle timeout
+/// at `now`. A session lasts `absolute` seconds: at `signed_in + absolute`
+/// it has ended.
+pub(crate) fn expired(times: &RecordTimes, lifetimes: Lifetimes, now: u64) -> bool {
+    now >= times.signed_in.saturating_add(lifetimes.absolute_secs())
+        || now >= times.active.saturating_add(lifetimes.idle_secs())
+}
+
+/// Records this request as the session's activity when the recorded one
+/// is at least an activity interval old: the only store write the idle
+/// timeout costs, once per interval at most.
+///
+/// The recorded activity lags the last request by less than one interval,
+/// so an idle session ends up to one interval early, never late.
+async fn record_activity<Id: serde::Serialize + Clone>(
+    times: &TimeConfig,
+    session: &Session,
+    mut record: AuthRecord<Id>,
+    now: u64,
+) -> Result<AuthRecord<Id>, (session::Error, Id)> {
+    if now.saturating_sub(record.times.active) < times.activity_interval {
+        return Ok(record);
+    }
+    record.times.active = now;
+    match session.insert(SESSION_KEY, &record).await {
+        Ok(()) => Ok(record),
+        Err(error) => Err((error, record.user_id)),
+    }
+}
+
+/// The cookie's lifetime: until the absolute deadline for a remembered
+/// session (tower-sessions sends `Max-Age` and gives the store record the
+/// same expiry), the browser session otherwise (no `Max-Age`, no
+/// `Expires`). Either way the cookie never outlives the server-side
+/// session.
+pub(crate) fn cookie_expiry(times: &RecordTimes, lifetimes: Lifetimes) -> Expiry {
+    if !times.remembered {
+        return Expiry::OnSessionEnd;
+    }
+    let deadline = times.signed_in.saturating_add(lifetimes.absolute_secs());
+    i64::try_from(deadline)
+        .ok()
+        .and_then(|deadline| OffsetDateTime::from_unix_timestamp(deadline).ok())
+        .map_or(Expiry::OnSessionEnd, Expiry::AtDateTime)
+}
+
 /// What a [`SessionWatch`](crate::SessionWatch) of this session needs.
 fn watch_ticket<Id: serde::Serialize>(
     record: &AuthRecord<Id>,
+    lifetimes: Lifetimes,
 ) -> Result<Option<WatchTicket>, RegistryError> {
     let Some(handle) = &record.handle else {
         return Ok(None);
@@ -276,6 +338,11 @@ fn watch_ticket<Id: serde::Serialize>(
         handle: handle.clone(),
         hash: record.auth_hash.clone(),
         epoch: record.epoch,
+        deadline: record
+            .times
+            .signed_in
+            .saturating_add(lifetimes.absolute_secs()),
+        idle: lifetimes.idle_secs(),
     }))
 }
 

@@ -103,6 +103,8 @@ struct Slot {
     hash: String,
     candidate: Option<String>,
     epoch: u64,
+    deadline: u64,
+    idle: u64,
     failures: u32,
     end: oneshot::Sender<WatchEnd>,
 }
@@ -276,6 +278,8 @@ impl LiveSessions {
                     hash: ticket.hash,
                     candidate: None,
                     epoch: ticket.epoch,
+                    deadline: ticket.deadline,
+                    idle: ticket.idle,
                     failures: 0,
                     end: sender,
                 },
@@ -472,6 +476,8 @@ impl Hub {
                 hash: slot.hash.clone(),
                 candidate: slot.candidate.clone(),
                 epoch: slot.epoch,
+                deadline: slot.deadline,
+                idle: slot.idle,
             })
             .collect();
         Some((watches.check.clone(), ids, probes))
@@ -678,6 +684,8 @@ mod tests {
             handle: "h".to_owned(),
             hash: "old".to_owned(),
             epoch: 0,
+            deadline: u64::MAX,
+            idle: u64::MAX,
         }
     }
 
