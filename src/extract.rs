@@ -174,9 +174,8 @@ where
         let policy = &context.times.reauth;
         let now = context.times.clock.unix();
         // A record the layer checked; a store failure here counts as stale.
-        let recent = record.is_some_and(|record| {
-            now < record.times.authenticated.saturating_add(policy.window)
-        });
+        let recent = record
+            .is_some_and(|record| now < record.times.authenticated.saturating_add(policy.window));
         if recent {
             return Ok(Self(user));
         }
@@ -303,7 +302,10 @@ mod tests {
                 header::ACCEPT,
                 "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
             )]),
-            headers(&[(header::ACCEPT, "application/json"), (header::ACCEPT, "TEXT/HTML; q=0.5")]),
+            headers(&[
+                (header::ACCEPT, "application/json"),
+                (header::ACCEPT, "TEXT/HTML; q=0.5"),
+            ]),
             headers(&[(header::CONTENT_TYPE, "application/x-www-form-urlencoded")]),
             headers(&[(header::CONTENT_TYPE, "multipart/form-data; boundary=x")]),
         ] {
@@ -315,7 +317,10 @@ mod tests {
             headers(&[(header::ACCEPT, "application/json")]),
             headers(&[(header::ACCEPT, "text/htmlx")]),
             headers(&[(header::CONTENT_TYPE, "application/json")]),
-            headers(&[(header::ACCEPT, "*/*"), (header::CONTENT_TYPE, "text/plain")]),
+            headers(&[
+                (header::ACCEPT, "*/*"),
+                (header::CONTENT_TYPE, "text/plain"),
+            ]),
         ] {
             assert!(!is_browser(&api), "{api:?}");
         }

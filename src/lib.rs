@@ -402,9 +402,9 @@ mod record;
 mod registry;
 mod service;
 mod session;
-mod times;
 #[cfg(test)]
 mod test_support;
+mod times;
 
 pub use crate::{
     backend::{SessionUser, UserBackend},

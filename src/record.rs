@@ -110,13 +110,15 @@ impl<'de, Id: DeserializeOwned> Deserialize<'de> for AuthRecord<Id> {
             Some((epoch, handle)) => (epoch, Some(handle)),
             None => (meta, None),
         };
-        let epoch = number(epoch).ok_or_else(|| de::Error::custom("auth record epoch is malformed"))?;
+        let epoch =
+            number(epoch).ok_or_else(|| de::Error::custom("auth record epoch is malformed"))?;
         let handle = match handle {
             Some(handle) if is_handle(handle) => Some(handle.to_owned()),
             Some(_) => return Err(de::Error::custom("auth record handle is malformed")),
             None => None,
         };
-        let times = parse_times(times).ok_or_else(|| de::Error::custom("auth record times are malformed"))?;
+        let times = parse_times(times)
+            .ok_or_else(|| de::Error::custom("auth record times are malformed"))?;
         let user_id = serde_json::from_str(id).map_err(de::Error::custom)?;
         packed.truncate(STORED_HASH_LEN);
         Ok(Self {

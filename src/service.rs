@@ -21,8 +21,7 @@ use crate::{
     identity::{Identity, SessionEnded},
     live::WatchTicket,
     record::{
-        end_session, keep_cookie_of_missing_record, AuthRecord, EndReason, RecordTimes,
-        SESSION_KEY,
+        end_session, keep_cookie_of_missing_record, AuthRecord, EndReason, RecordTimes, SESSION_KEY,
     },
     registry::{user_key, RegistryError, SessionRegistry},
     times::{Lifetimes, TimeConfig},
@@ -140,11 +139,13 @@ where
                     }
                     Err(_) => return Ok(failure_response(context.failure_status)),
                 }
+                let times = context.times.clone();
                 req.extensions_mut().insert(context);
                 let response = inner.call(req).await?;
                 if presented {
                     keep_cookie_of_missing_record(&session).await;
                 }
+                set_cookie_lifetime::<IdOf<B>>(&times, &session).await;
                 Ok(response)
             }
             .instrument(span),
@@ -264,7 +265,6 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
         Ok(record) => record,
         Err((error, user_id)) => return Err(Failed::new(Failure::Store(error), user_id)),
     };
-    session.set_expiry(Some(cookie_expiry(&record.times, lifetimes)));
     let ticket = match &context.live {
         Some(_) => match watch_ticket(&record, lifetimes) {
             Ok(ticket) => ticket,
@@ -282,7 +282,7 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
 /// Whether the session passed its absolute lifetime or its idle timeout
 /// at `now`. A session lasts `absolute` seconds: at `signed_in + absolute`
 /// it has ended.
-pub(crate) fn expired(times: &RecordTimes, lifetimes: Lifetimes, now: u64) -> bool {
+fn expired(times: &RecordTimes, lifetimes: Lifetimes, now: u64) -> bool {
     now >= times.signed_in.saturating_add(lifetimes.absolute_secs())
         || now >= times.active.saturating_add(lifetimes.idle_secs())
 }
@@ -314,7 +314,7 @@ async fn record_activity<Id: serde::Serialize + Clone>(
 /// same expiry), the browser session otherwise (no `Max-Age`, no
 /// `Expires`). Either way the cookie never outlives the server-side
 /// session.
-pub(crate) fn cookie_expiry(times: &RecordTimes, lifetimes: Lifetimes) -> Expiry {
+fn cookie_expiry(times: &RecordTimes, lifetimes: Lifetimes) -> Expiry {
     if !times.remembered {
         return Expiry::OnSessionEnd;
     }
@@ -323,6 +323,28 @@ pub(crate) fn cookie_expiry(times: &RecordTimes, lifetimes: Lifetimes) -> Expiry
         .ok()
         .and_then(|deadline| OffsetDateTime::from_unix_timestamp(deadline).ok())
         .map_or(Expiry::OnSessionEnd, Expiry::AtDateTime)
+}
+
+/// Gives a session that tower-sessions is about to save the cookie
+/// lifetime of its tier (see [`cookie_expiry`]); call it once the handler
+/// has run, so that a sign-in or sign-out of the handler counts.
+///
+/// Only a modified session: tower-sessions sets a cookie for no other
+/// (but under `with_always_save(true)`, whose unmodified requests keep the
+/// session layer's expiry), and `set_expiry` marks the session modified,
+/// which would make every request a store write. So the decode this costs
+/// happens on requests that write the store anyway.
+async fn set_cookie_lifetime<Id: serde::de::DeserializeOwned>(
+    times: &TimeConfig,
+    session: &Session,
+) {
+    if !session.is_modified() {
+        return;
+    }
+    if let Ok(Some(record)) = session.get::<AuthRecord<Id>>(SESSION_KEY).await {
+        let lifetimes = times.lifetimes(record.times.remembered);
+        session.set_expiry(Some(cookie_expiry(&record.times, lifetimes)));
+    }
 }
 
 /// What a [`SessionWatch`](crate::SessionWatch) of this session needs.

@@ -14,7 +14,6 @@ use crate::{
     identity::{extension, identity, Identity},
     record::{end_session, AuthRecord, RecordTimes, SESSION_KEY},
     registry::{user_key, SessionHandle, SessionInfo, SessionRegistry, SignInDetails},
-    service::cookie_expiry,
     times::{from_unix, SignIn},
 };
 
@@ -457,8 +456,8 @@ impl<U: SessionUser> AuthSession<U> {
     }
 
     /// Stores `auth_hash`, which the caller signed for `user` before it
-    /// changed anything, with the session's times; sets the cookie's
-    /// lifetime to the tier's.
+    /// changed anything, with the session's times. The layer gives the
+    /// cookie its tier's lifetime once the handler has run.
     async fn store_hash(
         &mut self,
         user: &U,
@@ -474,9 +473,6 @@ impl<U: SessionUser> AuthSession<U> {
             times,
         };
         self.session.insert(SESSION_KEY, record).await?;
-        let lifetimes = self.context.times.lifetimes(times.remembered);
-        self.session
-            .set_expiry(Some(cookie_expiry(&times, lifetimes)));
         self.identity = Identity::Authenticated(user.clone());
         Ok(())
     }

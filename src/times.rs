@@ -255,10 +255,7 @@ impl Default for TimeConfig {
                 Duration::from_secs(30 * MINUTE),
                 Duration::from_secs(12 * HOUR),
             ),
-            remembered: Lifetimes::new(
-                Duration::from_secs(7 * DAY),
-                Duration::from_secs(30 * DAY),
-            ),
+            remembered: Lifetimes::new(Duration::from_secs(7 * DAY), Duration::from_secs(30 * DAY)),
             activity_interval: MINUTE,
             reauth: ReauthPolicy::default(),
         }
