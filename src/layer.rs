@@ -395,6 +395,35 @@ mod tests {
     }
 
     #[test]
+    fn time_settings_are_checked_when_the_layer_is_built() {
+        let minutes = |n: u64| Duration::from_secs(60 * n);
+        let message = panic_message(|| {
+            layer().with_lifetimes(Lifetimes::new(Duration::from_secs(90), minutes(60)))
+        })
+        .expect("an idle timeout under twice the activity interval");
+        assert!(message.contains("activity interval"), "{message}");
+        let message = panic_message(|| layer().with_activity_interval(Duration::from_millis(500)))
+            .expect("a fraction of a second");
+        assert!(message.contains("with_activity_interval"), "{message}");
+        let message = panic_message(|| {
+            layer().with_reauth(ReauthPolicy::new(minutes(5)).with_confirm_url("/confirm#x"))
+        })
+        .expect("a fragment");
+        assert!(
+            message.contains("with_reauth") && message.contains("fragment"),
+            "{message}"
+        );
+
+        let built = layer()
+            .with_activity_interval(Duration::from_secs(30))
+            .with_lifetimes(Lifetimes::new(minutes(1), minutes(60)))
+            .with_reauth(ReauthPolicy::new(minutes(5)).with_confirm_url("/confirm"));
+        assert_eq!(built.context.times.activity_interval, 30);
+        assert_eq!(built.context.times.session.idle(), minutes(1));
+        assert_eq!(built.context.times.reauth.window(), minutes(5));
+    }
+
+    #[test]
     fn builders_do_not_change_a_shared_clone() {
         let original = layer();
         let changed = original.clone().with_login_url("/elsewhere");

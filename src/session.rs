@@ -168,18 +168,20 @@ impl<U: SessionUser> AuthSession<U> {
     /// #     type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"$argon2id$..." } }
     /// # fn password_matches(_: &User, _: &str) -> bool { true }
     /// use axum::response::Redirect;
-    /// use tower_sessions_auth::{safe_next, AuthError, AuthSession, LoginRequired};
+    /// use tower_sessions_auth::{safe_next, AuthError, AuthSession};
     ///
+    /// // Called by the confirmation page's POST handler with the form.
     /// async fn confirm(
-    ///     LoginRequired(user): LoginRequired<User>,
     ///     mut auth: AuthSession<User>,
-    ///     (password, next): (String, String),
+    ///     user: User,
+    ///     password: &str,
+    ///     next: &str,
     /// ) -> Result<Redirect, AuthError> {
-    ///     if !password_matches(&user, &password) {
+    ///     if !password_matches(&user, password) {
     ///         return Ok(Redirect::to("/confirm?failed"));
     ///     }
     ///     auth.reauthenticate(&user).await?;
-    ///     Ok(Redirect::to(safe_next(&next).unwrap_or("/")))
+    ///     Ok(Redirect::to(safe_next(next).unwrap_or("/")))
     /// }
     /// ```
     ///
