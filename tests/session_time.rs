@@ -28,7 +28,7 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use common::{live_app::Events, serve, Client, TestUser, UserTable, Users, COOKIE};
+use common::{live_app::Events as EventStream, serve, Client, TestUser, UserTable, Users, COOKIE};
 use futures_util::{stream, Stream, StreamExt as _};
 use tokio::sync::Notify;
 use tower_sessions::{
@@ -36,8 +36,9 @@ use tower_sessions::{
     session_store, MemoryStore, SessionManagerLayer, SessionStore,
 };
 use tower_sessions_auth::{
-    AuthError, AuthKeys, AuthLayer, AuthSession, AuthUser, Lifetimes, LiveSessions, MemoryRegistry,
-    ReauthPolicy, RecentAuth, SessionEnded, SessionRegistry, SessionWatch, SignIn,
+    AuthError, AuthEvent, AuthEventKind, AuthKeys, AuthLayer, AuthSession, AuthUser, EndReason,
+    Events, Lifetimes, LiveSessions, MemoryRegistry, ReauthPolicy, RecentAuth, SessionEnded,
+    SessionRegistry, SessionWatch, SignIn,
 };
 
 const SECRET: &[u8] = b"session time tests: 0123456789abcdef0123456789";
@@ -141,6 +142,7 @@ fn routes(state: AppState) -> Router {
         .route("/slow", get(slow))
         .route("/sessions", get(sessions))
         .route("/events", get(events))
+        .route("/proved", get(proved))
         .with_state(state)
 }
 
@@ -202,6 +204,15 @@ async fn me(user: Option<AuthUser<TestUser>>, ended: Option<SessionEnded>) -> Re
         }
         (None, None) => (StatusCode::UNAUTHORIZED, "anonymous").into_response(),
     }
+}
+
+/// When the user last proved their credentials, in Unix seconds.
+async fn proved(auth: AuthSession<TestUser>) -> Result<String, AuthError> {
+    let at = auth.authenticated_at().await?;
+    Ok(at.map_or_else(
+        || "none".to_owned(),
+        |at| at.duration_since(UNIX_EPOCH).unwrap().as_secs().to_string(),
+    ))
 }
 
 async fn sensitive(RecentAuth(user): RecentAuth<TestUser>) -> String {
@@ -573,7 +584,7 @@ async fn the_live_watch_of_an_expired_session_ends_with_expired() {
     let client = Client::new();
     let t0 = clock.now();
     client.post(&format!("{base}/login/1"), "").await;
-    let mut events = Events::open(client.open(&format!("{base}/events")).await).await;
+    let mut events = EventStream::open(client.open(&format!("{base}/events")).await).await;
     assert_eq!(
         events.ended(Duration::from_millis(600)).await,
         None,
@@ -590,4 +601,42 @@ async fn the_live_watch_of_an_expired_session_ends_with_expired() {
         (me.status, me.body.as_str()),
         (StatusCode::UNAUTHORIZED, "expired")
     );
+}
+
+#[tokio::test]
+async fn events_tell_a_re_authentication_and_an_expiry() {
+    let clock = TestClock::new();
+    let state = state();
+    let seen: Arc<std::sync::Mutex<Vec<AuthEventKind>>> = Arc::default();
+    let hook = {
+        let seen = seen.clone();
+        move |event: AuthEvent<u64>| {
+            seen.lock().unwrap().push(event.kind);
+            async {}
+        }
+    };
+    let layer = layer(state.users.clone(), &clock).with_events(Events::new(hook));
+    let base = serve(app(MemoryStore::default(), state, layer)).await;
+    let client = Client::new();
+    let t0 = clock.now();
+    client.post(&format!("{base}/login/1"), "").await;
+    client.post(&format!("{base}/reauth/1"), "").await;
+    clock.set(t0 + IDLE);
+    assert_eq!(client.get(&format!("{base}/me")).await.body, "expired");
+    // The anonymous session is logged in again: a plain sign-in.
+    client.post(&format!("{base}/reauth/1"), "").await;
+
+    let expected = [
+        AuthEventKind::SignedIn,
+        AuthEventKind::Reauthenticated,
+        AuthEventKind::SessionEnded(EndReason::Expired),
+        AuthEventKind::SignedIn,
+    ];
+    for _ in 0..500 {
+        if seen.lock().unwrap().len() >= expected.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(*seen.lock().unwrap(), expected);
 }
