@@ -299,7 +299,8 @@ async fn record_activity<Id: serde::Serialize + Clone>(
     mut record: AuthRecord<Id>,
     now: u64,
 ) -> Result<AuthRecord<Id>, (session::Error, Id)> {
-    if now.saturating_sub(record.times.active) < times.activity_interval {
+    let interval = times.activity_interval(times.lifetimes(record.times.remembered));
+    if now.saturating_sub(record.times.active) < interval {
         return Ok(record);
     }
     record.times.active = now;

@@ -305,7 +305,10 @@ impl<U: SessionUser> AuthSession<U> {
     /// Keeps this session alive after `user`'s password (or session epoch)
     /// changed, while every other session of `user` ends on its next request.
     ///
-    /// Call it after the new password hash is stored. The session id changes.
+    /// Call it after the new password hash is stored. The session id changes;
+    /// its tier and times stay (it is no proof of the credentials: call
+    /// [`reauthenticate`](Self::reauthenticate) too if the form checked the
+    /// current password).
     /// If `user` is not the user of this session (an administrator changing
     /// someone else's password), only the id changes: the administrator stays
     /// signed in as themself. With a session registry, the other sessions'

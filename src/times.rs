@@ -271,19 +271,12 @@ impl TimeConfig {
         }
     }
 
-    /// Panics unless the activity interval is at most half of each idle
-    /// timeout: a session then cannot end more than half its idle timeout
-    /// early for want of a recorded request.
-    pub(crate) fn check(&self, caller: &str) {
-        for (tier, lifetimes) in [("session", self.session), ("remembered", self.remembered)] {
-            assert!(
-                self.activity_interval.saturating_mul(2) <= lifetimes.idle,
-                "AuthLayer::{caller}: the activity interval ({} s) must be at most half the \
-                 {tier} tier's idle timeout ({} s)",
-                self.activity_interval,
-                lifetimes.idle
-            );
-        }
+    /// How old the recorded activity of a session of `lifetimes` may grow
+    /// before a request rewrites it: the activity interval, or half the
+    /// idle timeout if that is shorter (at least a second), so that a
+    /// session never ends more than half its idle timeout early.
+    pub(crate) fn activity_interval(&self, lifetimes: Lifetimes) -> u64 {
+        self.activity_interval.min(lifetimes.idle / 2).max(1)
     }
 }
 
@@ -311,8 +304,12 @@ mod tests {
     }
 
     #[test]
-    fn the_defaults_hold_together() {
-        TimeConfig::default().check("test");
+    fn the_activity_interval_is_at_most_half_the_idle_timeout() {
+        let times = TimeConfig::default();
+        let lifetimes = |idle| Lifetimes::new(Duration::from_secs(idle), Duration::from_secs(3600));
+        assert_eq!(times.activity_interval(lifetimes(1800)), 60);
+        assert_eq!(times.activity_interval(lifetimes(90)), 45);
+        assert_eq!(times.activity_interval(lifetimes(1)), 1);
         assert_eq!(ReauthPolicy::default().window(), Duration::from_secs(600));
     }
 
