@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 
-use crate::{events::EventSink, hash::AuthKeys, live::Live, registry::SessionRegistry};
+use crate::{
+    events::EventSink, hash::AuthKeys, live::Live, registry::SessionRegistry, times::TimeConfig,
+};
 
 /// The settings the service, the extractors and [`AuthSession`](crate::AuthSession)
 /// read. Validated by the layer's builders, so nothing here can be wrong at
@@ -21,6 +23,9 @@ pub(crate) struct Config {
     pub(crate) events: Option<EventSink>,
     pub(crate) registry: Option<SessionRegistry>,
     pub(crate) live: Option<Live>,
+    /// The clock, the lifetimes of both tiers, the activity interval and
+    /// the re-authentication window.
+    pub(crate) times: TimeConfig,
 }
 
 /// The configuration as the request extensions carry it: one pointer to
@@ -37,6 +42,7 @@ impl Config {
             events: None,
             registry: None,
             live: None,
+            times: TimeConfig::default(),
         }
     }
 }

@@ -106,6 +106,21 @@ pub enum AuthRejection {
         /// Where to send the browser.
         location: String,
     },
+    /// A [`RecentAuth`](crate::RecentAuth) route, and the user's last proof
+    /// of their credentials is older than the window; the client is not a
+    /// browser: `403 Forbidden` with the JSON body
+    /// `{"error":"reauthentication required"}`.
+    #[error("reauthentication required")]
+    ReauthRequired,
+    /// A [`RecentAuth`](crate::RecentAuth) route, and the user's last proof
+    /// of their credentials is older than the window; a browser is sent
+    /// (`303 See Other`) to the confirmation page, with the requested path
+    /// in `next`.
+    #[error("reauthentication required")]
+    ReauthRedirect {
+        /// Where to send the browser.
+        location: String,
+    },
     /// The extractor ran on a route that `AuthLayer` does not wrap:
     /// `500 Internal Server Error`.
     #[error(
@@ -148,7 +163,8 @@ impl AuthRejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            Self::LoginRequired { .. } | Self::ReauthRedirect { .. } => StatusCode::SEE_OTHER,
+            Self::ReauthRequired => StatusCode::FORBIDDEN,
             Self::MissingAuthLayer
             | Self::MissingSessionLayer
             | Self::WrongUserType { .. }
@@ -156,10 +172,14 @@ impl AuthRejection {
         }
     }
 
-    /// The plain-text body of this rejection.
+    /// The body of this rejection: plain text, but for
+    /// [`ReauthRequired`](Self::ReauthRequired), whose body is JSON.
     #[must_use]
     pub fn body_text(&self) -> String {
-        self.to_string()
+        match self {
+            Self::ReauthRequired => REAUTH_REQUIRED_JSON.to_owned(),
+            _ => self.to_string(),
+        }
     }
 }
 
@@ -170,7 +190,13 @@ impl IntoResponse for AuthRejection {
             tracing::error!(rejection = %self, "misconfigured router");
         }
         let mut response = (status, self.body_text()).into_response();
-        if let Self::LoginRequired { location } = &self {
+        if let Self::ReauthRequired = self {
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        if let Self::LoginRequired { location } | Self::ReauthRedirect { location } = &self {
             match HeaderValue::from_str(location) {
                 Ok(value) => {
                     response.headers_mut().insert(header::LOCATION, value);
@@ -187,6 +213,9 @@ impl IntoResponse for AuthRejection {
         no_store(response)
     }
 }
+
+/// The body of [`AuthRejection::ReauthRequired`].
+const REAUTH_REQUIRED_JSON: &str = r#"{"error":"reauthentication required"}"#;
 
 /// The response for a store or backend failure: the status alone, with its
 /// canonical reason as the body, so nothing internal leaks.

@@ -36,6 +36,9 @@ use crate::record::EndReason;
 pub enum AuthEventKind {
     /// [`AuthSession::login`](crate::AuthSession::login) signed a user in.
     SignedIn,
+    /// [`AuthSession::reauthenticate`](crate::AuthSession::reauthenticate)
+    /// renewed the proof of the signed-in user's credentials.
+    Reauthenticated,
     /// [`AuthSession::logout`](crate::AuthSession::logout) signed a user out.
     SignedOut,
     /// The layer ended a session that no longer holds.

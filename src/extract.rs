@@ -5,14 +5,16 @@
 
 use axum::{
     extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri},
-    http::request::Parts,
+    http::{header, request::Parts, HeaderMap},
 };
+use tower_sessions::Session;
 
 use crate::{
     backend::SessionUser,
     config::Context,
     error::AuthRejection,
     identity::{extension, identity},
+    record::{AuthRecord, SESSION_KEY},
 };
 
 /// The signed-in user; anonymous requests are refused with `401`.
@@ -91,16 +93,134 @@ where
             return Ok(Self(user));
         }
         let context: Context = extension(parts, AuthRejection::MissingAuthLayer)?;
-        // Inside a nested router `parts.uri` lacks the prefix.
-        let uri = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map_or(&parts.uri, |original| &original.0);
-        let requested = uri.path_and_query().map_or("/", |pq| pq.as_str());
         Err(AuthRejection::LoginRequired {
-            location: login_location(&context.login_url, requested),
+            location: login_location(&context.login_url, requested(parts)),
         })
     }
+}
+
+/// The signed-in user, who proved their credentials recently: for routes
+/// that change what protects the account (password, email, second
+/// factor), delete it, or move money (OWASP ASVS 5.0 7.5.1, 7.5.3; 4.0.3
+/// 3.7.1).
+///
+/// "Recently" is the window of the layer's
+/// [`ReauthPolicy`](crate::ReauthPolicy) (default 10 minutes), counted from
+/// the last [`login`](crate::AuthSession::login) or
+/// [`reauthenticate`](crate::AuthSession::reauthenticate) of the session.
+/// Outside it:
+///
+/// - a **browser** is sent (`303 See Other`) to the policy's confirmation
+///   URL (default: the login URL), with the requested path and query in
+///   `next` as [`LoginRequired`] sends it;
+/// - any other client gets `403 Forbidden` with the JSON body
+///   `{"error":"reauthentication required"}`
+///   ([`AuthRejection::ReauthRequired`]).
+///
+/// A request is a browser's when its `Accept` header names `text/html`, or
+/// its `Content-Type` is a form's (`application/x-www-form-urlencoded`,
+/// `multipart/form-data`): what a page load, a link and a form submission
+/// send, and what `fetch` and API clients do not. Anonymous requests are
+/// refused as [`LoginRequired`] refuses a browser and [`AuthUser`] an API
+/// client (`401`).
+///
+/// An extractor rather than a separate layer: the window lives in the
+/// [`AuthLayer`](crate::AuthLayer) configuration beside the lifetimes, the
+/// handler receives the user it would take from [`AuthUser`] anyway, and a
+/// whole router is guarded the axum way:
+/// `router.route_layer(axum::middleware::from_extractor::<RecentAuth<User>>())`.
+/// It reads the session's record, so it costs a decode on the routes that
+/// use it and nothing on the others.
+///
+/// ```
+/// # #[derive(Clone)] struct User;
+/// # impl tower_sessions_auth::SessionUser for User {
+/// #     type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"$argon2id$..." } }
+/// use tower_sessions_auth::RecentAuth;
+///
+/// async fn delete_account(RecentAuth(user): RecentAuth<User>) -> &'static str {
+///     // The user typed their password within the window.
+///     "deleted"
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RecentAuth<U>(pub U);
+
+impl<U, S> FromRequestParts<S> for RecentAuth<U>
+where
+    U: SessionUser,
+    S: Send + Sync,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let identity = identity::<U>(&parts.extensions)?;
+        let context: Context = extension(parts, AuthRejection::MissingAuthLayer)?;
+        let browser = is_browser(&parts.headers);
+        let Some(user) = identity.into_user() else {
+            if !browser {
+                return Err(AuthRejection::Unauthenticated);
+            }
+            return Err(AuthRejection::LoginRequired {
+                location: login_location(&context.login_url, requested(parts)),
+            });
+        };
+        let session: Session = extension(parts, AuthRejection::MissingSessionLayer)?;
+        let record = session
+            .get::<AuthRecord<U::Id>>(SESSION_KEY)
+            .await
+            .ok()
+            .flatten();
+        let policy = &context.times.reauth;
+        let now = context.times.clock.unix();
+        // A record the layer checked; a store failure here counts as stale.
+        let recent = record
+            .is_some_and(|record| now < record.times.authenticated.saturating_add(policy.window));
+        if recent {
+            return Ok(Self(user));
+        }
+        if !browser {
+            return Err(AuthRejection::ReauthRequired);
+        }
+        let confirm_url = policy.confirm_url.as_deref().unwrap_or(&context.login_url);
+        Err(AuthRejection::ReauthRedirect {
+            location: login_location(confirm_url, requested(parts)),
+        })
+    }
+}
+
+/// Whether the request comes from a page (see [`RecentAuth`]): `Accept`
+/// names `text/html`, or the body is a form.
+fn is_browser(headers: &HeaderMap) -> bool {
+    let html = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|accept| {
+            accept.split(',').any(|range| {
+                let media = range.split(';').next().unwrap_or("").trim();
+                media.eq_ignore_ascii_case("text/html")
+            })
+        });
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|content_type| {
+            let media = content_type.split(';').next().unwrap_or("").trim();
+            media.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                || media.eq_ignore_ascii_case("multipart/form-data")
+        });
+    html || form
+}
+
+/// The requested path and query, for `next`. Inside a nested router
+/// `parts.uri` lacks the prefix.
+fn requested(parts: &Parts) -> &str {
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0);
+    uri.path_and_query().map_or("/", |pq| pq.as_str())
 }
 
 /// `login_url` with `next` appended as a query parameter. The layer refused
@@ -164,6 +284,45 @@ mod tests {
             "/ok\\..\\x",
         ] {
             assert_eq!(safe_next(next), None, "{next:?}");
+        }
+    }
+
+    #[test]
+    fn browsers_are_told_by_accept_or_a_form_body() {
+        let headers = |pairs: &[(header::HeaderName, &str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(name, value.parse().unwrap());
+            }
+            map
+        };
+        for browser in [
+            headers(&[(header::ACCEPT, "text/html")]),
+            headers(&[(
+                header::ACCEPT,
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            )]),
+            headers(&[
+                (header::ACCEPT, "application/json"),
+                (header::ACCEPT, "TEXT/HTML; q=0.5"),
+            ]),
+            headers(&[(header::CONTENT_TYPE, "application/x-www-form-urlencoded")]),
+            headers(&[(header::CONTENT_TYPE, "multipart/form-data; boundary=x")]),
+        ] {
+            assert!(is_browser(&browser), "{browser:?}");
+        }
+        for api in [
+            headers(&[]),
+            headers(&[(header::ACCEPT, "*/*")]),
+            headers(&[(header::ACCEPT, "application/json")]),
+            headers(&[(header::ACCEPT, "text/htmlx")]),
+            headers(&[(header::CONTENT_TYPE, "application/json")]),
+            headers(&[
+                (header::ACCEPT, "*/*"),
+                (header::CONTENT_TYPE, "text/plain"),
+            ]),
+        ] {
+            assert!(!is_browser(&api), "{api:?}");
         }
     }
 

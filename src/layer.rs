@@ -1,7 +1,7 @@
 //! `AuthLayer`: builders that validate the configuration, applied to a
 //! service.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::http::{HeaderValue, StatusCode};
 use tower::Layer;
@@ -11,9 +11,10 @@ use crate::{
     config::{Config, Context},
     events::{EventHook, Events},
     hash::AuthKeys,
-    live::{BackendCheck, Live, LiveSessions},
+    live::{BackendCheck, Live, LiveSessions, Verify},
     registry::SessionRegistry,
     service::AuthService,
+    times::{Clock, Lifetimes, ReauthPolicy, SharedClock},
 };
 
 /// Verifies the session's auth hash on every request and puts an
@@ -72,20 +73,7 @@ impl<B: UserBackend> AuthLayer<B> {
     /// layer is built rather than on every request.
     pub fn with_login_url(mut self, url: impl Into<String>) -> Self {
         let url = url.into();
-        assert!(
-            !url.is_empty(),
-            "AuthLayer::with_login_url: the login URL is empty"
-        );
-        assert!(
-            !url.contains('#'),
-            "AuthLayer::with_login_url: `{url}` has a `#` fragment, which would hide the `next` \
-             parameter from the server; remove it"
-        );
-        assert!(
-            HeaderValue::from_str(&url).is_ok() && url.is_ascii(),
-            "AuthLayer::with_login_url: {url:?} is not a valid `Location` header value; \
-             percent-encode it"
-        );
+        check_redirect_url("AuthLayer::with_login_url", &url);
         self.config_mut().login_url = url;
         self
     }
@@ -207,15 +195,94 @@ impl<B: UserBackend> AuthLayer<B> {
                  call `with_registry` first"
             )
         });
-        let check = Arc::new(BackendCheck {
-            backend: self.backend.clone(),
-            keys: self.context.keys.clone(),
-            registry,
-        });
+        let check = self.live_check(registry);
         self.config_mut().live = Some(Live {
             sessions: live,
             check,
         });
+        self
+    }
+
+    /// The check of live-session watches, with the layer's backend, keys
+    /// and clock.
+    fn live_check(&self, registry: SessionRegistry) -> Arc<dyn Verify> {
+        Arc::new(BackendCheck {
+            backend: self.backend.clone(),
+            keys: self.context.keys.clone(),
+            registry,
+            clock: self.context.times.clock.clone(),
+        })
+    }
+
+    /// Sets the lifetimes of sessions signed in for the browser session
+    /// (the default tier; [`login`](crate::AuthSession::login), or
+    /// [`SignIn::remember`](crate::SignIn::remember) `false`). Default: 30 minutes idle, 12 hours
+    /// in all (NIST SP 800-63B, AAL2).
+    ///
+    /// A session past either ends on its next request as a revoked one
+    /// does (reason [`Expired`](crate::EndReason::Expired)); see the crate
+    /// documentation, "Session lifetimes".
+    pub fn with_lifetimes(mut self, lifetimes: Lifetimes) -> Self {
+        self.config_mut().times.session = lifetimes;
+        self
+    }
+
+    /// Sets the lifetimes of remembered sessions ("keep me signed in",
+    /// [`SignIn::remember`](crate::SignIn::remember) `true`). Default: 7 days idle, 30 days in all.
+    /// Their cookie persists until the absolute deadline.
+    pub fn with_remembered_lifetimes(mut self, lifetimes: Lifetimes) -> Self {
+        self.config_mut().times.remembered = lifetimes;
+        self
+    }
+
+    /// Sets how stale the recorded activity of a session may grow before a
+    /// request rewrites it (default one minute): the idle timeout's only
+    /// store write, at most once per interval and session. A session can
+    /// end up to one interval before its idle timeout. A tier whose idle
+    /// timeout is under twice the interval uses half its idle timeout.
+    ///
+    /// # Panics
+    ///
+    /// When `interval` is not whole seconds or is zero.
+    pub fn with_activity_interval(mut self, interval: Duration) -> Self {
+        assert!(
+            interval.subsec_nanos() == 0 && interval.as_secs() >= 1,
+            "AuthLayer::with_activity_interval: {interval:?} is not a whole number of seconds \
+             (at least one)"
+        );
+        self.config_mut().times.activity_interval = interval.as_secs();
+        self
+    }
+
+    /// Sets the re-authentication window of [`RecentAuth`](crate::RecentAuth)
+    /// routes and where browsers confirm their credentials (default: 10
+    /// minutes, the login URL).
+    ///
+    /// # Panics
+    ///
+    /// When the policy's confirmation URL is empty, holds a `#` fragment or
+    /// is not a valid `Location` header value, as
+    /// [`with_login_url`](Self::with_login_url) refuses.
+    pub fn with_reauth(mut self, policy: ReauthPolicy) -> Self {
+        if let Some(url) = &policy.confirm_url {
+            check_redirect_url("AuthLayer::with_reauth", url);
+        }
+        self.config_mut().times.reauth = policy;
+        self
+    }
+
+    /// Sets the clock the layer reads (default: the system clock): for
+    /// tests that move time on. The session registry keeps the system
+    /// clock for its own times.
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.config_mut().times.clock = SharedClock::new(clock);
+        let registry = self.context.registry.clone();
+        if let (Some(registry), true) = (registry, self.context.live.is_some()) {
+            let check = self.live_check(registry);
+            if let Some(live) = &mut self.config_mut().live {
+                live.check = check;
+            }
+        }
         self
     }
 
@@ -224,6 +291,20 @@ impl<B: UserBackend> AuthLayer<B> {
         // shared elsewhere is copied rather than changed under its owner.
         Arc::make_mut(&mut self.context)
     }
+}
+
+/// Panics unless `url` can take a `next` parameter and be a `Location`.
+fn check_redirect_url(caller: &str, url: &str) {
+    assert!(!url.is_empty(), "{caller}: the URL is empty");
+    assert!(
+        !url.contains('#'),
+        "{caller}: `{url}` has a `#` fragment, which would hide the `next` parameter from the \
+         server; remove it"
+    );
+    assert!(
+        HeaderValue::from_str(url).is_ok() && url.is_ascii(),
+        "{caller}: {url:?} is not a valid `Location` header value; percent-encode it"
+    );
 }
 
 impl<S, B: Clone> Layer<S> for AuthLayer<B> {
@@ -299,6 +380,30 @@ mod tests {
         for url in ["/sign-in", "/auth?mode=web", "https://id.example/login"] {
             assert_eq!(layer().with_login_url(url).context.login_url, url);
         }
+    }
+
+    #[test]
+    fn time_settings_are_checked_when_the_layer_is_built() {
+        let minutes = |n: u64| Duration::from_secs(60 * n);
+        let message = panic_message(|| layer().with_activity_interval(Duration::from_millis(500)))
+            .expect("a fraction of a second");
+        assert!(message.contains("with_activity_interval"), "{message}");
+        let message = panic_message(|| {
+            layer().with_reauth(ReauthPolicy::new(minutes(5)).with_confirm_url("/confirm#x"))
+        })
+        .expect("a fragment");
+        assert!(
+            message.contains("with_reauth") && message.contains("fragment"),
+            "{message}"
+        );
+
+        let built = layer()
+            .with_activity_interval(Duration::from_secs(30))
+            .with_lifetimes(Lifetimes::new(minutes(1), minutes(60)))
+            .with_reauth(ReauthPolicy::new(minutes(5)).with_confirm_url("/confirm"));
+        assert_eq!(built.context.times.activity_interval, 30);
+        assert_eq!(built.context.times.session.idle(), minutes(1));
+        assert_eq!(built.context.times.reauth.window(), minutes(5));
     }
 
     #[test]

@@ -77,6 +77,8 @@
 //! 1. reads the id and hash from the session; with none, the request is
 //!    anonymous and the session untouched (a cookie whose record is gone
 //!    stays, see [Parallel requests](#parallel-requests-of-one-browser));
+//!    a session past its idle timeout or absolute lifetime ends (see
+//!    [Session lifetimes](#session-lifetimes));
 //! 2. loads the user through the [`UserBackend`]; a user that is gone (or
 //!    that the backend refuses, such as a disabled account) ends the session;
 //! 3. recomputes the hash and compares in constant time: under the current
@@ -116,7 +118,9 @@
 //! why with `Option<SessionEnded>`: a password change
 //! ([`EndReason::CredentialChanged`]), "sign out everywhere"
 //! ([`EndReason::EpochChanged`]), a deleted or disabled account
-//! ([`EndReason::UserGone`]), or unreadable data ([`EndReason::Malformed`]).
+//! ([`EndReason::UserGone`]), a revocation ([`EndReason::Revoked`]), a
+//! session past its lifetime ([`EndReason::Expired`]), or unreadable data
+//! ([`EndReason::Malformed`]).
 //! A page can then say "you were signed out because your password was
 //! changed on another device" instead of showing a bare sign-in form. On a
 //! route guarded by [`LoginRequired`], keep the reason for the sign-in page
@@ -270,6 +274,133 @@
 //! else *without* a password change, bump the user's session epoch, store
 //! it, and call `update_session_auth_hash` the same way.
 //!
+//! # Session lifetimes
+//!
+//! Every signed-in session ends on its own, by two clocks (OWASP ASVS 5.0
+//! 7.3.1 and 7.3.2; 4.0.3 3.3.2):
+//!
+//! - the **idle timeout**, counted from the session's last request;
+//! - the **absolute lifetime**, counted from sign-in, however active the
+//!   session is.
+//!
+//! At sign-in the application picks a tier with [`SignIn`] ("keep me signed
+//! in"), and each tier has its [`Lifetimes`]:
+//!
+//! | tier | sign-in | default lifetimes | cookie |
+//! |------|---------|-------------------|--------|
+//! | browser session | [`login`](AuthSession::login), `SignIn::new()` | 30 min idle, 12 h in all ([`AuthLayer::with_lifetimes`]) | no `Max-Age`, no `Expires`: it ends with the browser |
+//! | remembered | `SignIn::new().remember(true)` | 7 days idle, 30 days in all ([`AuthLayer::with_remembered_lifetimes`]) | `Max-Age` up to the absolute deadline, never beyond |
+//!
+//! ```
+//! # use std::convert::Infallible;
+//! # #[derive(Clone)] struct User;
+//! # impl tower_sessions_auth::SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
+//! # #[derive(Clone)] struct Users;
+//! # impl tower_sessions_auth::UserBackend for Users { type User = User; type Error = Infallible;
+//! #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
+//! use std::time::Duration;
+//! use tower_sessions_auth::{AuthError, AuthKeys, AuthLayer, AuthSession, Lifetimes, SignIn};
+//!
+//! const MINUTE: Duration = Duration::from_secs(60);
+//! let layer = AuthLayer::new(Users, AuthKeys::new([7; 32])?)
+//!     .with_lifetimes(Lifetimes::new(15 * MINUTE, 8 * 60 * MINUTE))
+//!     .with_remembered_lifetimes(Lifetimes::new(7 * 24 * 60 * MINUTE, 30 * 24 * 60 * MINUTE));
+//!
+//! async fn sign_in(mut auth: AuthSession<User>, user: User, keep: bool) -> Result<(), AuthError> {
+//!     auth.login_with(&user, SignIn::new().remember(keep).label("password")).await
+//! }
+//! # Ok::<(), tower_sessions_auth::KeyError>(())
+//! ```
+//!
+//! A session past either deadline ends exactly as a revoked one: flushed,
+//! the request anonymous, [`EndReason::Expired`] (`expired`) in the log,
+//! the [event](AuthEvent) and [`SessionEnded`], and its [live
+//! watches](#long-lived-connections) end too (at the absolute deadline,
+//! and, with the registry's last-seen times, once idle; within one
+//! re-check period). The deadlines are checked when a request starts,
+//! against [the clock](AuthLayer::with_clock): a request already under way
+//! at the deadline runs to its end, the next one is refused. The times live
+//! in the session record, so every instance that shares the store agrees.
+//!
+//! **Activity costs one store write per interval, not per request.** The
+//! record holds the last request's time, rewritten only when it is at least
+//! [`with_activity_interval`](AuthLayer::with_activity_interval) old
+//! (default one minute); other requests write nothing. A session can
+//! therefore end up to one interval before its idle timeout, never after.
+//! The record, not the session registry's last-seen time, holds it: the
+//! idle timeout works without a registry, and the registry keeps its own
+//! interval and clock.
+//!
+//! **The layer owns the cookie's lifetime of signed-in sessions.** Whenever
+//! tower-sessions is about to write a signed-in session (a sign-in, an
+//! activity write, the handler's own data), the layer sets its expiry:
+//! `Expiry::OnSessionEnd` for the browser-session tier,
+//! `Expiry::AtDateTime(signed_in + absolute)` for a remembered one (the
+//! store record expires then too). `SessionManagerLayer::with_expiry` still
+//! applies to anonymous sessions. Under `with_always_save(true)`, requests
+//! that change nothing are saved with the session layer's expiry: keep it
+//! no longer than your shortest lifetime.
+//!
+//! # Sensitive actions
+//!
+//! Changing the password, the email or the second factor, deleting the
+//! account or moving money should need a recent proof of the credentials,
+//! not just a session that may have been left open (OWASP ASVS 5.0 7.5.1
+//! and 7.5.3; 4.0.3 3.7.1). Take [`RecentAuth`] instead of [`AuthUser`] on
+//! those routes:
+//!
+//! ```
+//! # use std::convert::Infallible;
+//! # #[derive(Clone)] struct User;
+//! # impl tower_sessions_auth::SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
+//! # #[derive(Clone)] struct Users;
+//! # impl tower_sessions_auth::UserBackend for Users { type User = User; type Error = Infallible;
+//! #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
+//! # fn password_matches(_: &User, _: &str) -> bool { true }
+//! use std::time::Duration;
+//! use axum::{response::Redirect, routing::post, Form, Router};
+//! use tower_sessions_auth::{
+//!     safe_next, AuthError, AuthKeys, AuthLayer, AuthSession, LoginRequired, ReauthPolicy,
+//!     RecentAuth,
+//! };
+//!
+//! async fn delete_account(RecentAuth(user): RecentAuth<User>) -> &'static str {
+//!     "deleted"
+//! }
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Confirm { password: String, next: String }
+//!
+//! async fn confirm(
+//!     LoginRequired(user): LoginRequired<User>,
+//!     mut auth: AuthSession<User>,
+//!     Form(form): Form<Confirm>,
+//! ) -> Result<Redirect, AuthError> {
+//!     if !password_matches(&user, &form.password) {
+//!         return Ok(Redirect::to("/confirm?failed"));
+//!     }
+//!     auth.reauthenticate(&user).await?;
+//!     Ok(Redirect::to(safe_next(&form.next).unwrap_or("/")))
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/account/delete", post(delete_account))
+//!     .route("/confirm", post(confirm))
+//!     .layer(
+//!         AuthLayer::new(Users, AuthKeys::new([7; 32])?)
+//!             .with_reauth(ReauthPolicy::new(Duration::from_secs(600)).with_confirm_url("/confirm")),
+//!     );
+//! # Ok::<(), tower_sessions_auth::KeyError>(())
+//! ```
+//!
+//! A sign-in and [`reauthenticate`](AuthSession::reauthenticate) both count
+//! as a proof; `reauthenticate` changes the session id (ASVS 5.0 7.2.4)
+//! and keeps the registry entry, the tier and the sign-in time. Outside the
+//! window a browser (its `Accept` names `text/html`, or it posts a form) is
+//! sent with `303` to the confirmation page with `next`; any other client
+//! gets `403` and `{"error":"reauthentication required"}`; anonymous
+//! requests are refused as by [`LoginRequired`] and [`AuthUser`].
+//!
 //! # Rotating the secret
 //!
 //! Put the new secret first and keep the old one as a fallback
@@ -291,8 +422,11 @@
 //!   next request, through every layer instance that shares the session
 //!   store and the user data;
 //! - deleted and disabled users (when the backend returns `None` for them);
-//! - session fixation: every login and every
+//! - session fixation: every login, re-authentication and
 //!   `update_session_auth_hash` changes the session id;
+//! - sessions left open: the idle timeout and the absolute lifetime end
+//!   them server-side, and a remembered session's cookie never outlives
+//!   its absolute deadline;
 //! - a record moved to another user (a store bug, or someone who can write
 //!   the store but does not hold the secret): the hash covers the user id,
 //!   so it verifies for no other user, even one with the same credential;
@@ -404,12 +538,13 @@ mod service;
 mod session;
 #[cfg(test)]
 mod test_support;
+mod times;
 
 pub use crate::{
     backend::{SessionUser, UserBackend},
     error::{AuthError, AuthRejection, KeyError, SignError},
     events::{AuthEvent, AuthEventKind, EventHook, Events, RequestInfo},
-    extract::{safe_next, AuthUser, LoginRequired},
+    extract::{safe_next, AuthUser, LoginRequired, RecentAuth},
     hash::{AuthKeys, Verification, MIN_SECRET_LEN},
     identity::{Identity, SessionEnded},
     layer::AuthLayer,
@@ -423,6 +558,7 @@ pub use crate::{
     },
     service::{AuthService, ResponseFuture},
     session::{AuthSession, Revocation},
+    times::{Clock, Lifetimes, ReauthPolicy, SignIn},
 };
 
 #[cfg(feature = "postgres")]

@@ -12,35 +12,84 @@ use crate::{hash::STORED_HASH_LEN, registry::SessionHandle};
 pub(crate) const SESSION_KEY: &str = "_auth";
 
 /// The signed-in user of a session: the user id, the session epoch it was
-/// signed with, and the auth hash. The password hash itself never reaches
-/// the store.
+/// signed with, the auth hash, and the session's times. The password hash
+/// itself never reaches the store.
 ///
-/// Stored as one string: the 43-character hash, the epoch in decimal, a
-/// colon, then the id as JSON (`"iJrSg…gh3U0:42"` for user `42` at epoch
-/// 0). Reading it on every request costs one string copy, where a JSON
-/// object costs a map, its keys and the strings (about half the decode time,
-/// measured in `bench/benches/breakdown.rs`). The hash has a fixed length
-/// and the epoch holds no colon, so the split is unambiguous. The epoch is
-/// there to say *why* a session ended (a password change or "sign out
-/// everywhere"); the hash alone decides whether it holds.
+/// Stored as one string:
 ///
-/// With a session registry the record also holds the session's handle,
-/// after the epoch and a dot: `"iJrSg…gh3U0.q3Xc…Zw:42"`. Handles are
-/// URL-safe base64, so they hold neither a dot nor a colon.
+/// ```text
+/// {hash}{epoch}[.{handle}]@{tier}{signed_in}.{authenticated}.{active}:{id}
+/// ```
+///
+/// - `hash`: the 43-character auth hash;
+/// - `epoch`: the user's session epoch, in decimal;
+/// - `handle`: the session registry's handle, after a dot, when the layer
+///   has a registry (URL-safe base64: neither dot, `@` nor colon);
+/// - `tier`: `s` for a browser-session sign-in, `r` for a remembered one
+///   ("keep me signed in");
+/// - `signed_in`: the sign-in time, Unix seconds;
+/// - `authenticated`, `active`: the last proof of the credentials (sign-in
+///   or re-authentication) and the last recorded request, as seconds
+///   after `signed_in` (a few digits where a full time takes ten);
+/// - `id`: the user id as JSON.
+///
+/// `"iJrSg…gh3U0@s1764270000.0.0:42"` is user `42` at epoch 0, signed in
+/// for the browser session at 1764270000 and not seen since. Reading it on
+/// every request costs one string copy and a few integers, where a JSON
+/// object costs a map, its keys and the strings (about half the decode
+/// time, measured in `bench/benches/breakdown.rs`). The hash has a fixed
+/// length and nothing before the id holds a colon, so the split is
+/// unambiguous. Numbers are plain decimal digits without sign or leading
+/// zero. The epoch is there to say *why* a session ended (a password change
+/// or "sign out everywhere"); the hash alone decides whether it holds.
 pub(crate) struct AuthRecord<Id> {
     pub(crate) user_id: Id,
     pub(crate) epoch: u64,
     pub(crate) handle: Option<String>,
     pub(crate) auth_hash: String,
+    pub(crate) times: RecordTimes,
+}
+
+/// The times of a signed-in session, in Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordTimes {
+    /// The sign-in; the absolute lifetime counts from it.
+    pub(crate) signed_in: u64,
+    /// The last proof of the credentials: sign-in or re-authentication.
+    pub(crate) authenticated: u64,
+    /// The last request recorded (at most once per activity interval).
+    pub(crate) active: u64,
+    /// Signed in with "keep me signed in".
+    pub(crate) remembered: bool,
+}
+
+impl RecordTimes {
+    /// A sign-in at `now`.
+    pub(crate) fn signed_in_at(now: u64, remembered: bool) -> Self {
+        Self {
+            signed_in: now,
+            authenticated: now,
+            active: now,
+            remembered,
+        }
+    }
 }
 
 impl<Id: Serialize> Serialize for AuthRecord<Id> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let id = serde_json::to_string(&self.user_id).map_err(ser::Error::custom)?;
-        let packed = match &self.handle {
-            Some(handle) => format!("{}{}.{handle}:{id}", self.auth_hash, self.epoch),
-            None => format!("{}{}:{id}", self.auth_hash, self.epoch),
+        let times = &self.times;
+        let tier = if times.remembered { 'r' } else { 's' };
+        let authenticated = times.authenticated.saturating_sub(times.signed_in);
+        let active = times.active.saturating_sub(times.signed_in);
+        let (dot, handle) = match &self.handle {
+            Some(handle) => (".", handle.as_str()),
+            None => ("", ""),
         };
+        let packed = format!(
+            "{}{}{dot}{handle}@{tier}{}.{authenticated}.{active}:{id}",
+            self.auth_hash, self.epoch, times.signed_in
+        );
         serializer.serialize_str(&packed)
     }
 }
@@ -54,20 +103,22 @@ impl<'de, Id: DeserializeOwned> Deserialize<'de> for AuthRecord<Id> {
         let (meta, id) = packed[STORED_HASH_LEN..]
             .split_once(':')
             .ok_or_else(|| de::Error::custom("auth record without an epoch"))?;
+        let (meta, times) = meta
+            .split_once('@')
+            .ok_or_else(|| de::Error::custom("auth record without times"))?;
         let (epoch, handle) = match meta.split_once('.') {
             Some((epoch, handle)) => (epoch, Some(handle)),
             None => (meta, None),
         };
-        // `u64::from_str` takes a leading `+`; the record never holds one.
-        if !epoch.bytes().all(|byte| byte.is_ascii_digit()) {
-            return Err(de::Error::custom("auth record epoch is not a number"));
-        }
-        let epoch = epoch.parse().map_err(de::Error::custom)?;
+        let epoch =
+            number(epoch).ok_or_else(|| de::Error::custom("auth record epoch is malformed"))?;
         let handle = match handle {
             Some(handle) if is_handle(handle) => Some(handle.to_owned()),
             Some(_) => return Err(de::Error::custom("auth record handle is malformed")),
             None => None,
         };
+        let times = parse_times(times)
+            .ok_or_else(|| de::Error::custom("auth record times are malformed"))?;
         let user_id = serde_json::from_str(id).map_err(de::Error::custom)?;
         packed.truncate(STORED_HASH_LEN);
         Ok(Self {
@@ -75,8 +126,40 @@ impl<'de, Id: DeserializeOwned> Deserialize<'de> for AuthRecord<Id> {
             epoch,
             handle,
             auth_hash: packed,
+            times,
         })
     }
+}
+
+/// `{tier}{signed_in}.{authenticated}.{active}`, the last two after the first.
+fn parse_times(text: &str) -> Option<RecordTimes> {
+    let remembered = match text.as_bytes().first()? {
+        b's' => false,
+        b'r' => true,
+        _ => return None,
+    };
+    let mut fields = text[1..].split('.');
+    let signed_in = number(fields.next()?)?;
+    let authenticated = signed_in.checked_add(number(fields.next()?)?)?;
+    let active = signed_in.checked_add(number(fields.next()?)?)?;
+    if fields.next().is_some() {
+        return None;
+    }
+    Some(RecordTimes {
+        signed_in,
+        authenticated,
+        active,
+        remembered,
+    })
+}
+
+/// A decimal `u64` as the record writes it: digits only (`u64::from_str`
+/// takes a leading `+`), no leading zero.
+fn number(text: &str) -> Option<u64> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|byte| byte.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
 }
 
 /// Whether `text` can be a session handle: URL-safe characters, 16 to 64.
@@ -108,11 +191,15 @@ pub enum EndReason {
     /// ended from another device or by an administrator), or its entry
     /// expired.
     Revoked,
+    /// The session passed its idle timeout or its absolute lifetime (see
+    /// [`Lifetimes`](crate::Lifetimes)).
+    Expired,
 }
 
 impl EndReason {
     /// A short, stable name: `credential_changed`, `epoch_changed`,
-    /// `user_gone`, `malformed` or `revoked`; for logs, metrics and JSON.
+    /// `user_gone`, `malformed`, `revoked` or `expired`; for logs, metrics
+    /// and JSON.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -121,6 +208,7 @@ impl EndReason {
             Self::UserGone => "user_gone",
             Self::Malformed => "malformed",
             Self::Revoked => "revoked",
+            Self::Expired => "expired",
         }
     }
 }
@@ -188,12 +276,15 @@ mod tests {
 
     const HANDLE: &str = "q3XcA9-_kLmN0pQrStUvWx";
 
+    const T0: u64 = 1_764_270_000;
+
     fn record<Id>(user_id: Id, epoch: u64) -> AuthRecord<Id> {
         AuthRecord {
             user_id,
             epoch,
             handle: None,
             auth_hash: HASH.to_owned(),
+            times: RecordTimes::signed_in_at(T0, false),
         }
     }
 
@@ -202,19 +293,22 @@ mod tests {
     }
 
     #[test]
-    fn packs_hash_epoch_and_id_into_one_string() {
+    fn packs_hash_epoch_times_and_id_into_one_string() {
         let stored = serde_json::to_value(record(42_u64, 0)).unwrap();
-        assert_eq!(stored, json!(format!("{HASH}0:42")));
+        assert_eq!(stored, json!(format!("{HASH}0@s{T0}.0.0:42")));
         let stored = serde_json::to_value(record("a\"b:c", u64::MAX)).unwrap();
-        assert_eq!(stored, json!(format!("{HASH}{}:\"a\\\"b:c\"", u64::MAX)));
+        assert_eq!(
+            stored,
+            json!(format!("{HASH}{}@s{T0}.0.0:\"a\\\"b:c\"", u64::MAX))
+        );
     }
 
     #[test]
-    fn keeps_the_registry_handle_between_epoch_and_id() {
+    fn keeps_the_registry_handle_between_epoch_and_times() {
         let mut with_handle = record(42_u64, 3);
         with_handle.handle = Some(HANDLE.to_owned());
         let stored = serde_json::to_value(&with_handle).unwrap();
-        assert_eq!(stored, json!(format!("{HASH}3.{HANDLE}:42")));
+        assert_eq!(stored, json!(format!("{HASH}3.{HANDLE}@s{T0}.0.0:42")));
         let back: AuthRecord<u64> = decode(stored).unwrap();
         assert_eq!(
             (back.user_id, back.epoch, back.handle.as_deref()),
@@ -223,8 +317,36 @@ mod tests {
     }
 
     #[test]
+    fn times_round_trip_as_offsets_from_sign_in() {
+        let mut timed = record(7_u64, 1);
+        timed.times = RecordTimes {
+            signed_in: T0,
+            authenticated: T0 + 600,
+            active: T0 + 3_599,
+            remembered: true,
+        };
+        let stored = serde_json::to_value(&timed).unwrap();
+        assert_eq!(stored, json!(format!("{HASH}1@r{T0}.600.3599:7")));
+        let back: AuthRecord<u64> = decode(stored).unwrap();
+        assert_eq!(back.times, timed.times);
+        // The largest times survive; an earlier "later" time (a clock that
+        // went back) is stored as the sign-in time.
+        timed.times = RecordTimes {
+            signed_in: u64::MAX - 1,
+            authenticated: u64::MAX,
+            active: 0,
+            remembered: false,
+        };
+        let back: AuthRecord<u64> = decode(serde_json::to_value(&timed).unwrap()).unwrap();
+        assert_eq!(
+            (back.times.authenticated, back.times.active),
+            (u64::MAX, u64::MAX - 1)
+        );
+    }
+
+    #[test]
     fn round_trips_ids_of_any_serde_type() {
-        let back: AuthRecord<u64> = decode(json!(format!("{HASH}7:42"))).unwrap();
+        let back: AuthRecord<u64> = decode(json!(format!("{HASH}7@s{T0}.0.0:42"))).unwrap();
         assert_eq!(
             (back.user_id, back.epoch, back.auth_hash.as_str()),
             (42, 7, HASH)
@@ -233,30 +355,55 @@ mod tests {
         let stored = serde_json::to_value(record(id.clone(), 3)).unwrap();
         let back: AuthRecord<String> = decode(stored).unwrap();
         assert_eq!((back.user_id, back.epoch), (id, 3));
-        let back: AuthRecord<(u8, i32)> = decode(json!(format!("{HASH}0:[1,-2]"))).unwrap();
+        let back: AuthRecord<(u8, i32)> =
+            decode(json!(format!("{HASH}0@s{T0}.0.0:[1,-2]"))).unwrap();
         assert_eq!(back.user_id, (1, -2));
     }
 
     #[test]
     fn refuses_malformed_records() {
+        let t = format!("@s{T0}.0.0");
         let malformed = [
             json!(""),
             json!("short"),
             json!(HASH),
             json!(format!("{HASH}42")),
             json!(format!("{HASH}:42")),
-            json!(format!("{HASH}+1:42")),
-            json!(format!("{HASH}-1:42")),
-            json!(format!("{HASH}x:42")),
-            json!(format!("{HASH}18446744073709551616:42")),
-            json!(format!("{HASH}0:\"one\"")),
-            json!(format!("{HASH}0.:1")),
-            json!(format!("{HASH}0.short:1")),
-            json!(format!("{HASH}0.{HANDLE}!:1")),
-            json!(format!("{HASH}.{HANDLE}:1")),
-            json!(format!("{HASH}0:-1")),
-            json!(format!("{HASH}0:1 trailing")),
-            json!(format!("{}é0:1", &HASH[..42])),
+            json!(format!("{HASH}{t}:42")),
+            json!(format!("{HASH}+1{t}:42")),
+            json!(format!("{HASH}-1{t}:42")),
+            json!(format!("{HASH}x{t}:42")),
+            json!(format!("{HASH}01{t}:42")),
+            json!(format!("{HASH}18446744073709551616{t}:42")),
+            json!(format!("{HASH}0{t}:\"one\"")),
+            json!(format!("{HASH}0.{t}:1")),
+            json!(format!("{HASH}0.short{t}:1")),
+            json!(format!("{HASH}0.{HANDLE}!{t}:1")),
+            json!(format!("{HASH}.{HANDLE}{t}:1")),
+            json!(format!("{HASH}0{t}:-1")),
+            json!(format!("{HASH}0{t}:1 trailing")),
+            json!(format!("{}é0{t}:1", &HASH[..42])),
+            // The hash format of the previous release: no times.
+            json!(format!("{HASH}0:42")),
+            json!(format!("{HASH}0.{HANDLE}:42")),
+            // Times: tier, three numbers, nothing else.
+            json!(format!("{HASH}0@{T0}.0.0:1")),
+            json!(format!("{HASH}0@x{T0}.0.0:1")),
+            json!(format!("{HASH}0@S{T0}.0.0:1")),
+            json!(format!("{HASH}0@s{T0}.0:1")),
+            json!(format!("{HASH}0@s{T0}.0.0.0:1")),
+            json!(format!("{HASH}0@s{T0}..0:1")),
+            json!(format!("{HASH}0@s{T0}.0.:1")),
+            json!(format!("{HASH}0@s.0.0:1")),
+            json!(format!("{HASH}0@s{T0}.+1.0:1")),
+            json!(format!("{HASH}0@s{T0}.01.0:1")),
+            json!(format!("{HASH}0@s0{T0}.0.0:1")),
+            json!(format!("{HASH}0@s{T0}.0.-1:1")),
+            json!(format!("{HASH}0@s{}.1.0:1", u64::MAX)),
+            json!(format!("{HASH}0@s{T0}.0.0@s{T0}.0.0:1")),
+            json!(format!("{HASH}0@s@{T0}.0.0:1")),
+            json!(format!("{HASH}0@@s{T0}.0.0:1")),
+            json!(format!("{HASH}0@s{T0}.0.0 :1")),
             json!(42),
             json!({ "id": 1, "hash": HASH }),
             json!(null),
@@ -298,6 +445,8 @@ mod tests {
             EndReason::EpochChanged,
             EndReason::UserGone,
             EndReason::Malformed,
+            EndReason::Revoked,
+            EndReason::Expired,
         ]
         .map(|reason| reason.to_string());
         assert_eq!(
@@ -306,7 +455,9 @@ mod tests {
                 "credential_changed",
                 "epoch_changed",
                 "user_gone",
-                "malformed"
+                "malformed",
+                "revoked",
+                "expired"
             ]
         );
     }

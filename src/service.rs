@@ -9,7 +9,7 @@ use std::{
 
 use axum::{extract::Request, response::Response};
 use tower::Service;
-use tower_sessions::{session, Session};
+use tower_sessions::{cookie::time::OffsetDateTime, session, Expiry, Session};
 use tracing::{field, Instrument as _, Span};
 
 use crate::{
@@ -20,8 +20,11 @@ use crate::{
     hash::Verification,
     identity::{Identity, SessionEnded},
     live::{WatchTicket, Watched},
-    record::{end_session, keep_cookie_of_missing_record, AuthRecord, EndReason, SESSION_KEY},
+    record::{
+        end_session, keep_cookie_of_missing_record, AuthRecord, EndReason, RecordTimes, SESSION_KEY,
+    },
     registry::{user_key, RegistryError, SessionRegistry},
+    times::{Lifetimes, TimeConfig},
 };
 
 /// The service made by [`AuthLayer`](crate::AuthLayer).
@@ -141,11 +144,13 @@ where
                         session: watched,
                     });
                 }
+                let times = context.times.clone();
                 req.extensions_mut().insert(context);
                 let response = inner.call(req).await?;
                 if presented {
                     keep_cookie_of_missing_record(&session).await;
                 }
+                set_cookie_lifetime::<IdOf<B>>(&times, &session).await;
                 Ok(response)
             }
             .instrument(span),
@@ -225,6 +230,12 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
         }
         Err(err) => return Err(err.into()),
     };
+    // Before the backend: an expired session costs no user lookup.
+    let now = context.times.clock.unix();
+    let lifetimes = context.times.lifetimes(record.times.remembered);
+    if expired(&record.times, lifetimes, now) {
+        return end(context, session, EndReason::Expired, Some(record)).await;
+    }
     let user = match backend.get_user(&record.user_id).await {
         Ok(Some(user)) => user,
         Ok(None) => return end(context, session, EndReason::UserGone, Some(record)).await,
@@ -255,8 +266,12 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
     } else {
         record
     };
+    let record = match record_activity(&context.times, session, record, now).await {
+        Ok(record) => record,
+        Err((error, user_id)) => return Err(Failed::new(Failure::Store(error), user_id)),
+    };
     let watch = match &context.live {
-        Some(_) => match watched(&record) {
+        Some(_) => match watched(&record, lifetimes) {
             Ok(watch) => watch,
             Err(error) => return Err(Failed::new(Failure::Registry(error), record.user_id)),
         },
@@ -269,9 +284,79 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
     })
 }
 
+/// Whether the session passed its absolute lifetime or its idle timeout
+/// at `now`. A session lasts `absolute` seconds: at `signed_in + absolute`
+/// it has ended.
+fn expired(times: &RecordTimes, lifetimes: Lifetimes, now: u64) -> bool {
+    now >= times.signed_in.saturating_add(lifetimes.absolute_secs())
+        || now >= times.active.saturating_add(lifetimes.idle_secs())
+}
+
+/// Records this request as the session's activity when the recorded one
+/// is at least an activity interval old: the only store write the idle
+/// timeout costs, once per interval at most.
+///
+/// The recorded activity lags the last request by less than one interval,
+/// so an idle session ends up to one interval early, never late.
+async fn record_activity<Id: serde::Serialize + Clone>(
+    times: &TimeConfig,
+    session: &Session,
+    mut record: AuthRecord<Id>,
+    now: u64,
+) -> Result<AuthRecord<Id>, (session::Error, Id)> {
+    let interval = times.activity_interval(times.lifetimes(record.times.remembered));
+    if now.saturating_sub(record.times.active) < interval {
+        return Ok(record);
+    }
+    record.times.active = now;
+    match session.insert(SESSION_KEY, &record).await {
+        Ok(()) => Ok(record),
+        Err(error) => Err((error, record.user_id)),
+    }
+}
+
+/// The cookie's lifetime: until the absolute deadline for a remembered
+/// session (tower-sessions sends `Max-Age` and gives the store record the
+/// same expiry), the browser session otherwise (no `Max-Age`, no
+/// `Expires`). Either way the cookie never outlives the server-side
+/// session.
+fn cookie_expiry(times: &RecordTimes, lifetimes: Lifetimes) -> Expiry {
+    if !times.remembered {
+        return Expiry::OnSessionEnd;
+    }
+    let deadline = times.signed_in.saturating_add(lifetimes.absolute_secs());
+    i64::try_from(deadline)
+        .ok()
+        .and_then(|deadline| OffsetDateTime::from_unix_timestamp(deadline).ok())
+        .map_or(Expiry::OnSessionEnd, Expiry::AtDateTime)
+}
+
+/// Gives a session that tower-sessions is about to save the cookie
+/// lifetime of its tier (see [`cookie_expiry`]); call it once the handler
+/// has run, so that a sign-in or sign-out of the handler counts.
+///
+/// Only a modified session: tower-sessions sets a cookie for no other
+/// (but under `with_always_save(true)`, whose unmodified requests keep the
+/// session layer's expiry), and `set_expiry` marks the session modified,
+/// which would make every request a store write. So the decode this costs
+/// happens on requests that write the store anyway.
+async fn set_cookie_lifetime<Id: serde::de::DeserializeOwned>(
+    times: &TimeConfig,
+    session: &Session,
+) {
+    if !session.is_modified() {
+        return;
+    }
+    if let Ok(Some(record)) = session.get::<AuthRecord<Id>>(SESSION_KEY).await {
+        let lifetimes = times.lifetimes(record.times.remembered);
+        session.set_expiry(Some(cookie_expiry(&record.times, lifetimes)));
+    }
+}
+
 /// What a [`SessionWatch`](crate::SessionWatch) of this session needs.
 fn watched<Id: serde::Serialize>(
     record: &AuthRecord<Id>,
+    lifetimes: Lifetimes,
 ) -> Result<Option<Watched>, RegistryError> {
     let Some(handle) = &record.handle else {
         return Ok(None);
@@ -281,6 +366,11 @@ fn watched<Id: serde::Serialize>(
         handle: handle.clone(),
         hash: record.auth_hash.clone(),
         epoch: record.epoch,
+        deadline: record
+            .times
+            .signed_in
+            .saturating_add(lifetimes.absolute_secs()),
+        idle: lifetimes.idle_secs(),
     }))
 }
 

@@ -1,7 +1,7 @@
 //! The handler-side handle: login, logout, `update_session_auth_hash`, and
 //! the user's sessions in the registry.
 
-use std::fmt;
+use std::{fmt, time::SystemTime};
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 use tower_sessions::Session;
@@ -12,8 +12,9 @@ use crate::{
     error::{AuthError, AuthRejection},
     events::{AuthEventKind, RequestInfo},
     identity::{extension, identity, Identity},
-    record::{end_session, AuthRecord, SESSION_KEY},
+    record::{end_session, AuthRecord, RecordTimes, SESSION_KEY},
     registry::{user_key, SessionHandle, SessionInfo, SessionRegistry, SignInDetails},
+    times::{from_unix, SignIn},
 };
 
 /// Signs users in and out of the current session.
@@ -110,7 +111,7 @@ impl<U: SessionUser> AuthSession<U> {
     /// new session (the request stays anonymous); [`AuthError::Sign`] when
     /// `user`'s credential is empty (the session is left as it was).
     pub async fn login(&mut self, user: &U) -> Result<(), AuthError> {
-        self.sign_in(user, None).await
+        self.sign_in(user, SignIn::new(), None).await
     }
 
     /// Signs `user` in, as [`login`](Self::login) does, and names the
@@ -120,10 +121,112 @@ impl<U: SessionUser> AuthSession<U> {
     ///
     /// As [`login`](Self::login).
     pub async fn login_with_label(&mut self, user: &U, label: &str) -> Result<(), AuthError> {
-        self.sign_in(user, Some(label.to_owned())).await
+        self.sign_in(user, SignIn::new().label(label), None).await
     }
 
-    async fn sign_in(&mut self, user: &U, label: Option<String>) -> Result<(), AuthError> {
+    /// Signs `user` in, as [`login`](Self::login) does, with the
+    /// [`SignIn`] options: the tier ("keep me signed in") and the label.
+    ///
+    /// A remembered sign-in lives by the layer's remembered
+    /// [`Lifetimes`](crate::Lifetimes), and its cookie gets a `Max-Age`
+    /// that ends at the session's absolute deadline; a browser-session
+    /// sign-in's cookie has neither `Max-Age` nor `Expires`.
+    ///
+    /// ```
+    /// # #[derive(Clone)] struct User;
+    /// # impl tower_sessions_auth::SessionUser for User {
+    /// #     type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"$argon2id$..." } }
+    /// use tower_sessions_auth::{AuthError, AuthSession, SignIn};
+    ///
+    /// async fn signed_in(mut auth: AuthSession<User>, user: User, keep: bool) -> Result<(), AuthError> {
+    ///     auth.login_with(&user, SignIn::new().remember(keep).label("password")).await
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`login`](Self::login).
+    pub async fn login_with(&mut self, user: &U, options: SignIn) -> Result<(), AuthError> {
+        self.sign_in(user, options, None).await
+    }
+
+    /// Records that the signed-in `user` just proved their credentials
+    /// again: [`RecentAuth`](crate::RecentAuth) routes let them in for the
+    /// layer's re-authentication window. Call it after checking the
+    /// password (or another factor) on the confirmation page.
+    ///
+    /// The session id changes (ASVS 5.0 7.2.4: a new token on every
+    /// authentication, re-authentication included); the registry entry,
+    /// the tier and the sign-in time stay, so the absolute lifetime is not
+    /// extended (sign in again with [`login`](Self::login) for that). If
+    /// the session is not signed in as `user` (it ended meanwhile, or holds
+    /// someone else), this is [`login`](Self::login).
+    ///
+    /// ```
+    /// # #[derive(Clone)] struct User;
+    /// # impl tower_sessions_auth::SessionUser for User {
+    /// #     type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"$argon2id$..." } }
+    /// # fn password_matches(_: &User, _: &str) -> bool { true }
+    /// use axum::response::Redirect;
+    /// use tower_sessions_auth::{safe_next, AuthError, AuthSession};
+    ///
+    /// // Called by the confirmation page's POST handler with the form.
+    /// async fn confirm(
+    ///     mut auth: AuthSession<User>,
+    ///     user: User,
+    ///     password: &str,
+    ///     next: &str,
+    /// ) -> Result<Redirect, AuthError> {
+    ///     if !password_matches(&user, password) {
+    ///         return Ok(Redirect::to("/confirm?failed"));
+    ///     }
+    ///     auth.reauthenticate(&user).await?;
+    ///     Ok(Redirect::to(safe_next(next).unwrap_or("/")))
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`login`](Self::login).
+    pub async fn reauthenticate(&mut self, user: &U) -> Result<(), AuthError> {
+        let same_user = self.user().is_some_and(|current| current.id() == user.id());
+        let times = if same_user {
+            self.record().await?.map(|record| record.times)
+        } else {
+            None
+        };
+        match times {
+            Some(times) => {
+                let options = SignIn::new().remember(times.remembered);
+                self.sign_in(user, options, Some(times)).await
+            }
+            None => self.login(user).await,
+        }
+    }
+
+    /// When this session's user last proved their credentials (sign-in or
+    /// [`reauthenticate`](Self::reauthenticate)), to the second; `None`
+    /// when anonymous.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError`] when the session store fails.
+    pub async fn authenticated_at(&self) -> Result<Option<SystemTime>, AuthError> {
+        if self.user().is_none() {
+            return Ok(None);
+        }
+        let record = self.record().await?;
+        Ok(record.map(|record| from_unix(record.times.authenticated)))
+    }
+
+    /// Signs `user` in with `options`; `kept` holds the times of this
+    /// session when it is a re-authentication of its user.
+    async fn sign_in(
+        &mut self,
+        user: &U,
+        options: SignIn,
+        kept: Option<RecordTimes>,
+    ) -> Result<(), AuthError> {
         // First, so that a user who cannot be signed changes nothing.
         let auth_hash = self.context.keys.sign(user)?;
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
@@ -131,6 +234,15 @@ impl<U: SessionUser> AuthSession<U> {
             self.handle().await?
         } else {
             None
+        };
+        let now = self.context.times.clock.unix();
+        let times = match kept {
+            Some(kept) => RecordTimes {
+                authenticated: now,
+                active: now,
+                ..kept
+            },
+            None => RecordTimes::signed_in_at(now, options.remember),
         };
         if let (Identity::Authenticated(previous), false) = (&self.identity, same_user) {
             let previous = previous.id();
@@ -150,7 +262,7 @@ impl<U: SessionUser> AuthSession<U> {
                     Some(handle) if registry.touch(&key, &handle).await? => Some(handle),
                     _ => {
                         let mut details = self.sign_in.clone().unwrap_or_default();
-                        details.label = label;
+                        details.label = options.label;
                         match registry.register(&key, details).await? {
                             Some(handle) => Some(handle.as_str().to_owned()),
                             None => return Err(AuthError::TooManySessions),
@@ -160,8 +272,13 @@ impl<U: SessionUser> AuthSession<U> {
             }
             None => None,
         };
-        self.store_hash(user, handle, auth_hash).await?;
-        self.emit(AuthEventKind::SignedIn, user.id());
+        self.store_hash(user, handle, auth_hash, times).await?;
+        let kind = if kept.is_some() {
+            AuthEventKind::Reauthenticated
+        } else {
+            AuthEventKind::SignedIn
+        };
+        self.emit(kind, user.id());
         Ok(())
     }
 
@@ -188,7 +305,10 @@ impl<U: SessionUser> AuthSession<U> {
     /// Keeps this session alive after `user`'s password (or session epoch)
     /// changed, while every other session of `user` ends on its next request.
     ///
-    /// Call it after the new password hash is stored. The session id changes.
+    /// Call it after the new password hash is stored. The session id changes;
+    /// its tier and times stay (it is no proof of the credentials: call
+    /// [`reauthenticate`](Self::reauthenticate) too if the form checked the
+    /// current password).
     /// If `user` is not the user of this session (an administrator changing
     /// someone else's password), only the id changes: the administrator stays
     /// signed in as themself. With a session registry, the other sessions'
@@ -202,14 +322,18 @@ impl<U: SessionUser> AuthSession<U> {
     pub async fn update_session_auth_hash(&mut self, user: &U) -> Result<(), AuthError> {
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
         // Signed first, so that a user who cannot be signed changes nothing.
-        let (auth_hash, handle) = if same_user {
-            (Some(self.context.keys.sign(user)?), self.handle().await?)
+        let (auth_hash, record) = if same_user {
+            (Some(self.context.keys.sign(user)?), self.record().await?)
         } else {
             (None, None)
         };
+        let (handle, times) = match record {
+            Some(record) => (record.handle, Some(record.times)),
+            None => (None, None),
+        };
         self.session.cycle_id().await?;
-        if let Some(auth_hash) = &auth_hash {
-            self.store_hash(user, handle.clone(), auth_hash.clone())
+        if let (Some(auth_hash), Some(times)) = (&auth_hash, times) {
+            self.store_hash(user, handle.clone(), auth_hash.clone(), times)
                 .await?;
         }
         if let Some(registry) = &self.context.registry {
@@ -313,8 +437,13 @@ impl<U: SessionUser> AuthSession<U> {
     /// This session's registry handle, as its record holds it (the layer
     /// has loaded and checked the record already).
     async fn handle(&self) -> Result<Option<String>, AuthError> {
-        let record = self.session.get::<AuthRecord<U::Id>>(SESSION_KEY).await?;
-        Ok(record.and_then(|record| record.handle))
+        Ok(self.record().await?.and_then(|record| record.handle))
+    }
+
+    /// This session's record, as the layer checked it (or as this handle
+    /// last wrote it).
+    async fn record(&self) -> Result<Option<AuthRecord<U::Id>>, AuthError> {
+        Ok(self.session.get::<AuthRecord<U::Id>>(SESSION_KEY).await?)
     }
 
     /// Removes this session's registry entry, if it has one.
@@ -332,18 +461,21 @@ impl<U: SessionUser> AuthSession<U> {
     }
 
     /// Stores `auth_hash`, which the caller signed for `user` before it
-    /// changed anything.
+    /// changed anything, with the session's times. The layer gives the
+    /// cookie its tier's lifetime once the handler has run.
     async fn store_hash(
         &mut self,
         user: &U,
         handle: Option<String>,
         auth_hash: String,
+        times: RecordTimes,
     ) -> Result<(), AuthError> {
         let record = AuthRecord {
             user_id: user.id(),
             epoch: user.session_epoch(),
             handle,
             auth_hash,
+            times,
         };
         self.session.insert(SESSION_KEY, record).await?;
         self.identity = Identity::Authenticated(user.clone());

@@ -68,14 +68,28 @@ async fn tampered_hash_ends_the_session() {
     assert!(!record_exists(&store, id).await);
 }
 
+/// The entry after its hash, with the times (`@s…`) left out: `0:1` for
+/// alice at epoch 0; and the entry with its id replaced by `id`.
+fn without_times(entry: &str) -> String {
+    let (meta, id) = entry[43..].split_once(':').unwrap();
+    let (epoch, times) = meta.split_once('@').unwrap();
+    assert!(times.starts_with('s'), "{entry}");
+    format!("{epoch}:{id}")
+}
+
+fn with_id(entry: &str, id: &str) -> String {
+    let (head, _) = entry.split_once(':').unwrap();
+    format!("{head}:{id}")
+}
+
 #[tokio::test]
 async fn another_users_hash_does_not_verify() {
     // A session that claims user 2 with a hash signed for user 1.
     let (store, users) = (MemoryStore::default(), Users::with_defaults());
     let (base, client, id) = signed_in_alice(&store, &users).await;
     let entry = auth_entry(&store, id).await;
-    assert_eq!(&entry[43..], "0:1");
-    overwrite_auth_entry(&store, id, json!(format!("{}0:2", &entry[..43]))).await;
+    assert_eq!(without_times(&entry), "0:1");
+    overwrite_auth_entry(&store, id, json!(with_id(&entry, "2"))).await;
     assert_eq!(
         client.get(&format!("{base}/me")).await.status,
         StatusCode::UNAUTHORIZED
@@ -120,9 +134,9 @@ async fn a_record_moved_to_a_user_with_the_same_credential_ends() {
     assert_eq!(client.get(&format!("{base}/why")).await.body, "alice none");
     let id = client.session_id(&base).unwrap();
     let entry = auth_entry(&store, id).await;
-    assert_eq!(&entry[43..], "0:1");
+    assert_eq!(without_times(&entry), "0:1");
 
-    overwrite_auth_entry(&store, id, json!(format!("{}0:2", &entry[..43]))).await;
+    overwrite_auth_entry(&store, id, json!(with_id(&entry, "2"))).await;
     assert_eq!(
         client.get(&format!("{base}/why")).await.body,
         "anonymous credential_changed"
@@ -156,8 +170,9 @@ async fn a_session_signed_by_the_first_hash_format_ends_once() {
         &[&0_u64.to_be_bytes(), alice.password_hash.as_bytes()],
     );
     let v1 = URL_SAFE_NO_PAD.encode(v1);
-    assert_ne!(auth_entry(&store, id).await[..43], v1);
-    overwrite_auth_entry(&store, id, json!(format!("{v1}0:1"))).await;
+    let entry = auth_entry(&store, id).await;
+    assert_ne!(entry[..43], v1);
+    overwrite_auth_entry(&store, id, json!(format!("{v1}{}", &entry[43..]))).await;
 
     assert_eq!(
         client.get(&format!("{base}/why")).await.body,
@@ -166,6 +181,17 @@ async fn a_session_signed_by_the_first_hash_format_ends_once() {
     assert!(!record_exists(&store, id).await);
     client.post(&format!("{base}/login/1"), "").await;
     assert_eq!(client.get(&format!("{base}/why")).await.body, "alice none");
+
+    // A record of the format before times (`{hash}{epoch}:{id}`) ends
+    // once too, as malformed.
+    let id = client.session_id(&base).unwrap();
+    let entry = auth_entry(&store, id).await;
+    overwrite_auth_entry(&store, id, json!(format!("{}0:1", &entry[..43]))).await;
+    assert_eq!(
+        client.get(&format!("{base}/why")).await.body,
+        "anonymous malformed"
+    );
+    assert!(!record_exists(&store, id).await);
 }
 
 /// A user whose credential is empty is refused at login (a 500 for the
@@ -665,7 +691,7 @@ async fn string_user_ids_round_trip_through_the_session() {
     let record = load_record(&store, client.session_id(&base).unwrap()).await;
     let entry = record.data["_auth"].as_str().unwrap();
     assert_eq!(
-        &entry[43..],
+        without_times(entry),
         format!("0:{}", serde_json::to_string(&id).unwrap())
     );
 

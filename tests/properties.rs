@@ -74,7 +74,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-/// Strings shaped like the record (`{43 chars}{epoch}[.{handle}]:{id}`),
+/// Strings shaped like the record
+/// (`{43 chars}{epoch}[.{handle}]@{tier}{signed_in}.{auth}.{active}:{id}`),
 /// with every part allowed to go wrong, besides wholly arbitrary ones.
 fn record_like() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -83,12 +84,14 @@ fn record_like() -> impl Strategy<Value = String> {
             "[A-Za-z0-9_-]{40,46}",
             "[0-9+-]{0,21}",
             proptest::option::of("[A-Za-z0-9_!.-]{0,70}"),
+            proptest::option::of("[@.]?[srx]?[0-9+-]{0,21}(\\.[0-9+-]{0,21}){0,3}"),
             "[:;]?",
             ".{0,12}"
         )
-            .prop_map(|(hash, epoch, handle, colon, id)| {
+            .prop_map(|(hash, epoch, handle, times, colon, id)| {
                 let handle = handle.map_or_else(String::new, |h| format!(".{h}"));
-                format!("{hash}{epoch}{handle}{colon}{id}")
+                let times = times.map_or_else(String::new, |t| format!("@{t}"));
+                format!("{hash}{epoch}{handle}{times}{colon}{id}")
             }),
     ]
 }

@@ -1,17 +1,14 @@
 //! Checking the watches of one user again: the same questions the layer
 //! asks on a request, without a request.
 
-use std::{
-    collections::{HashMap, HashSet},
-    future::Future,
-    pin::Pin,
-};
+use std::{collections::HashMap, future::Future, pin::Pin};
 
 use crate::{
     backend::{SessionUser, UserBackend},
     hash::{AuthKeys, Verification},
     record::EndReason,
-    registry::{now, SessionRegistry},
+    registry::{now, RegistryEntry, SessionRegistry},
+    times::SharedClock,
 };
 
 /// What a check knows of one watch.
@@ -21,6 +18,10 @@ pub(crate) struct Probe {
     /// A newer hash announced for this session by `update_session_auth_hash`.
     pub(crate) candidate: Option<String>,
     pub(crate) epoch: u64,
+    /// The session's absolute deadline, Unix seconds.
+    pub(crate) deadline: u64,
+    /// The idle timeout of the session's tier, seconds.
+    pub(crate) idle: u64,
 }
 
 /// What a check decided about one watch.
@@ -52,6 +53,7 @@ pub(crate) struct BackendCheck<B> {
     pub(crate) backend: B,
     pub(crate) keys: AuthKeys,
     pub(crate) registry: SessionRegistry,
+    pub(crate) clock: SharedClock,
 }
 
 impl<B: UserBackend> Verify for BackendCheck<B> {
@@ -64,34 +66,48 @@ impl<B: UserBackend> Verify for BackendCheck<B> {
             let Some(found) = self.backend.get_user(&id).await? else {
                 return Ok(ended(EndReason::UserGone));
             };
-            let live: HashSet<String> = self
+            let system_now = now();
+            let live: HashMap<String, RegistryEntry> = self
                 .registry
                 .store()
-                .list(user, now())
+                .list(user, system_now)
                 .await?
                 .into_iter()
-                .map(|entry| entry.handle)
+                .map(|entry| (entry.handle.clone(), entry))
                 .collect();
+            let now = (self.clock.unix(), system_now);
             // A session's connections share its hash: verify each hash once.
             let mut verified = HashMap::new();
             Ok(probes
                 .iter()
-                .map(|probe| self.verdict(&found, probe, &live, &mut verified))
+                .map(|probe| self.verdict(&found, probe, &live, now, &mut verified))
                 .collect())
         })
     }
 }
 
 impl<B: UserBackend> BackendCheck<B> {
-    /// The layer's order of questions: the hash first (so a password change
-    /// is named as such), then the registry entry.
+    /// The layer's order of questions: the absolute deadline, the hash (so
+    /// a password change is named as such), then the registry entry and
+    /// the idle timeout.
+    ///
+    /// The idle timeout is judged by the entry's last-seen time, which the
+    /// registry writes at most once per touch interval, by the system clock:
+    /// the session's last request is at most one touch interval after it.
+    /// So a watch ends for idleness only when the session's next request
+    /// would end too; it may end up to one touch interval later than that
+    /// request would.
     fn verdict<'p>(
         &self,
         user: &B::User,
         probe: &'p Probe,
-        live: &HashSet<String>,
+        live: &HashMap<String, RegistryEntry>,
+        (now, system_now): (u64, i64),
         verified: &mut HashMap<&'p str, bool>,
     ) -> Verdict {
+        if now >= probe.deadline {
+            return Verdict::Ended(EndReason::Expired);
+        }
         let mut holds = |hash: &'p str| {
             *verified
                 .entry(hash)
@@ -106,10 +122,17 @@ impl<B: UserBackend> BackendCheck<B> {
         } else {
             return Verdict::Ended(EndReason::EpochChanged);
         };
-        if live.contains(&probe.handle) {
-            Verdict::Holds { adopt }
-        } else {
-            Verdict::Ended(EndReason::Revoked)
+        let Some(entry) = live.get(&probe.handle) else {
+            return Verdict::Ended(EndReason::Revoked);
+        };
+        // The registry's times are the system clock's, in milliseconds.
+        let idle = i64::try_from(probe.idle.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let last_request = entry
+            .last_seen_at
+            .saturating_add(self.registry.touch_interval_ms());
+        if system_now >= last_request.saturating_add(idle) {
+            return Verdict::Ended(EndReason::Expired);
         }
+        Verdict::Holds { adopt }
     }
 }

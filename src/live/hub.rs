@@ -103,6 +103,8 @@ struct Slot {
     hash: String,
     candidate: Option<String>,
     epoch: u64,
+    deadline: u64,
+    idle: u64,
     failures: u32,
     end: oneshot::Sender<WatchEnd>,
 }
@@ -273,6 +275,8 @@ impl LiveSessions {
                     hash: ticket.hash,
                     candidate: None,
                     epoch: ticket.epoch,
+                    deadline: ticket.deadline,
+                    idle: ticket.idle,
                     failures: 0,
                     end: sender,
                 },
@@ -461,6 +465,8 @@ impl Hub {
             hash: slot.hash.clone(),
             candidate: slot.candidate.clone(),
             epoch: slot.epoch,
+            deadline: slot.deadline,
+            idle: slot.idle,
         };
         // One watch, looked up: opening n connections of one user must not
         // cost n² visits.
@@ -676,6 +682,8 @@ mod tests {
             handle: "h".to_owned(),
             hash: "old".to_owned(),
             epoch: 0,
+            deadline: u64::MAX,
+            idle: u64::MAX,
         }
     }
 

@@ -43,6 +43,6 @@ pub use self::{
 };
 
 pub(crate) use self::{
-    check::BackendCheck,
+    check::{BackendCheck, Verify},
     watch::{Live, WatchTicket, Watched},
 };

@@ -75,12 +75,18 @@ pub(crate) struct Watched {
     pub(crate) handle: String,
     pub(crate) hash: String,
     pub(crate) epoch: u64,
+    /// The session's absolute deadline, Unix seconds.
+    pub(crate) deadline: u64,
+    /// The idle timeout of the session's tier, seconds.
+    pub(crate) idle: u64,
 }
 
 /// Completes when this request's session stops holding: its user's
 /// password or session epoch changed (through any process), it was logged
 /// out (from another tab, too), it was revoked, its registry entry expired,
-/// or the user is gone or disabled. It stays pending when this very session
+/// the session passed its absolute lifetime or idle timeout (see
+/// [`Lifetimes`](crate::Lifetimes); noticed by the next check, within the
+/// re-check period), or the user is gone or disabled. It stays pending when this very session
 /// made the change through
 /// [`update_session_auth_hash`](crate::AuthSession::update_session_auth_hash)
 /// or [`revoke_other_sessions`](crate::AuthSession::revoke_other_sessions),

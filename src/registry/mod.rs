@@ -529,6 +529,11 @@ impl SessionRegistry {
             .await
     }
 
+    /// The touch interval, in milliseconds.
+    pub(crate) fn touch_interval_ms(&self) -> i64 {
+        self.touch_interval
+    }
+
     pub(crate) fn store(&self) -> &dyn RegistryStore {
         &*self.store
     }

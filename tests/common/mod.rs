@@ -344,6 +344,15 @@ impl Client {
         .await
     }
 
+    /// A GET with these extra headers (`Accept`, say).
+    pub async fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.http.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Reply::from(request.send().await.unwrap()).await
+    }
+
     /// Sends a GET and returns the response before its body: for streams.
     pub async fn open(&self, url: &str) -> reqwest::Response {
         self.http.get(url).send().await.unwrap()

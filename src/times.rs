@@ -1,0 +1,321 @@
+//! Time in the session: the clock, the lifetimes of the two sign-in tiers,
+//! the re-authentication window, and the options of a sign-in.
+
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+/// Where the layer reads the time: the system clock unless
+/// [`AuthLayer::with_clock`](crate::AuthLayer::with_clock) set another.
+///
+/// Implemented for every `Fn() -> SystemTime`, so a test can drive the
+/// layer with a clock of its own:
+///
+/// ```
+/// use std::{sync::{atomic::{AtomicU64, Ordering}, Arc}, time::{Duration, UNIX_EPOCH}};
+///
+/// let seconds = Arc::new(AtomicU64::new(1_800_000_000));
+/// let clock = {
+///     let seconds = seconds.clone();
+///     move || UNIX_EPOCH + Duration::from_secs(seconds.load(Ordering::SeqCst))
+/// };
+/// // AuthLayer::new(users, keys).with_clock(clock), then move time on:
+/// seconds.fetch_add(600, Ordering::SeqCst);
+/// # let _ = clock;
+/// ```
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+impl<F: Fn() -> SystemTime + Send + Sync + 'static> Clock for F {
+    fn now(&self) -> SystemTime {
+        self()
+    }
+}
+
+/// The clock as the configuration holds it.
+#[derive(Clone)]
+pub(crate) struct SharedClock(Arc<dyn Clock>);
+
+impl SharedClock {
+    pub(crate) fn new(clock: impl Clock) -> Self {
+        Self(Arc::new(clock))
+    }
+
+    /// The current time in whole Unix seconds (0 before 1970).
+    pub(crate) fn unix(&self) -> u64 {
+        unix_secs(self.0.now())
+    }
+}
+
+impl Default for SharedClock {
+    fn default() -> Self {
+        Self::new(SystemTime::now)
+    }
+}
+
+impl fmt::Debug for SharedClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// Whole Unix seconds of `time` (0 before 1970).
+pub(crate) fn unix_secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// The time of whole Unix seconds `secs`.
+pub(crate) fn from_unix(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// How long a signed-in session lives: an idle timeout counted from its
+/// last request, and an absolute lifetime counted from sign-in. Whole
+/// seconds.
+///
+/// Give one per tier to [`AuthLayer::with_lifetimes`](crate::AuthLayer::with_lifetimes)
+/// and [`AuthLayer::with_remembered_lifetimes`](crate::AuthLayer::with_remembered_lifetimes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    idle: u64,
+    absolute: u64,
+}
+
+impl Lifetimes {
+    /// A session ends `idle` after its last request, and `absolute` after
+    /// sign-in however active it is.
+    ///
+    /// # Panics
+    ///
+    /// When either is under one second or over ten years, when they are
+    /// not whole seconds, or when `idle` is longer than `absolute` (say so
+    /// with an `idle` equal to `absolute`, which never ends a session
+    /// before its absolute lifetime does).
+    #[must_use]
+    pub fn new(idle: Duration, absolute: Duration) -> Self {
+        let secs = |duration: Duration, name: &str| {
+            assert!(
+                duration.subsec_nanos() == 0,
+                "Lifetimes::new: the {name} lifetime {duration:?} is not whole seconds"
+            );
+            assert!(
+                (1..=MAX_LIFETIME).contains(&duration.as_secs()),
+                "Lifetimes::new: the {name} lifetime {duration:?} is not between 1 s and 10 years"
+            );
+            duration.as_secs()
+        };
+        let (idle, absolute) = (secs(idle, "idle"), secs(absolute, "absolute"));
+        assert!(
+            idle <= absolute,
+            "Lifetimes::new: the idle timeout ({idle} s) is longer than the absolute lifetime \
+             ({absolute} s)"
+        );
+        Self { idle, absolute }
+    }
+
+    /// The idle timeout.
+    #[must_use]
+    pub fn idle(&self) -> Duration {
+        Duration::from_secs(self.idle)
+    }
+
+    /// The absolute lifetime.
+    #[must_use]
+    pub fn absolute(&self) -> Duration {
+        Duration::from_secs(self.absolute)
+    }
+
+    pub(crate) fn idle_secs(&self) -> u64 {
+        self.idle
+    }
+
+    pub(crate) fn absolute_secs(&self) -> u64 {
+        self.absolute
+    }
+}
+
+const MAX_LIFETIME: u64 = 10 * 366 * 24 * 3600;
+
+/// When a route guarded by [`RecentAuth`](crate::RecentAuth) asks for the
+/// user's credentials again, and where it sends a browser to give them.
+///
+/// Set it with [`AuthLayer::with_reauth`](crate::AuthLayer::with_reauth).
+/// Without it the window is 10 minutes and browsers go to the login URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReauthPolicy {
+    pub(crate) window: u64,
+    pub(crate) confirm_url: Option<String>,
+}
+
+impl ReauthPolicy {
+    /// Credentials proven less than `window` ago (by sign-in or by
+    /// [`reauthenticate`](crate::AuthSession::reauthenticate)) are recent.
+    ///
+    /// # Panics
+    ///
+    /// When `window` is under one second, over a year, or not whole
+    /// seconds.
+    #[must_use]
+    pub fn new(window: Duration) -> Self {
+        assert!(
+            window.subsec_nanos() == 0 && (1..=366 * 24 * 3600).contains(&window.as_secs()),
+            "ReauthPolicy::new: the window {window:?} is not whole seconds between 1 s and a year"
+        );
+        Self {
+            window: window.as_secs(),
+            confirm_url: None,
+        }
+    }
+
+    /// Where browsers confirm their credentials: a path or an absolute URL,
+    /// to which `next` is appended as [`LoginRequired`](crate::LoginRequired)
+    /// appends it to the login URL. Default: the login URL.
+    ///
+    /// The URL is checked when the policy is given to the layer.
+    #[must_use]
+    pub fn with_confirm_url(mut self, url: impl Into<String>) -> Self {
+        self.confirm_url = Some(url.into());
+        self
+    }
+
+    /// The window.
+    #[must_use]
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.window)
+    }
+}
+
+impl Default for ReauthPolicy {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(600))
+    }
+}
+
+/// The options of one sign-in, for [`AuthSession::login_with`](crate::AuthSession::login_with).
+///
+/// ```
+/// use tower_sessions_auth::SignIn;
+///
+/// let options = SignIn::new().remember(true).label("password");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
+pub struct SignIn {
+    pub(crate) remember: bool,
+    pub(crate) label: Option<String>,
+}
+
+impl SignIn {
+    /// A sign-in for this browser session only, without a label.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `true` ("keep me signed in"): the session lives by the remembered
+    /// [`Lifetimes`], and its cookie persists until its absolute deadline.
+    /// `false` (the default): the browser-session tier; the cookie ends
+    /// with the browser.
+    pub fn remember(mut self, remember: bool) -> Self {
+        self.remember = remember;
+        self
+    }
+
+    /// Names the sign-in in the session registry ("password", "passkey").
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+}
+
+/// The layer's time settings, as the configuration holds them.
+#[derive(Debug, Clone)]
+pub(crate) struct TimeConfig {
+    pub(crate) clock: SharedClock,
+    pub(crate) session: Lifetimes,
+    pub(crate) remembered: Lifetimes,
+    /// Seconds: the recorded activity is rewritten only when older.
+    pub(crate) activity_interval: u64,
+    pub(crate) reauth: ReauthPolicy,
+}
+
+impl Default for TimeConfig {
+    fn default() -> Self {
+        const MINUTE: u64 = 60;
+        const HOUR: u64 = 60 * MINUTE;
+        const DAY: u64 = 24 * HOUR;
+        Self {
+            clock: SharedClock::default(),
+            // NIST SP 800-63B (AAL2): 30 minutes idle, 12 hours in all.
+            session: Lifetimes::new(
+                Duration::from_secs(30 * MINUTE),
+                Duration::from_secs(12 * HOUR),
+            ),
+            remembered: Lifetimes::new(Duration::from_secs(7 * DAY), Duration::from_secs(30 * DAY)),
+            activity_interval: MINUTE,
+            reauth: ReauthPolicy::default(),
+        }
+    }
+}
+
+impl TimeConfig {
+    pub(crate) fn lifetimes(&self, remembered: bool) -> Lifetimes {
+        if remembered {
+            self.remembered
+        } else {
+            self.session
+        }
+    }
+
+    /// How old the recorded activity of a session of `lifetimes` may grow
+    /// before a request rewrites it: the activity interval, or half the
+    /// idle timeout if that is shorter (at least a second), so that a
+    /// session never ends more than half its idle timeout early.
+    pub(crate) fn activity_interval(&self, lifetimes: Lifetimes) -> u64 {
+        self.activity_interval.min(lifetimes.idle / 2).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_refuse_mistakes() {
+        let refused = |idle: u64, absolute: u64| {
+            std::panic::catch_unwind(|| {
+                Lifetimes::new(Duration::from_secs(idle), Duration::from_secs(absolute))
+            })
+            .is_err()
+        };
+        assert!(refused(0, 10));
+        assert!(refused(11, 10));
+        assert!(refused(1, MAX_LIFETIME + 1));
+        assert!(!refused(10, 10));
+        assert!(std::panic::catch_unwind(|| Lifetimes::new(
+            Duration::from_millis(1500),
+            Duration::from_secs(10)
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn the_activity_interval_is_at_most_half_the_idle_timeout() {
+        let times = TimeConfig::default();
+        let lifetimes = |idle| Lifetimes::new(Duration::from_secs(idle), Duration::from_secs(3600));
+        assert_eq!(times.activity_interval(lifetimes(1800)), 60);
+        assert_eq!(times.activity_interval(lifetimes(90)), 45);
+        assert_eq!(times.activity_interval(lifetimes(1)), 1);
+        assert_eq!(ReauthPolicy::default().window(), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn a_clock_before_1970_reads_zero() {
+        assert_eq!(unix_secs(UNIX_EPOCH - Duration::from_secs(5)), 0);
+        assert_eq!(unix_secs(from_unix(42)), 42);
+    }
+}
