@@ -141,3 +141,21 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for SessionEnded {
         Ok(parts.extensions.get::<Self>().copied())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_signed_in_identity_has_a_user() {
+        let signed_in = Identity::Authenticated("alice");
+        assert!(signed_in.is_authenticated());
+        assert_eq!(signed_in.user(), Some(&"alice"));
+        assert_eq!(signed_in.into_user(), Some("alice"));
+
+        let anonymous = Identity::<&str>::Anonymous;
+        assert!(!anonymous.is_authenticated());
+        assert_eq!(anonymous.user(), None);
+        assert_eq!(anonymous.into_user(), None);
+    }
+}
