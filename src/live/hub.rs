@@ -597,6 +597,23 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
+
+    #[test]
+    fn debug_shows_the_settings_and_the_count_of_watches() {
+        let live = LiveSessions::new()
+            .with_recheck_period(Duration::from_secs(5))
+            .with_max_failures(4);
+        let printed = format!("{live:?}");
+        assert!(printed.starts_with("LiveSessions {"), "{printed}");
+        for expected in [
+            "period: 5s",
+            "max_failures: 4",
+            "channel: None",
+            "watches: 0",
+        ] {
+            assert!(printed.contains(expected), "{expected}: {printed}");
+        }
+    }
     use crate::live::check::{CheckFuture, Probe};
 
     /// A user whose password (the hash that verifies) the test sets. Each
