@@ -321,9 +321,7 @@ const CONFIRM_FOR_SESSIONS: &str = "/confirm?next=%2Fsessions";
 /// [`CONFIRM_FOR_SESSIONS`] (`RecentAuth` would give `next` the `POST`
 /// path, which cannot be loaded), an API client gets `403`, an anonymous
 /// request the sign-in page.
-fn recent_for_sessions(
-    recent: Result<RecentAuth<User>, AuthRejection>,
-) -> Result<User, Response> {
+fn recent_for_sessions(recent: Result<RecentAuth<User>, AuthRejection>) -> Result<User, Response> {
     match recent {
         Ok(RecentAuth(user)) => Ok(user),
         Err(AuthRejection::ReauthRedirect { .. }) => {

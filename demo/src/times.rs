@@ -65,9 +65,11 @@ impl SessionTimes {
     ) -> Result<Self, StartError> {
         let whole = |duration: Duration| duration.subsec_nanos() == 0 && duration.as_secs() >= 1;
         if !whole(idle) || !whole(max_age) || !whole(sudo) {
-            return Err("the idle timeout, the maximum age and the re-authentication window \
+            return Err(
+                "the idle timeout, the maximum age and the re-authentication window \
                         must be whole seconds, 1 or more"
-                .into());
+                    .into(),
+            );
         }
         if idle > max_age {
             return Err(format!(

@@ -133,7 +133,11 @@ async fn api_login_remembers_for_demo_remember_days() {
         if let Some(remember) = remember {
             body["remember"] = json!(remember);
         }
-        client.http().post(server.url("/api/login")).json(&body).send()
+        client
+            .http()
+            .post(server.url("/api/login"))
+            .json(&body)
+            .send()
     };
     let response = login(Some(true)).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -226,7 +230,12 @@ async fn a_session_ends_at_its_maximum_age_however_busy() {
 
     keep_busy(&[&old], &server, started + Duration::from_millis(1_500)).await;
     let young = signed_in(&server, "alice", PASSWORD).await;
-    keep_busy(&[&old, &young], &server, started + Duration::from_millis(2_600)).await;
+    keep_busy(
+        &[&old, &young],
+        &server,
+        started + Duration::from_millis(2_600),
+    )
+    .await;
     assert!(handles(&young, &server).await.contains(&old_handle));
     keep_busy(&[&young], &server, started + Duration::from_millis(4_200)).await;
 
@@ -289,17 +298,17 @@ async fn signing_devices_out_needs_a_recent_sign_in_or_confirmation() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let body = response.text().await.unwrap();
     assert!(body.contains(r#"action="/confirm""#), "{body}");
-    assert_eq!(
-        laptop.delete(&revoke).await.status(),
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(laptop.delete(&revoke).await.status(), StatusCode::FORBIDDEN);
 
     // The right one: back to `next`, and the actions work.
     let right = [("password", PASSWORD), ("next", "/sessions")];
     let response = laptop.post(&server.url("/confirm"), &right).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/sessions");
-    assert_eq!(laptop.delete(&revoke).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        laptop.delete(&revoke).await.status(),
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(phone.me(&server).await, None);
     let other = signed_in(&server, "alice", PASSWORD).await;
     let response = laptop
@@ -314,12 +323,18 @@ async fn signing_devices_out_needs_a_recent_sign_in_or_confirmation() {
 async fn confirm_goes_only_to_local_paths_and_needs_a_sign_in() {
     let (server, _db) = demo(|_| {}).await;
     let anonymous = Browser::new();
-    let response = anonymous.get(&server.url("/confirm?next=%2Fsessions")).await;
+    let response = anonymous
+        .get(&server.url("/confirm?next=%2Fsessions"))
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert!(location(&response).starts_with("/login?next="));
 
     let browser = signed_up(&server, "alice").await;
-    for foreign in ["https://evil.example/", "//evil.example/", "/\\evil.example"] {
+    for foreign in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+    ] {
         let form = [("password", PASSWORD), ("next", foreign)];
         let response = browser.post(&server.url("/confirm"), &form).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{foreign}");
