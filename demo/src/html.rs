@@ -316,18 +316,15 @@ pub(crate) async fn change_password(
 /// `/sessions` page: back to that page afterwards, not to the `POST` path.
 const CONFIRM_FOR_SESSIONS: &str = "/confirm?next=%2Fsessions";
 
-/// The user of a sensitive action of the `/sessions` page: signed in or
-/// confirmed within the window. Otherwise the refusal: a browser goes to
-/// [`CONFIRM_FOR_SESSIONS`] (`RecentAuth` would give `next` the `POST`
-/// path, which cannot be loaded), an API client gets `403`, an anonymous
-/// request the sign-in page.
-fn recent_for_sessions(recent: Result<RecentAuth<User>, AuthRejection>) -> Result<User, Response> {
-    match recent {
-        Ok(RecentAuth(user)) => Ok(user),
-        Err(AuthRejection::ReauthRedirect { .. }) => {
-            Err(Redirect::to(CONFIRM_FOR_SESSIONS).into_response())
-        }
-        Err(rejection) => Err(rejection.into_response()),
+/// The refusal of a sensitive action of the `/sessions` page when the
+/// sign-in or the last confirmation is older than the window: a browser
+/// goes to [`CONFIRM_FOR_SESSIONS`] (`RecentAuth` would give `next` the
+/// `POST` path, which cannot be loaded), an API client gets `403`, an
+/// anonymous request the sign-in page.
+fn refused_for_sessions(rejection: AuthRejection) -> Response {
+    match rejection {
+        AuthRejection::ReauthRedirect { .. } => Redirect::to(CONFIRM_FOR_SESSIONS).into_response(),
+        rejection => rejection.into_response(),
     }
 }
 
@@ -339,9 +336,9 @@ pub(crate) async fn logout_others(
     recent: Result<RecentAuth<User>, AuthRejection>,
     mut auth: AuthSession<User>,
 ) -> Result<Response, AppError> {
-    let user = match recent_for_sessions(recent) {
-        Ok(user) => user,
-        Err(refusal) => return Ok(refusal),
+    let user = match recent {
+        Ok(RecentAuth(user)) => user,
+        Err(rejection) => return Ok(refused_for_sessions(rejection)),
     };
     let Some(updated) = state.users.bump_session_epoch(user.id).await? else {
         auth.logout().await?;
@@ -415,9 +412,9 @@ pub(crate) async fn revoke_session(
     mut auth: AuthSession<User>,
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, AppError> {
-    let user = match recent_for_sessions(recent) {
-        Ok(user) => user,
-        Err(refusal) => return Ok(refusal),
+    let user = match recent {
+        Ok(RecentAuth(user)) => user,
+        Err(rejection) => return Ok(refused_for_sessions(rejection)),
     };
     let revocation = match form.handle.parse::<SessionHandle>() {
         Ok(handle) => auth.revoke_session(&handle).await?,
