@@ -182,7 +182,7 @@ async fn device_list_says_when_each_session_ends_if_unused() {
         assert_eq!(remembered, session["current"] == false, "{session}");
     }
     let body = page(&plain, &server, "/sessions").await;
-    assert_eq!(body.matches("Ends if unused at").count(), 2, "{body}");
+    assert_eq!(body.matches("Ends if unused until").count(), 2, "{body}");
     assert_eq!(body.matches("Kept signed in").count(), 1, "{body}");
     assert!(body.contains(r#"id="ends-note""#), "{body}");
 }
