@@ -335,8 +335,9 @@
 //! tower-sessions is about to write a signed-in session (a sign-in, an
 //! activity write, the handler's own data), the layer sets its expiry:
 //! `Expiry::OnSessionEnd` for the browser-session tier,
-//! `Expiry::AtDateTime(signed_in + absolute)` for a remembered one (the
-//! store record expires then too). `SessionManagerLayer::with_expiry` still
+//! `Expiry::AtDateTime` at the end of the second `signed_in + absolute`
+//! for a remembered one (the store record expires then too; a sign-in's
+//! cookie gets a `Max-Age` of exactly the absolute lifetime). `SessionManagerLayer::with_expiry` still
 //! applies to anonymous sessions. Under `with_always_save(true)`, requests
 //! that change nothing are saved with the session layer's expiry: keep it
 //! no longer than your shortest lifetime.

@@ -319,7 +319,13 @@ async fn record_activity<Id: serde::Serialize + Clone>(
 /// session (tower-sessions sends `Max-Age` and gives the store record the
 /// same expiry), the browser session otherwise (no `Max-Age`, no
 /// `Expires`). Either way the cookie never outlives the server-side
-/// session.
+/// session by a whole second.
+///
+/// The expiry is the last instant of the deadline's second: the record
+/// keeps whole seconds (`signed_in` is the sign-in's second, rounded
+/// down), and tower-sessions writes `Max-Age` as the whole seconds left,
+/// rounded down, so the deadline itself would give a sign-in's cookie a
+/// `Max-Age` one short of the absolute lifetime.
 fn cookie_expiry(times: &RecordTimes, lifetimes: Lifetimes) -> Expiry {
     if !times.remembered {
         return Expiry::OnSessionEnd;
@@ -328,6 +334,12 @@ fn cookie_expiry(times: &RecordTimes, lifetimes: Lifetimes) -> Expiry {
     i64::try_from(deadline)
         .ok()
         .and_then(|deadline| OffsetDateTime::from_unix_timestamp(deadline).ok())
+        .and_then(|deadline| {
+            deadline.checked_add(
+                tower_sessions::cookie::time::Duration::SECOND
+                    - tower_sessions::cookie::time::Duration::NANOSECOND,
+            )
+        })
         .map_or(Expiry::OnSessionEnd, Expiry::AtDateTime)
 }
 

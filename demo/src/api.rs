@@ -8,9 +8,13 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tower_sessions_auth::{AuthSession, AuthUser, Revocation, SessionHandle};
+use tower_sessions_auth::{
+    AuthRejection, AuthSession, AuthUser, RecentAuth, Revocation, SessionHandle,
+};
 
-use super::{accounts::authenticate, devices, error::AppError, users::User, AppState};
+use super::{
+    accounts::authenticate, devices, error::AppError, times::SessionTimes, users::User, AppState,
+};
 
 /// `GET /api/me`: the signed-in user's name, or `401`.
 pub(crate) async fn me(user: Option<AuthUser<User>>) -> Response {
@@ -25,9 +29,13 @@ pub(crate) async fn me(user: Option<AuthUser<User>>) -> Response {
 pub(crate) struct Credentials {
     username: String,
     password: String,
+    /// "Keep me signed in": a cookie with a `Max-Age`.
+    #[serde(default)]
+    remember: bool,
 }
 
-/// `POST /api/login`: signs in and sets the session cookie, or `401`.
+/// `POST /api/login`: signs in (for the browser session, or remembered with
+/// `"remember": true`) and sets the session cookie, or `401`.
 pub(crate) async fn login(
     State(state): State<AppState>,
     mut auth: AuthSession<User>,
@@ -39,7 +47,8 @@ pub(crate) async fn login(
     };
     match authenticate(&state, &credentials.username, credentials.password).await? {
         Some(user) => {
-            auth.login(&user).await?;
+            auth.login_with(&user, SessionTimes::sign_in(credentials.remember))
+                .await?;
             Ok(Json(json!({ "username": user.username })).into_response())
         }
         None => Ok(error(
@@ -51,11 +60,14 @@ pub(crate) async fn login(
 
 /// `GET /api/sessions`: the user's signed-in sessions, most recently seen
 /// first, or `401`.
-pub(crate) async fn sessions(auth: AuthSession<User>) -> Result<Response, AppError> {
+pub(crate) async fn sessions(
+    State(state): State<AppState>,
+    auth: AuthSession<User>,
+) -> Result<Response, AppError> {
     if auth.user().is_none() {
         return Ok(not_signed_in());
     }
-    let sessions: Vec<Value> = devices::listed(&auth)
+    let sessions: Vec<Value> = devices::listed(&auth, &state.times)
         .await?
         .into_iter()
         .map(|device| {
@@ -64,6 +76,8 @@ pub(crate) async fn sessions(auth: AuthSession<User>) -> Result<Response, AppErr
                 "current": device.current,
                 "created_at": device.created_at,
                 "last_seen_at": device.last_seen_at,
+                "expires_at": device.expires_at,
+                "remembered": device.remembered,
                 "user_agent": device.user_agent,
                 "ip": device.ip,
             })
@@ -75,13 +89,18 @@ pub(crate) async fn sessions(auth: AuthSession<User>) -> Result<Response, AppErr
 
 /// `DELETE /api/sessions/{handle}`: `204` when revoked (this session's own
 /// handle signs it out), `404` when the user has no such session, `401`
-/// when anonymous.
+/// when anonymous, `403` with `{"error": "reauthentication required"}`
+/// when the sign-in or the last confirmation is older than the window.
 pub(crate) async fn revoke_session(
+    recent: Result<RecentAuth<User>, AuthRejection>,
     mut auth: AuthSession<User>,
     Path(handle): Path<String>,
 ) -> Result<Response, AppError> {
     if auth.user().is_none() {
         return Ok(not_signed_in());
+    }
+    if let Err(rejection) = recent {
+        return Ok(rejection.into_response());
     }
     let Ok(handle) = handle.parse::<SessionHandle>() else {
         return Ok(error(StatusCode::NOT_FOUND, "no such session"));

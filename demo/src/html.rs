@@ -10,7 +10,8 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 use tower_sessions_auth::{
-    safe_next, AuthSession, EndReason, LoginRequired, Revocation, SessionEnded, SessionHandle,
+    safe_next, AuthRejection, AuthSession, EndReason, LoginRequired, RecentAuth, Revocation,
+    SessionEnded, SessionHandle,
 };
 
 use super::{
@@ -18,6 +19,7 @@ use super::{
     activity, devices,
     error::AppError,
     pages::{self, render},
+    times::SessionTimes,
     users::User,
     AppState,
 };
@@ -37,8 +39,10 @@ enum Notice {
     EndedBySignOutElsewhere,
     /// ... because the account is gone.
     EndedAccountGone,
-    /// ... from the list of signed-in devices elsewhere, or by expiry.
+    /// ... from the list of signed-in devices elsewhere.
     EndedRevoked,
+    /// ... because it was unused for too long, or reached its maximum age.
+    EndedExpired,
     /// ... for another reason (unreadable session data).
     EndedOther,
 }
@@ -66,9 +70,10 @@ impl Notice {
             Self::EndedAccountGone => {
                 "You were signed out because the account you were signed in to no longer exists."
             }
-            Self::EndedRevoked => {
-                "You were signed out from another device, or because this session was \
-                 unused for too long."
+            Self::EndedRevoked => "You were signed out from another device.",
+            Self::EndedExpired => {
+                "You were signed out because this session was unused for too long, or \
+                 reached its maximum age. Please sign in again."
             }
             Self::EndedOther => "You were signed out. Please sign in again.",
         }
@@ -80,6 +85,7 @@ impl Notice {
             EndReason::EpochChanged => Self::EndedBySignOutElsewhere,
             EndReason::UserGone => Self::EndedAccountGone,
             EndReason::Revoked => Self::EndedRevoked,
+            EndReason::Expired => Self::EndedExpired,
             _ => Self::EndedOther,
         }
     }
@@ -193,6 +199,7 @@ pub(crate) async fn login_form(
     let page = pages::Login {
         username: String::new(),
         next: local_next(query.next.as_deref()),
+        remember: false,
         notice: Notice::take(&session).await?.map(Notice::text),
         error: None,
     };
@@ -205,19 +212,24 @@ pub(crate) struct LoginForm {
     username: String,
     password: String,
     next: Option<String>,
+    /// The "Keep me signed in" checkbox: `1` when ticked.
+    remember: Option<String>,
 }
 
-/// `POST /login`: signs in and goes to `next` (a local path only), else
-/// `/`.
+/// `POST /login`: signs in, for the browser session or, with `remember=1`,
+/// for [`Config::remember_days`](crate::Config::remember_days), and goes to
+/// `next` (a local path only), else `/`.
 pub(crate) async fn login(
     State(state): State<AppState>,
     mut auth: AuthSession<User>,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     let next = local_next(form.next.as_deref());
+    let remember = form.remember.as_deref() == Some("1");
     match authenticate(&state, &form.username, form.password).await? {
         Some(user) => {
-            auth.login(&user).await?;
+            auth.login_with(&user, SessionTimes::sign_in(remember))
+                .await?;
             let target = if next.is_empty() { "/" } else { next.as_str() };
             Ok(Redirect::to(target).into_response())
         }
@@ -225,6 +237,7 @@ pub(crate) async fn login(
             let page = pages::Login {
                 username: form.username,
                 next,
+                remember,
                 notice: None,
                 error: Some("Wrong username or password."),
             };
@@ -299,13 +312,34 @@ pub(crate) async fn change_password(
     Ok(Redirect::to("/").into_response())
 }
 
+/// Where a browser confirms its password before an action of the
+/// `/sessions` page: back to that page afterwards, not to the `POST` path.
+const CONFIRM_FOR_SESSIONS: &str = "/confirm?next=%2Fsessions";
+
+/// The refusal of a sensitive action of the `/sessions` page when the
+/// sign-in or the last confirmation is older than the window: a browser
+/// goes to [`CONFIRM_FOR_SESSIONS`] (`RecentAuth` would give `next` the
+/// `POST` path, which cannot be loaded), an API client gets `403`, an
+/// anonymous request the sign-in page.
+fn refused_for_sessions(rejection: AuthRejection) -> Response {
+    match rejection {
+        AuthRejection::ReauthRedirect { .. } => Redirect::to(CONFIRM_FOR_SESSIONS).into_response(),
+        rejection => rejection.into_response(),
+    }
+}
+
 /// `POST /sessions/logout-others`: a new session epoch ends every other
-/// session of the user, without a password change.
+/// session of the user, without a password change. Needs a recent sign-in
+/// or confirmation.
 pub(crate) async fn logout_others(
     State(state): State<AppState>,
-    LoginRequired(user): LoginRequired<User>,
+    recent: Result<RecentAuth<User>, AuthRejection>,
     mut auth: AuthSession<User>,
 ) -> Result<Response, AppError> {
+    let user = match recent {
+        Ok(RecentAuth(user)) => user,
+        Err(rejection) => return Ok(refused_for_sessions(rejection)),
+    };
     let Some(updated) = state.users.bump_session_epoch(user.id).await? else {
         auth.logout().await?;
         return Ok(Redirect::to("/").into_response());
@@ -351,13 +385,14 @@ pub(crate) async fn delete_account(
 /// `GET /sessions`: the user's signed-in devices, each but this one with a
 /// button that signs it out.
 pub(crate) async fn sessions(
+    State(state): State<AppState>,
     LoginRequired(user): LoginRequired<User>,
     auth: AuthSession<User>,
 ) -> Result<Response, AppError> {
     let page = pages::Sessions {
         username: user.username,
         notice: Notice::take(auth.session()).await?.map(Notice::text),
-        devices: devices::listed(&auth).await?,
+        devices: devices::listed(&auth, &state.times).await?,
     };
     render(StatusCode::OK, &page)
 }
@@ -370,12 +405,17 @@ pub(crate) struct RevokeForm {
 
 /// `POST /sessions/revoke`: signs one device out. Another device: back to
 /// `/sessions`; this one: to `/login`; a handle the user has no session
-/// for: `404`, nothing revoked.
+/// for: `404`, nothing revoked. Needs a recent sign-in or confirmation.
 pub(crate) async fn revoke_session(
-    LoginRequired(user): LoginRequired<User>,
+    State(state): State<AppState>,
+    recent: Result<RecentAuth<User>, AuthRejection>,
     mut auth: AuthSession<User>,
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, AppError> {
+    let user = match recent {
+        Ok(RecentAuth(user)) => user,
+        Err(rejection) => return Ok(refused_for_sessions(rejection)),
+    };
     let revocation = match form.handle.parse::<SessionHandle>() {
         Ok(handle) => auth.revoke_session(&handle).await?,
         Err(_) => Revocation::NotFound,
@@ -390,9 +430,60 @@ pub(crate) async fn revoke_session(
             let page = pages::Sessions {
                 username: user.username,
                 notice: Some("No such session: it may have ended already. Nothing was changed."),
-                devices: devices::listed(&auth).await?,
+                devices: devices::listed(&auth, &state.times).await?,
             };
             render(StatusCode::NOT_FOUND, &page)
         }
     }
+}
+
+/// The query of `GET /confirm`.
+#[derive(Deserialize)]
+pub(crate) struct ConfirmQuery {
+    next: Option<String>,
+}
+
+/// `GET /confirm`: asks the signed-in user for their password before a
+/// sensitive action, carrying `next` through.
+pub(crate) async fn confirm_form(
+    LoginRequired(user): LoginRequired<User>,
+    Query(query): Query<ConfirmQuery>,
+) -> Result<Response, AppError> {
+    let page = pages::Confirm {
+        username: user.username,
+        next: local_next(query.next.as_deref()),
+        error: None,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// The confirmation form's fields.
+#[derive(Deserialize)]
+pub(crate) struct ConfirmForm {
+    password: String,
+    next: Option<String>,
+}
+
+/// `POST /confirm`: the right password renews the re-authentication window
+/// (and the session id) and goes to `next` (a local path only), else `/`;
+/// a wrong one answers `401` with the form.
+pub(crate) async fn confirm(
+    State(state): State<AppState>,
+    LoginRequired(user): LoginRequired<User>,
+    mut auth: AuthSession<User>,
+    Form(form): Form<ConfirmForm>,
+) -> Result<Response, AppError> {
+    let next = local_next(form.next.as_deref());
+    let stored = Some(user.password_hash.clone());
+    if !state.passwords.verify(form.password, stored).await? {
+        let page = pages::Confirm {
+            username: user.username,
+            next,
+            error: Some("Wrong password. Nothing was changed."),
+        };
+        return render(StatusCode::UNAUTHORIZED, &page);
+    }
+    auth.reauthenticate(&user).await?;
+    let target = if next.is_empty() { "/" } else { next.as_str() };
+    Ok(Redirect::to(target).into_response())
 }

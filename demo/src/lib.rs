@@ -42,6 +42,7 @@ mod pages;
 mod passwords;
 pub mod secret;
 mod stores;
+mod times;
 mod users;
 
 use std::{
@@ -59,10 +60,15 @@ use axum::{
 use tokio::net::TcpListener;
 use tower_sessions_auth::{AuthKeys, AuthLayer};
 
+pub use self::times::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_AGE, DEFAULT_REMEMBER_DAYS, DEFAULT_SUDO_WINDOW,
+};
+
 use self::{
     guard::OriginPolicy,
     passwords::Passwords,
     stores::{CookieSettings, Sessions},
+    times::SessionTimes,
     users::Users,
 };
 
@@ -107,6 +113,22 @@ pub struct Config {
     /// line (default [`DEFAULT_KEEP_ALIVE`]), so that proxies do not close
     /// it as idle.
     pub keep_alive: Duration,
+    /// A signed-in session unused this long ends (`DEMO_IDLE_SECS`,
+    /// default [`DEFAULT_IDLE_TIMEOUT`]); a remembered one ("keep me
+    /// signed in") after a week unused instead. Whole seconds.
+    pub idle_timeout: Duration,
+    /// A signed-in session ends this long after sign-in however active it
+    /// is (`DEMO_MAX_AGE_SECS`, default [`DEFAULT_MAX_AGE`]); a remembered
+    /// one after [`Config::remember_days`] instead. Whole seconds, at least
+    /// the idle timeout.
+    pub max_age: Duration,
+    /// How many days a remembered session and its cookie live
+    /// (`DEMO_REMEMBER_DAYS`, default [`DEFAULT_REMEMBER_DAYS`]).
+    pub remember_days: u32,
+    /// How recent a sign-in or password confirmation signing other devices
+    /// out needs (`DEMO_SUDO_SECS`, default [`DEFAULT_SUDO_WINDOW`]).
+    /// Whole seconds.
+    pub sudo_window: Duration,
 }
 
 /// The default of [`Config::recheck_period`].
@@ -128,6 +150,8 @@ pub(crate) struct AppState {
     passwords: Passwords,
     /// [`Config::keep_alive`].
     keep_alive: Duration,
+    /// The lifetimes, for the list of signed-in devices.
+    times: SessionTimes,
 }
 
 /// Connects to the databases, creates the schema and returns the complete
@@ -148,6 +172,12 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
     if config.keep_alive.is_zero() {
         return Err("the keep-alive interval of /api/events must not be zero".into());
     }
+    let times = SessionTimes::new(
+        config.idle_timeout,
+        config.max_age,
+        config.remember_days,
+        config.sudo_window,
+    )?;
     let users = Users::connect(&config.database_url, config.postgres_schema.as_deref()).await?;
     users.migrate().await?;
     let passwords = Passwords::new(config.argon2).await?;
@@ -156,6 +186,7 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         &users,
         config.postgres_schema.as_deref(),
         config.max_sessions,
+        &times,
     )
     .await?;
     let sessions = Sessions::connect(
@@ -168,7 +199,10 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         .with_login_url("/login")
         .with_registry(registry)
         .with_live_sessions(sessions.live_sessions(config.recheck_period))
-        .with_events(activity::events(users.clone()));
+        .with_events(activity::events(users.clone()))
+        .with_lifetimes(times.session())
+        .with_remembered_lifetimes(times.remembered())
+        .with_reauth(times.reauth());
     let routes = Router::new()
         .route("/", get(html::home))
         .route("/signup", get(html::signup_form).post(html::signup))
@@ -181,6 +215,7 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         .route("/sessions", get(html::sessions))
         .route("/sessions/revoke", post(html::revoke_session))
         .route("/sessions/logout-others", post(html::logout_others))
+        .route("/confirm", get(html::confirm_form).post(html::confirm))
         .route("/account/delete", post(html::delete_account))
         .route("/api/me", get(api::me))
         .route("/api/login", post(api::login))
@@ -193,6 +228,7 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
             users: users.clone(),
             passwords,
             keep_alive: config.keep_alive,
+            times,
         })
         .layer(middleware::from_fn(html::explain_ended_session))
         .layer(auth);

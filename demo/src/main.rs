@@ -30,6 +30,17 @@
 //!   and WebSocket is checked again (decimals allowed, at least 0.1):
 //!   the longest one outlives its session when no notice reached this
 //!   process. Default: 30.
+//! - `DEMO_IDLE_SECS`: a signed-in session unused this many seconds ends.
+//!   Default: 1800 (30 minutes). A remembered session ("Keep me signed
+//!   in") ends after a week unused instead.
+//! - `DEMO_MAX_AGE_SECS`: a signed-in session ends this many seconds after
+//!   sign-in, however active. Default: 43200 (12 hours). A remembered
+//!   session lives `DEMO_REMEMBER_DAYS` instead.
+//! - `DEMO_REMEMBER_DAYS`: how many days a remembered session and its
+//!   cookie live. Default: 30.
+//! - `DEMO_SUDO_SECS`: signing other devices out needs a sign-in or a
+//!   password confirmation (`/confirm`) this many seconds old at most.
+//!   Default: 600.
 //! - `RUST_LOG`: log filter, default `info`.
 
 use std::{env, io::IsTerminal as _, time::Duration};
@@ -38,7 +49,8 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use tower_sessions_auth_demo::{
-    build, secret, serve, Config, StartError, DEFAULT_KEEP_ALIVE, DEFAULT_RECHECK_PERIOD,
+    build, secret, serve, Config, StartError, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEP_ALIVE,
+    DEFAULT_MAX_AGE, DEFAULT_RECHECK_PERIOD, DEFAULT_REMEMBER_DAYS, DEFAULT_SUDO_WINDOW,
 };
 
 /// Logs at `info`, but not Postgres' notices ("relation already exists,
@@ -85,6 +97,18 @@ async fn main() -> Result<(), StartError> {
             None => DEFAULT_RECHECK_PERIOD,
         },
         keep_alive: DEFAULT_KEEP_ALIVE,
+        idle_timeout: whole_seconds("DEMO_IDLE_SECS", DEFAULT_IDLE_TIMEOUT)?,
+        max_age: whole_seconds("DEMO_MAX_AGE_SECS", DEFAULT_MAX_AGE)?,
+        remember_days: match var("DEMO_REMEMBER_DAYS") {
+            Some(days) => days
+                .trim()
+                .parse()
+                .ok()
+                .filter(|days| (1..=3650).contains(days))
+                .ok_or("DEMO_REMEMBER_DAYS must be a whole number of days, 1 to 3650")?,
+            None => DEFAULT_REMEMBER_DAYS,
+        },
+        sudo_window: whole_seconds("DEMO_SUDO_SECS", DEFAULT_SUDO_WINDOW)?,
         database_url,
     };
 
@@ -110,6 +134,20 @@ fn seconds(text: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(secs)
         .ok()
         .filter(|period| *period >= Duration::from_millis(100))
+}
+
+/// The whole seconds, 1 or more, in the variable `name`, else `default`.
+fn whole_seconds(name: &str, default: Duration) -> Result<Duration, String> {
+    match var(name) {
+        Some(secs) => secs
+            .trim()
+            .parse()
+            .ok()
+            .filter(|secs| *secs >= 1)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{name} must be a whole number of seconds, 1 or more")),
+        None => Ok(default),
+    }
 }
 
 /// An environment variable; unset and empty are the same.

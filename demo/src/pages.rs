@@ -28,6 +28,8 @@ pub(crate) struct Login {
     pub(crate) username: String,
     /// Where to go after signing in; checked again when the form comes back.
     pub(crate) next: String,
+    /// "Keep me signed in" was ticked.
+    pub(crate) remember: bool,
     /// Why this browser was signed out, when it just was.
     pub(crate) notice: Option<&'static str>,
     pub(crate) error: Option<&'static str>,
@@ -46,6 +48,16 @@ pub(crate) struct Signup {
 #[template(path = "password.html")]
 pub(crate) struct Password {
     pub(crate) username: String,
+    pub(crate) error: Option<&'static str>,
+}
+
+/// `/confirm`: the password again, before a sensitive action.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub(crate) struct Confirm {
+    pub(crate) username: String,
+    /// Where to go once confirmed; checked again when the form comes back.
+    pub(crate) next: String,
     pub(crate) error: Option<&'static str>,
 }
 

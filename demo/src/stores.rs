@@ -29,6 +29,7 @@ use tower_sessions_redis_store::{
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use super::{
+    times::SessionTimes,
     users::{self, Users},
     StartError,
 };
@@ -37,19 +38,24 @@ use super::{
 /// its keys itself).
 const CLEANUP_PERIOD: Duration = Duration::from_secs(60 * 60);
 
-/// A session not used for this long ends.
+/// An anonymous session (one that holds only a notice) not used for this
+/// long ends. Signed-in sessions live by the lifetimes in [`SessionTimes`]:
+/// the auth layer sets their cookie's lifetime.
 const IDLE_TIMEOUT_DAYS: i64 = 14;
 
 /// The session registry ("signed-in devices") in the users' database, so
 /// that every demo process sharing it sees the same sessions, whichever
-/// session store they use. Its entries live as long as an unused session;
-/// expired ones are deleted with the expired sessions. `max_sessions`
+/// session store they use. Its entries live as long as an unused session of
+/// the longer-lived tier, and their last-seen time is written as often as
+/// the layer records activity ([`SessionTimes`]); expired ones are deleted
+/// with the expired sessions. `max_sessions`
 /// (`DEMO_MAX_SESSIONS`): a sign-in beyond it ends the user's least
 /// recently seen session.
 pub(crate) async fn session_registry(
     users: &Users,
     postgres_schema: Option<&str>,
     max_sessions: Option<usize>,
+    times: &SessionTimes,
 ) -> Result<SessionRegistry, StartError> {
     let registry = match users {
         Users::Sqlite(pool) => {
@@ -66,8 +72,9 @@ pub(crate) async fn session_registry(
             SessionRegistry::new(store)
         }
     };
-    let lifetime = Duration::from_secs(u64::try_from(IDLE_TIMEOUT_DAYS).unwrap_or(14) * 86_400);
-    let registry = registry.with_lifetime(lifetime);
+    let registry = registry
+        .with_touch_interval(times.touch_interval())
+        .with_lifetime(times.registry_lifetime());
     let registry = match max_sessions {
         Some(max) => registry.with_limit(max, LimitPolicy::EvictLeastRecentlySeen),
         None => registry,
@@ -192,7 +199,7 @@ async fn postgres(pool: PgPool, schema: Option<&str>) -> Result<Sessions, StartE
 
 /// The session layer with the demo's cookie: `HttpOnly` (no script reads
 /// it), `SameSite=Lax` (not sent on cross-site `POST`s), `Path=/`,
-/// `Secure` when configured, and an idle timeout.
+/// `Secure` when configured, and an idle timeout for anonymous sessions.
 fn with_cookie<S: SessionStore + Clone>(
     routes: Router,
     store: S,

@@ -5,6 +5,9 @@
 //! listens to `/api/events`), which says why, while the first stays signed
 //! in on its page. A third browser lists the signed-in devices and signs
 //! one out, which goes to the sign-in page by itself too.
+//!
+//! A second test restarts Chromium on the same profile: a sign-in with
+//! "Keep me signed in" survives it, a plain one does not.
 //! A screenshot of every step goes to `target/demo-screenshots/`.
 //!
 //! Needs `chromium` and `chromedriver` on the `PATH` (Debian: packages
@@ -123,16 +126,30 @@ impl Drop for Chromedriver {
     }
 }
 
-/// One browser: a WebDriver session with its own fresh Chromium profile.
+/// One browser: a WebDriver session with its own Chromium profile, fresh
+/// unless given.
 struct Browser {
     client: fantoccini::Client,
     name: &'static str,
-    _profile: TempDir,
+    _profile: Option<TempDir>,
 }
 
 impl Browser {
     async fn open(driver: &Chromedriver, chromium: &Path, name: &'static str) -> Self {
         let profile = TempDir::new("demo_browser_profile");
+        let mut browser = Self::open_in(driver, chromium, name, profile.path()).await;
+        browser._profile = Some(profile);
+        browser
+    }
+
+    /// A browser on the profile in `profile`, which outlives it: a second
+    /// one opened there later is the same browser restarted.
+    async fn open_in(
+        driver: &Chromedriver,
+        chromium: &Path,
+        name: &'static str,
+        profile: &Path,
+    ) -> Self {
         let args = [
             "--headless=new".to_owned(),
             "--no-sandbox".to_owned(),
@@ -144,7 +161,7 @@ impl Browser {
             "--disable-component-update".to_owned(),
             "--disable-sync".to_owned(),
             "--window-size=1000,760".to_owned(),
-            format!("--user-data-dir={}", profile.path().display()),
+            format!("--user-data-dir={}", profile.display()),
         ];
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".to_owned(), json!("chrome"));
@@ -161,7 +178,7 @@ impl Browser {
         Self {
             client,
             name,
-            _profile: profile,
+            _profile: None,
         }
     }
 
@@ -526,4 +543,72 @@ async fn revoke_from_the_device_list(base: &str, laptop: &Browser, tablet: &Brow
     laptop
         .screenshot("15-laptop-signed-out-from-the-list")
         .await;
+}
+
+/// "Keep me signed in" in a real browser: Chromium keeps a cookie with a
+/// `Max-Age` on disk and forgets one without when it quits. Two profiles
+/// sign in, one with the box ticked; both browsers quit and start again on
+/// their profiles; only the remembered one is still signed in.
+#[tokio::test]
+async fn keep_me_signed_in_survives_a_browser_restart() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let demo = Demo::start().await;
+    let driver = Chromedriver::start(&chromedriver).await;
+    let base = demo.server.base.clone();
+    let kept_profile = TempDir::new("demo_browser_kept");
+    let plain_profile = TempDir::new("demo_browser_plain");
+
+    // Before: sign in on both, the box ticked on one.
+    let kept = Arc::new(Browser::open_in(&driver, &chromium, "kept", kept_profile.path()).await);
+    let plain = Arc::new(Browser::open_in(&driver, &chromium, "plain", plain_profile.path()).await);
+    let outcome = tokio::spawn({
+        let (kept, plain, base) = (kept.clone(), plain.clone(), base.clone());
+        async move {
+            plain.goto(&format!("{base}/signup")).await;
+            plain.submit_as_alice(PASSWORD).await;
+            plain.expect_page("/", "Signed in as alice").await;
+            kept.goto(&format!("{base}/login")).await;
+            kept.expect_page("/login", "Keep me signed in").await;
+            kept.fill(r#"input[name="username"]"#, "alice").await;
+            kept.fill(r#"input[name="password"]"#, PASSWORD).await;
+            kept.click(r#"input[name="remember"]"#).await;
+            kept.screenshot("20-kept-sign-in-form").await;
+            kept.click(r#"button[type="submit"]"#).await;
+            kept.expect_page("/", "Signed in as alice").await;
+        }
+    })
+    .await;
+    // Quitting is the restart's first half: Chromium writes its cookies.
+    kept.close().await;
+    plain.close().await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+
+    // After: the same profiles in new Chromium processes.
+    let kept = Arc::new(
+        Browser::open_in(&driver, &chromium, "kept, restarted", kept_profile.path()).await,
+    );
+    let plain = Arc::new(
+        Browser::open_in(&driver, &chromium, "plain, restarted", plain_profile.path()).await,
+    );
+    let outcome = tokio::spawn({
+        let (kept, plain) = (kept.clone(), plain.clone());
+        async move {
+            kept.goto(&format!("{base}/")).await;
+            kept.expect_page("/", "Signed in as alice").await;
+            kept.screenshot("21-kept-after-restart").await;
+            plain.goto(&format!("{base}/")).await;
+            plain.expect_page("/", "You are not signed in").await;
+            plain.screenshot("22-plain-after-restart").await;
+        }
+    })
+    .await;
+    kept.close().await;
+    plain.close().await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
 }

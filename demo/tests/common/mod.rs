@@ -16,7 +16,10 @@ use std::{
 
 use tokio::{net::TcpListener, task::JoinHandle};
 use tower_sessions_auth::AuthKeys;
-use tower_sessions_auth_demo::{build, serve, Config, DEFAULT_KEEP_ALIVE, DEFAULT_RECHECK_PERIOD};
+use tower_sessions_auth_demo::{
+    build, serve, Config, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEP_ALIVE, DEFAULT_MAX_AGE,
+    DEFAULT_RECHECK_PERIOD, DEFAULT_REMEMBER_DAYS, DEFAULT_SUDO_WINDOW,
+};
 
 /// A name no other test (or test run) uses.
 pub fn unique(prefix: &str) -> String {
@@ -71,6 +74,10 @@ pub fn config(database_url: &str, secret: &[u8]) -> Config {
         max_sessions: None,
         recheck_period: DEFAULT_RECHECK_PERIOD,
         keep_alive: DEFAULT_KEEP_ALIVE,
+        idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        max_age: DEFAULT_MAX_AGE,
+        remember_days: DEFAULT_REMEMBER_DAYS,
+        sudo_window: DEFAULT_SUDO_WINDOW,
     }
 }
 
