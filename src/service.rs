@@ -144,13 +144,14 @@ where
                         session: watched,
                     });
                 }
-                let times = context.times.clone();
-                req.extensions_mut().insert(context);
+                // A pointer for after the handler; a copy of the settings
+                // would allocate on every request.
+                req.extensions_mut().insert(context.clone());
                 let response = inner.call(req).await?;
                 if presented {
                     keep_cookie_of_missing_record(&session).await;
                 }
-                set_cookie_lifetime::<IdOf<B>>(&times, &session).await;
+                set_cookie_lifetime::<IdOf<B>>(&context.times, &session).await;
                 Ok(response)
             }
             .instrument(span),
