@@ -81,14 +81,21 @@ async fn the_benchmark_setup_writes_nothing_per_request() {
     for _ in 0..REQUESTS {
         me_ok(&app, &cookie).await;
     }
-    assert_eq!(store.writes() - after_login, 0, "store writes over {REQUESTS} requests");
+    assert_eq!(
+        store.writes() - after_login,
+        0,
+        "store writes over {REQUESTS} requests"
+    );
 }
 
 /// With an injected clock: 1,000 requests spread over just under one
 /// interval write nothing; one write per interval after that.
 #[tokio::test]
 async fn one_write_per_activity_interval() {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let secs = Arc::new(AtomicU64::new(now));
     let clock = {
         let secs = secs.clone();
@@ -109,7 +116,10 @@ async fn one_write_per_activity_interval() {
     // Ten intervals, 100 requests in each: one write per interval.
     for interval in 1..=10u64 {
         for i in 0..100u64 {
-            secs.store(now + interval * INTERVAL + i * (INTERVAL - 1) / 100, Ordering::SeqCst);
+            secs.store(
+                now + interval * INTERVAL + i * (INTERVAL - 1) / 100,
+                Ordering::SeqCst,
+            );
             me_ok(&app, &cookie).await;
         }
         assert_eq!(
