@@ -519,3 +519,60 @@ fn fingerprint(context: &Context, session: &Session) -> String {
         |id| context.keys.log_fingerprint(&id.to_string()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use tower::Layer as _;
+
+    use super::*;
+    use crate::{test_support::Users, AuthKeys, AuthLayer};
+
+    const SECRET: &str = "a service secret that is long enough to be accepted";
+
+    /// An inner service that is as ready as it is told to be.
+    #[derive(Clone, Debug)]
+    struct Inner(Poll<Result<(), &'static str>>);
+
+    impl Service<Request> for Inner {
+        type Response = Response;
+        type Error = &'static str;
+        type Future = std::future::Ready<Result<Response, &'static str>>;
+
+        fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), &'static str>> {
+            self.0
+        }
+
+        fn call(&mut self, _: Request) -> Self::Future {
+            std::future::ready(Ok(Response::default()))
+        }
+    }
+
+    fn service(ready: Poll<Result<(), &'static str>>) -> AuthService<Inner, Users> {
+        AuthLayer::new(Users, AuthKeys::new(SECRET).unwrap()).layer(Inner(ready))
+    }
+
+    #[test]
+    fn readiness_and_its_errors_are_the_inner_services() {
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        for ready in [Poll::Pending, Poll::Ready(Ok(())), Poll::Ready(Err("down"))] {
+            assert_eq!(service(ready).poll_ready(&mut cx), ready);
+        }
+    }
+
+    #[test]
+    fn debug_shows_the_inner_service_and_never_the_secret() {
+        let mut service = service(Poll::Ready(Ok(())));
+        let printed = format!("{service:?}");
+        assert!(
+            printed.starts_with("AuthService") && printed.contains("Inner(Ready(Ok(())))"),
+            "{printed}"
+        );
+        assert!(!printed.contains(SECRET), "{printed}");
+        assert_eq!(
+            format!("{:?}", service.call(Request::default())),
+            "ResponseFuture"
+        );
+    }
+}

@@ -295,12 +295,36 @@ mod tests {
         assert!(refused(0, 10));
         assert!(refused(11, 10));
         assert!(refused(1, MAX_LIFETIME + 1));
+        assert!(refused(1, 11 * 366 * 86_400));
         assert!(!refused(10, 10));
+        assert!(!refused(1, 10 * 365 * 86_400), "ten years are allowed");
         assert!(std::panic::catch_unwind(|| Lifetimes::new(
             Duration::from_millis(1500),
             Duration::from_secs(10)
         ))
         .is_err());
+    }
+
+    #[test]
+    fn lifetimes_read_back_as_given_and_the_clock_debugs_without_a_time() {
+        let lifetimes = Lifetimes::new(Duration::from_secs(90), Duration::from_secs(3600));
+        assert_eq!(
+            (lifetimes.idle(), lifetimes.absolute()),
+            (Duration::from_secs(90), Duration::from_secs(3600))
+        );
+        assert_eq!(
+            (lifetimes.idle_secs(), lifetimes.absolute_secs()),
+            (90, 3600)
+        );
+        assert_eq!(format!("{:?}", SharedClock::default()), "Clock");
+    }
+
+    #[test]
+    fn sign_in_options_carry_the_tier_and_the_label() {
+        let options = SignIn::new().remember(true).label("passkey");
+        assert!(options.remember);
+        assert_eq!(options.label.as_deref(), Some("passkey"));
+        assert_eq!(SignIn::new(), SignIn::default());
     }
 
     #[test]

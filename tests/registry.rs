@@ -13,15 +13,22 @@ use std::sync::{
 };
 
 use async_trait::async_trait;
+use axum::{
+    extract::{Path, State},
+    routing::post,
+    Router,
+};
 use common::{
-    app, keys, registry_app::registry_app, serve, Client, UserTable, Users, COOKIE, SECRET_A,
+    app, keys,
+    registry_app::{registry_app, registry_routes},
+    serve, Client, TestUser, UserTable, Users, COOKIE, SECRET_A,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
-use tower_sessions::MemoryStore;
+use tower_sessions::{MemoryStore, SessionManagerLayer};
 use tower_sessions_auth::{
-    Insertion, LimitPolicy, MemoryRegistry, RegistryEntry, RegistryError, RegistryStore,
-    SessionLimit, SessionRegistry,
+    AuthError, AuthLayer, AuthSession, Insertion, LimitPolicy, MemoryRegistry, RegistryEntry,
+    RegistryError, RegistryStore, SessionLimit, SessionRegistry,
 };
 
 async fn start(store: &MemoryStore, users: &Users, registry: SessionRegistry) -> String {
@@ -94,10 +101,24 @@ async fn every_session_is_listed_with_this_one_marked() {
     for session in &listed {
         assert_eq!(session["ip"], Value::Null, "served without ConnectInfo");
         assert!(session["user_agent"].is_null(), "reqwest sends none");
+        assert!(session["label"].is_null(), "signed in without a label");
     }
     // The handle is not the cookie.
     let cookie = laptop.session_id(&base).unwrap().to_string();
     assert!(!listed.iter().any(|s| s["handle"] == cookie.as_str()));
+}
+
+#[tokio::test]
+async fn a_sign_in_label_is_listed_with_its_session() {
+    let (store, users) = (MemoryStore::default(), Users::with_defaults());
+    let base = start(&store, &users, memory_registry()).await;
+    let client = Client::new();
+    let reply = client.post(&format!("{base}/login/1/passkey"), "").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let listed = sessions(&client, &base).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["label"], "passkey");
+    assert_eq!(listed[0]["current"], true);
 }
 
 #[tokio::test]
@@ -223,6 +244,52 @@ async fn the_handle_survives_id_rotation_and_a_password_change_clears_the_others
     // Signing in as another user starts a new entry.
     laptop.post(&format!("{base}/login/2"), "").await;
     assert_ne!(own_handle(&laptop, &base).await, handle);
+}
+
+/// `POST /revoke-own-then-login/{id}`: revokes this session's entry
+/// behind the layer's back (as another request or an administrator would,
+/// while this one is under way), then signs in as user `id`.
+async fn revoke_own_then_login(
+    State((users, registry)): State<(Users, SessionRegistry)>,
+    Path(id): Path<u64>,
+    mut auth: AuthSession<TestUser>,
+) -> Result<StatusCode, AuthError> {
+    let own = auth.sessions().await?.into_iter().find(|s| s.current);
+    assert!(registry.revoke(&id, &own.unwrap().handle).await.unwrap());
+    auth.login(&users.find(id).await.unwrap()).await?;
+    Ok(StatusCode::OK)
+}
+
+#[tokio::test]
+async fn signing_in_again_after_a_revoke_under_way_gets_a_new_entry() {
+    let (store, users, registry) = (
+        MemoryStore::default(),
+        Users::with_defaults(),
+        memory_registry(),
+    );
+    let base = serve(
+        registry_routes(users.clone())
+            .merge(
+                Router::new()
+                    .route("/revoke-own-then-login/{id}", post(revoke_own_then_login))
+                    .with_state((users.clone(), registry.clone())),
+            )
+            .layer(AuthLayer::new(users, keys(SECRET_A, &[])).with_registry(registry))
+            .layer(SessionManagerLayer::new(store).with_secure(false)),
+    )
+    .await;
+    let laptop = signed_in(&base, 1).await;
+    let revoked = own_handle(&laptop, &base).await;
+
+    let reply = laptop
+        .post(&format!("{base}/revoke-own-then-login/1"), "")
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(me(&laptop, &base).await, StatusCode::OK, "signed in");
+    let listed = sessions(&laptop, &base).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_ne!(listed[0]["handle"], revoked.as_str(), "a new entry");
+    assert_eq!(listed[0]["current"], true);
 }
 
 #[tokio::test]

@@ -316,6 +316,21 @@ async fn recent_auth_lets_in_within_the_window_only() {
 }
 
 #[tokio::test]
+async fn reauthentication_counts_as_activity() {
+    let (base, clock) = started().await;
+    let client = Client::new();
+    let t0 = clock.now();
+    client.post(&format!("{base}/login/1"), "").await;
+    // Within the activity interval, so no request rewrote the activity.
+    let reauthenticated = t0 + INTERVAL - 1;
+    clock.set(reauthenticated);
+    let reply = client.post(&format!("{base}/reauth/1"), "").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    clock.set(reauthenticated + IDLE - 1);
+    assert_eq!(client.get(&format!("{base}/me")).await.body, "alice");
+}
+
+#[tokio::test]
 async fn reauthentication_renews_the_window_rotates_the_id_and_keeps_the_handle() {
     let clock = TestClock::new();
     let state = state();
@@ -324,7 +339,10 @@ async fn reauthentication_renews_the_window_rotates_the_id_and_keeps_the_handle(
     let base = serve(app(MemoryStore::default(), state, layer)).await;
     let client = Client::new();
     let t0 = clock.now();
+    let proved = format!("{base}/proved");
+    assert_eq!(client.get(&proved).await.body, "none", "anonymous");
     client.post(&format!("{base}/login/1"), "").await;
+    assert_eq!(client.get(&proved).await.body, t0.to_string());
     let handles = client.get(&format!("{base}/sessions")).await.body;
     assert_eq!(handles.split(',').count(), 1, "{handles}");
 
@@ -338,6 +356,7 @@ async fn reauthentication_renews_the_window_rotates_the_id_and_keeps_the_handle(
     );
     let after = client.session_id(&base).unwrap();
     assert_ne!(before, after, "the id rotates");
+    assert_eq!(client.get(&proved).await.body, (t0 + WINDOW).to_string());
     assert_eq!(client.get(&format!("{base}/sessions")).await.body, handles);
 
     clock.set(t0 + 2 * WINDOW - 1);

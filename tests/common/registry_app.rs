@@ -2,7 +2,7 @@
 //! [`routes`](super::routes) plus the registry's, over any session store.
 
 use axum::{
-    extract::Path,
+    extract::{Path, State},
     http::StatusCode,
     routing::{get, post},
     Json, Router,
@@ -17,7 +17,8 @@ use tower_sessions_auth::{
 use super::{routes, TestUser, UserTable};
 
 /// `routes` plus:
-/// - `GET /sessions`: `[{"handle", "current", "user_agent", "ip"}]`;
+/// - `POST /login/{id}/{label}`: signs in with a registry label;
+/// - `GET /sessions`: `[{"handle", "current", "user_agent", "ip", "label"}]`;
 /// - `POST /revoke/{handle}`: `revoked`, `signed_out`, `not_found` (or 400);
 /// - `POST /revoke-others`, `POST /revoke-all`: how many;
 /// - `GET /why`: why the layer ended the session on this request, or `none`.
@@ -41,7 +42,12 @@ pub fn registry_app<S: SessionStore + Clone, T: UserTable>(
 
 /// The routes of [`registry_app`], without its layers.
 pub fn registry_routes<T: UserTable>(users: T) -> Router {
-    routes(users)
+    routes(users.clone())
+        .merge(
+            Router::new()
+                .route("/login/{id}/{label}", post(login_labelled::<T>))
+                .with_state(users),
+        )
         .route("/sessions", get(sessions))
         .route("/revoke/{handle}", post(revoke))
         .route("/revoke-others", post(revoke_others))
@@ -65,10 +71,23 @@ async fn sessions(auth: AuthSession<TestUser>) -> Result<Json<Value>, AuthError>
                     "current": session.current,
                     "user_agent": session.user_agent,
                     "ip": session.ip.map(|ip| ip.to_string()),
+                    "label": session.label,
                 })
             })
             .collect(),
     ))
+}
+
+async fn login_labelled<T: UserTable>(
+    State(users): State<T>,
+    Path((id, label)): Path<(u64, String)>,
+    mut auth: AuthSession<TestUser>,
+) -> Result<StatusCode, AuthError> {
+    let Some(user) = users.find(id).await else {
+        return Ok(StatusCode::NOT_FOUND);
+    };
+    auth.login_with_label(&user, &label).await?;
+    Ok(StatusCode::OK)
 }
 
 async fn revoke(
