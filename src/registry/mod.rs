@@ -604,3 +604,213 @@ fn millis(duration: Duration) -> i64 {
 fn time(millis: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: u64 = 24 * 3600;
+
+    fn registry() -> SessionRegistry {
+        SessionRegistry::new(MemoryRegistry::default())
+    }
+
+    fn panics(build: impl FnOnce() -> SessionRegistry) -> bool {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).is_err()
+    }
+
+    #[test]
+    fn a_handle_prints_as_itself_parses_back_and_never_debugs() {
+        let handle = SessionHandle::generate().unwrap();
+        assert_eq!(handle.as_str().len(), 22);
+        assert_eq!(handle.to_string(), handle.as_str());
+        assert_eq!(handle.as_str().parse::<SessionHandle>(), Ok(handle.clone()));
+        assert_eq!(format!("{handle:?}"), "SessionHandle(<redacted>)");
+        assert_ne!(SessionHandle::generate().unwrap(), handle);
+    }
+
+    #[test]
+    fn only_16_to_64_url_safe_characters_are_a_handle() {
+        for accepted in ["a".repeat(16), "Z9-_".repeat(4), "0".repeat(64)] {
+            assert!(accepted.parse::<SessionHandle>().is_ok(), "{accepted}");
+        }
+        let sixteen = "a".repeat(16);
+        for refused in [
+            "a".repeat(15),
+            "a".repeat(65),
+            format!("{sixteen}."),
+            format!("{sixteen}="),
+            format!("{sixteen}/"),
+            "é".repeat(8),
+        ] {
+            assert_eq!(
+                refused.parse::<SessionHandle>(),
+                Err(InvalidHandle),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn settings_are_checked_when_they_are_made() {
+        assert!(panics(
+            || registry().with_lifetime(Duration::from_millis(999))
+        ));
+        assert!(panics(
+            || registry().with_lifetime(Duration::from_secs(11 * 366 * DAY))
+        ));
+        assert!(!panics(
+            || registry().with_lifetime(Duration::from_secs(10 * 365 * DAY))
+        ));
+        assert!(panics(
+            || registry().with_touch_interval(Duration::from_secs(367 * DAY))
+        ));
+        assert!(panics(|| registry().with_limit(0, LimitPolicy::RefuseNew)));
+
+        let short = || {
+            registry()
+                .with_touch_interval(Duration::from_secs(60))
+                .with_lifetime(Duration::from_secs(119))
+        };
+        assert!(panics(|| {
+            let registry = short();
+            registry.check();
+            registry
+        }));
+        let enough = registry()
+            .with_touch_interval(Duration::from_secs(60))
+            .with_lifetime(Duration::from_secs(120));
+        enough.check();
+        assert_eq!(enough.touch_interval_ms(), 60_000);
+    }
+
+    #[test]
+    fn sign_in_records_what_it_is_allowed_to_and_no_more() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::USER_AGENT, "x".repeat(300).parse().unwrap());
+        let mut extensions = Extensions::new();
+        let peer: SocketAddr = "203.0.113.7:4000".parse().unwrap();
+        extensions.insert(ConnectInfo(peer));
+
+        let details = registry().sign_in_details(&headers, &extensions);
+        assert_eq!(details.user_agent, Some("x".repeat(256)));
+        assert_eq!(details.ip, Some(peer.ip()));
+        let details = registry()
+            .without_user_agent()
+            .sign_in_details(&headers, &extensions);
+        assert_eq!((details.user_agent, details.ip), (None, Some(peer.ip())));
+        let details = registry()
+            .without_peer_addr()
+            .sign_in_details(&headers, &extensions);
+        assert_eq!(
+            (details.user_agent, details.ip),
+            (Some("x".repeat(256)), None)
+        );
+    }
+
+    #[tokio::test]
+    async fn outside_a_request_it_lists_and_revokes_by_user() {
+        let registry = registry().with_lifetime(Duration::from_secs(DAY));
+        let key = user_key(&7_u64).unwrap();
+        assert_eq!(key, "7");
+        let before = now();
+        let labelled = SignInDetails {
+            label: Some("password".to_owned()),
+            ..SignInDetails::default()
+        };
+        let first = registry.register(&key, labelled).await.unwrap().unwrap();
+        let second = registry
+            .register(&key, SignInDetails::default())
+            .await
+            .unwrap()
+            .unwrap();
+        let after = now();
+
+        let listed = registry.list(&7_u64).await.unwrap();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed.iter().all(|info| !info.current));
+        let info = listed.iter().find(|info| info.handle == first).unwrap();
+        assert_eq!(info.label.as_deref(), Some("password"));
+        assert!((time(before)..=time(after)).contains(&info.created_at));
+        assert_eq!(info.last_seen_at, info.created_at);
+        assert_eq!(info.expires_at, info.created_at + Duration::from_secs(DAY));
+        assert!(registry.list(&8_u64).await.unwrap().is_empty());
+
+        assert!(registry.revoke(&7_u64, &first).await.unwrap());
+        assert!(!registry.revoke(&7_u64, &first).await.unwrap());
+        assert!(!registry.revoke(&8_u64, &second).await.unwrap());
+        assert_eq!(registry.revoke_all(&7_u64).await.unwrap(), 1);
+        assert_eq!(registry.revoke_all(&7_u64).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn expired_entries_of_every_user_are_removed() {
+        let registry = registry();
+        for (user, handle) in [("1", "a"), ("2", "b")] {
+            let entry = RegistryEntry::new(handle.to_owned(), 1, 1, 2, None, None, None);
+            registry
+                .store()
+                .insert(user, &entry, None, 1)
+                .await
+                .unwrap();
+        }
+        assert_eq!(registry.remove_expired().await.unwrap(), 2);
+        assert_eq!(registry.remove_expired().await.unwrap(), 0);
+    }
+
+    #[test]
+    fn debug_prints_times_and_settings_never_a_handle_or_what_was_recorded() {
+        let entry = RegistryEntry::new(
+            "the-handle-of-a-session".to_owned(),
+            1,
+            2,
+            3,
+            Some("Agent/1.0".to_owned()),
+            Some("203.0.113.7".to_owned()),
+            Some("passkey".to_owned()),
+        );
+        let printed = format!("{entry:?}");
+        assert!(
+            printed.starts_with("RegistryEntry")
+                && printed.contains("created_at: 1")
+                && printed.contains("expires_at: 3"),
+            "{printed}"
+        );
+        let info = SessionInfo {
+            handle: SessionHandle(entry.handle.clone()),
+            current: true,
+            created_at: time(1),
+            last_seen_at: time(2),
+            expires_at: time(3),
+            user_agent: entry.user_agent.clone(),
+            ip: Some("203.0.113.7".parse().unwrap()),
+            label: entry.label.clone(),
+        };
+        let printed_info = format!("{info:?}");
+        assert!(
+            printed_info.starts_with("SessionInfo") && printed_info.contains("current: true"),
+            "{printed_info}"
+        );
+        for printed in [&printed, &printed_info] {
+            for secret in ["the-handle", "Agent", "203.0.113.7", "passkey"] {
+                assert!(!printed.contains(secret), "{printed}");
+            }
+        }
+        let printed = format!("{:?}", registry().with_limit(3, LimitPolicy::RefuseNew));
+        assert!(
+            printed.starts_with("SessionRegistry")
+                && printed.contains("MemoryRegistry")
+                && printed.contains("touch_interval: 60000")
+                && printed.contains("max: 3"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn a_store_error_keeps_its_source() {
+        let error = RegistryError::backend("disk full");
+        assert_eq!(error.to_string(), "session registry store failed");
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("disk full"));
+    }
+}
