@@ -318,7 +318,7 @@ impl<S, B: Clone> Layer<S> for AuthLayer<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::Users;
+    use crate::{test_support::Users, MemoryRegistry};
 
     const SECRET: &str = "a layer secret that is long enough to be accepted";
 
@@ -404,6 +404,17 @@ mod tests {
         assert_eq!(built.context.times.activity_interval, 30);
         assert_eq!(built.context.times.session.idle(), minutes(1));
         assert_eq!(built.context.times.reauth.window(), minutes(5));
+    }
+
+    #[tokio::test]
+    async fn debug_shows_the_live_sessions() {
+        let printed = format!(
+            "{:?}",
+            layer()
+                .with_registry(SessionRegistry::new(MemoryRegistry::default()))
+                .with_live_sessions(LiveSessions::new())
+        );
+        assert!(printed.contains("live: Some(LiveSessions {"), "{printed}");
     }
 
     #[test]

@@ -336,10 +336,9 @@ fn cookie_expiry(times: &RecordTimes, lifetimes: Lifetimes) -> Expiry {
         .ok()
         .and_then(|deadline| OffsetDateTime::from_unix_timestamp(deadline).ok())
         .and_then(|deadline| {
-            deadline.checked_add(
-                tower_sessions::cookie::time::Duration::SECOND
-                    - tower_sessions::cookie::time::Duration::NANOSECOND,
-            )
+            deadline.checked_add(tower_sessions::cookie::time::Duration::nanoseconds(
+                999_999_999,
+            ))
         })
         .map_or(Expiry::OnSessionEnd, Expiry::AtDateTime)
 }
@@ -422,8 +421,8 @@ async fn resign<U: SessionUser, E>(
         Ok(auth_hash) => auth_hash,
         Err(error) => return Err((Failure::Sign(error), record.user_id)),
     };
+    // The epoch stays: it is the user's, which the fallback hash covered.
     let upgraded = AuthRecord {
-        epoch: user.session_epoch(),
         auth_hash,
         ..record
     };

@@ -18,18 +18,29 @@ use axum::{
 };
 use common::{
     keys,
-    live_app::{live_app, Events, Next},
+    live_app::{live_app, Events, Next, SocketLog},
     proxy::{Mode, Proxy},
     serve, service_url,
     services::{pg_pool, redis_pool, unique_name},
-    Client, UserTable, Users, SECRET_A,
+    Client, UserTable, Users, COOKIE, SECRET_A,
 };
+use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    connect_async,
+    tungstenite::{
+        client::IntoClientRequest as _,
+        protocol::{frame::coding::CloseCode, CloseFrame},
+        Message,
+    },
+    MaybeTlsStream, WebSocketStream,
+};
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
 use tower_sessions_auth::{
-    AuthLayer, LiveSessions, MemoryRegistry, PostgresChannel, RedisChannel, SessionRegistry,
-    SessionWatch,
+    AuthLayer, LiveChannel, LiveSessions, MemoryRegistry, PostgresChannel, RedisChannel,
+    SessionRegistry, SessionWatch,
 };
 
 /// How long a notice may take to end a stream here: far above what it
@@ -44,6 +55,7 @@ struct Site {
     base: String,
     users: Users,
     live: LiveSessions,
+    sockets: SocketLog,
 }
 
 /// What instances of one application share: the session store, the
@@ -65,17 +77,20 @@ impl Shared {
     }
 
     async fn site(&self, live: LiveSessions) -> Site {
+        let sockets = SocketLog::default();
         let app = live_app(
             self.store.clone(),
             self.users.clone(),
             keys(SECRET_A, &[]),
             self.registry.clone(),
             live.clone(),
+            sockets.clone(),
         );
         Site {
             base: serve(app).await,
             users: self.users.clone(),
             live,
+            sockets,
         }
     }
 }
@@ -104,6 +119,37 @@ async fn stream(client: &Client, site: &Site) -> Events {
 async fn post(client: &Client, site: &Site, path: &str) {
     let reply = client.post(&format!("{}{path}", site.base), "").await;
     assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket to `path` with the client's session cookie.
+async fn websocket(client: &Client, site: &Site, path: &str) -> Socket {
+    let url = format!("{}{path}", site.base.replacen("http://", "ws://", 1));
+    let mut request = url.into_client_request().unwrap();
+    let id = client.session_id(&site.base).unwrap();
+    let cookie = format!("{COOKIE}={id}").parse().unwrap();
+    request.headers_mut().insert(header::COOKIE, cookie);
+    connect_async(request).await.unwrap().0
+}
+
+/// The next message of `socket` other than a tick, within [`PROMPT`].
+async fn next_message(socket: &mut Socket) -> Message {
+    loop {
+        let message = tokio::time::timeout(PROMPT, socket.next()).await;
+        match message.unwrap().unwrap().unwrap() {
+            Message::Text(text) if text.as_str() == "tick" => {}
+            other => return other,
+        }
+    }
+}
+
+/// The close frame a socket gets when its session ends for `reason`.
+fn policy_close(reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::Policy,
+        reason: reason.into(),
+    }))
 }
 
 /// The handle of the client's own session.
@@ -191,6 +237,63 @@ async fn a_revoked_session_loses_its_stream() {
 }
 
 #[tokio::test]
+async fn a_watch_and_its_stream_debug_what_they_are_and_not_whose() {
+    let site = site().await;
+    let client = signed_in(&site, 1).await;
+    let printed = client.get(&format!("{}/events/debug", site.base)).await;
+    assert_eq!(
+        printed.body,
+        "SessionWatch { ended: None, .. } / WatchedEvents { watching: true, .. }"
+    );
+}
+
+#[tokio::test]
+async fn a_websocket_echoes_until_its_session_ends_then_closes_with_1008() {
+    let site = site().await;
+    let (me, other) = (signed_in(&site, 1).await, signed_in(&site, 1).await);
+    let mut theirs = websocket(&other, &site, "/ws").await;
+    let mut mine = websocket(&me, &site, "/ws").await;
+    theirs.send(Message::text("hello")).await.unwrap();
+    assert_eq!(next_message(&mut theirs).await, Message::text("hello"));
+
+    post(&me, &site, "/logout-others").await;
+    assert_eq!(
+        next_message(&mut theirs).await,
+        policy_close("epoch_changed")
+    );
+    assert_eq!(
+        site.sockets.next(PROMPT).await.as_deref(),
+        Some("epoch_changed WatchedSocket { closed: true, .. }")
+    );
+    mine.send(Message::text("still here")).await.unwrap();
+    assert_eq!(next_message(&mut mine).await, Message::text("still here"));
+
+    // A client that leaves ends the handler with the session still on.
+    mine.close(None).await.unwrap();
+    assert_eq!(
+        site.sockets.next(PROMPT).await.as_deref(),
+        Some("none WatchedSocket { closed: false, .. }")
+    );
+}
+
+#[tokio::test]
+async fn a_websocket_that_only_sends_is_closed_at_its_next_send() {
+    let site = site().await;
+    let (me, other) = (signed_in(&site, 1).await, signed_in(&site, 1).await);
+    let mut theirs = websocket(&other, &site, "/ws/ticks").await;
+    let first = tokio::time::timeout(PROMPT, theirs.next()).await.unwrap();
+    assert_eq!(first.unwrap().unwrap(), Message::text("tick"));
+
+    let handle = own_handle(&other, &site).await;
+    post(&me, &site, &format!("/revoke/{handle}")).await;
+    assert_eq!(next_message(&mut theirs).await, policy_close("revoked"));
+    assert_eq!(
+        site.sockets.next(PROMPT).await.as_deref(),
+        Some("revoked WatchedSocket { closed: true, .. }")
+    );
+}
+
+#[tokio::test]
 async fn a_logout_in_another_tab_ends_the_stream_of_the_same_session() {
     let site = site().await;
     let client = signed_in(&site, 1).await;
@@ -270,6 +373,7 @@ async fn dropped_streams_leave_no_watch_and_no_task() {
         keys(SECRET_A, &[]),
         shared.registry.clone(),
         live.clone(),
+        SocketLog::default(),
     );
     let login = app
         .clone()
@@ -364,27 +468,34 @@ async fn two_instances_over_postgres() {
     .await;
 }
 
-/// Two instances whose first reaches Redis through a proxy the test cuts.
-async fn cut_off_pair(url: &str, period_a: Duration) -> (Proxy, Site, Site) {
-    let proxy = Proxy::start(url).await;
-    let cut_off = redis_pool(&proxy.url(url)).await;
-    let direct = redis_pool(url).await;
-    let name = unique_name();
+/// Two instances over one channel, the first's `cut_off` (through a proxy
+/// the test cuts), the second's `direct`.
+async fn cut_off_pair<C: LiveChannel>(cut_off: C, direct: C, period_a: Duration) -> (Site, Site) {
     let shared = Shared::new();
     let a = shared
         .site(
             LiveSessions::new()
                 .with_recheck_period(period_a)
-                .with_channel(RedisChannel::new(cut_off).with_channel_name(&name)),
+                .with_channel(cut_off),
         )
         .await;
     let b = shared
         .site(
             LiveSessions::new()
                 .with_recheck_period(NO_BACKSTOP)
-                .with_channel(RedisChannel::new(direct).with_channel_name(&name)),
+                .with_channel(direct),
         )
         .await;
+    (a, b)
+}
+
+/// [`cut_off_pair`] over Redis pub/sub.
+async fn cut_off_over_redis(url: &str, period_a: Duration) -> (Proxy, Site, Site) {
+    let proxy = Proxy::start(url).await;
+    let name = unique_name();
+    let cut_off = RedisChannel::new(redis_pool(&proxy.url(url)).await).with_channel_name(&name);
+    let direct = RedisChannel::new(redis_pool(url).await).with_channel_name(&name);
+    let (a, b) = cut_off_pair(cut_off, direct, period_a).await;
     (proxy, a, b)
 }
 
@@ -396,7 +507,7 @@ async fn a_channel_outage_falls_back_on_the_backstop() {
         return;
     };
     let period = Duration::from_millis(800);
-    let (proxy, a, b) = cut_off_pair(&url, period).await;
+    let (proxy, a, b) = cut_off_over_redis(&url, period).await;
     let (user, other, bystander) = (
         signed_in(&a, 1).await,
         signed_in(&a, 1).await,
@@ -418,20 +529,17 @@ async fn a_channel_outage_falls_back_on_the_backstop() {
 
 /// What was lost while the channel was down is caught when it is back,
 /// without any backstop; then notices are prompt again.
-#[tokio::test]
-async fn a_restored_channel_rechecks_what_it_may_have_missed() {
-    let Some(url) = service_url("REDIS_URL") else {
-        return;
-    };
-    let (proxy, a, b) = cut_off_pair(&url, NO_BACKSTOP).await;
-    let (user, other) = (signed_in(&a, 1).await, signed_in(&a, 1).await);
-    let mut mine = stream(&user, &a).await;
-    let mut revoked = stream(&other, &a).await;
+async fn a_restored_channel_rechecks(proxy: &Proxy, a: &Site, b: &Site) {
+    let (user, other) = (signed_in(a, 1).await, signed_in(a, 1).await);
+    let mut mine = stream(&user, a).await;
+    let mut revoked = stream(&other, a).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     proxy.set(Mode::Cut);
-    let handle = own_handle(&other, &b).await;
-    post(&user, &b, &format!("/revoke/{handle}")).await;
+    // Let the listener find its connection gone.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let handle = own_handle(&other, b).await;
+    post(&user, b, &format!("/revoke/{handle}")).await;
     assert_eq!(revoked.next(Duration::from_millis(500)).await, Next::Silent);
 
     proxy.set(Mode::Open);
@@ -440,8 +548,30 @@ async fn a_restored_channel_rechecks_what_it_may_have_missed() {
         Some("revoked")
     );
     assert_eq!(mine.next(Duration::ZERO).await, Next::Silent);
-    post(&user, &b, "/logout").await;
+    post(&user, b, "/logout").await;
     assert_eq!(mine.ended(PROMPT).await.as_deref(), Some("revoked"));
+}
+
+#[tokio::test]
+async fn a_restored_redis_channel_rechecks_what_it_may_have_missed() {
+    let Some(url) = service_url("REDIS_URL") else {
+        return;
+    };
+    let (proxy, a, b) = cut_off_over_redis(&url, NO_BACKSTOP).await;
+    a_restored_channel_rechecks(&proxy, &a, &b).await;
+}
+
+#[tokio::test]
+async fn a_restored_postgres_channel_rechecks_what_it_may_have_missed() {
+    let Some(url) = service_url("DATABASE_URL") else {
+        return;
+    };
+    let proxy = Proxy::start(&url).await;
+    let name = unique_name();
+    let cut_off = PostgresChannel::new(pg_pool(&proxy.url(&url), 2).await).with_channel_name(&name);
+    let direct = PostgresChannel::new(pg_pool(&url, 2).await).with_channel_name(&name);
+    let (a, b) = cut_off_pair(cut_off, direct, NO_BACKSTOP).await;
+    a_restored_channel_rechecks(&proxy, &a, &b).await;
 }
 
 #[tokio::test]

@@ -141,3 +141,18 @@ async fn connect(pool: &PgPool, name: &str) -> Result<PgListener, sqlx::Error> {
     listener.listen(name).await?;
     Ok(listener)
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::postgres::PgPoolOptions;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn debug_names_the_type_and_nothing_of_the_connection() {
+        let url = "postgres://someone:a-password@db.example/app";
+        let pool = PgPoolOptions::new().connect_lazy(url).unwrap();
+        let channel = PostgresChannel::new(pool).with_channel_name("app_notices");
+        assert_eq!(format!("{channel:?}"), "PostgresChannel { .. }");
+    }
+}

@@ -169,3 +169,18 @@ async fn subscribe(subscriber: &SubscriberClient, name: &str) -> Result<(), fred
     }
     subscriber.subscribe(name).await
 }
+
+#[cfg(test)]
+mod tests {
+    use fred::types::{config::Config, Builder};
+
+    use super::*;
+
+    #[test]
+    fn debug_names_the_type_and_nothing_of_the_connection() {
+        let config = Config::from_url("redis://someone:a-password@cache.example:6379").unwrap();
+        let pool = Builder::from_config(config).build_pool(1).unwrap();
+        let channel = RedisChannel::new(pool).with_channel_name("app_notices");
+        assert_eq!(format!("{channel:?}"), "RedisChannel { .. }");
+    }
+}

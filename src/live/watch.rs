@@ -184,3 +184,17 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionWatch {
             .watch(session, ticket.live.check.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_end_displays_as_its_name() {
+        assert_eq!(WatchEnd::ServerError.to_string(), "server_error");
+        assert_eq!(
+            WatchEnd::Session(EndReason::CredentialChanged).to_string(),
+            "credential_changed"
+        );
+    }
+}

@@ -2,30 +2,53 @@
 //! [`registry_routes`](super::registry_app::registry_routes) plus an SSE
 //! stream, and a client-side reader of the stream.
 
-use std::{convert::Infallible, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
-    response::sse::{Event, Sse},
+    extract::ws::{Message, WebSocketUpgrade},
+    response::{
+        sse::{Event, Sse},
+        Response,
+    },
     routing::get,
-    Router,
+    Extension, Router,
 };
 use futures_util::{stream, Stream, StreamExt as _};
 use tower_sessions::{SessionManagerLayer, SessionStore};
-use tower_sessions_auth::{AuthKeys, AuthLayer, LiveSessions, SessionRegistry, SessionWatch};
+use tower_sessions_auth::{
+    AuthKeys, AuthLayer, LiveSessions, SessionRegistry, SessionWatch, WatchEnd, WatchedSocket,
+};
 
 use super::{registry_app::registry_routes, UserTable};
 
-/// `registry_routes` plus `GET /events`: `event: hello`, then nothing until
-/// the session ends (`event: session-ended`).
+/// `registry_routes` plus:
+/// - `GET /events`: `event: hello`, then nothing until the session ends
+///   (`event: session-ended`);
+/// - `GET /events/debug`: how a fresh watch and its SSE stream debug;
+/// - `GET /ws`: a WebSocket that echoes until its session ends;
+/// - `GET /ws/ticks`: a WebSocket that sends `tick` every 20 ms, and never
+///   receives, until a send fails.
+///
+/// When a WebSocket handler is done, it records in `sockets` why the
+/// session ended and how the socket debugs.
 pub fn live_app<S: SessionStore + Clone, T: UserTable>(
     store: S,
     users: T,
     keys: AuthKeys,
     registry: SessionRegistry,
     live: LiveSessions,
+    sockets: SocketLog,
 ) -> Router {
     registry_routes(users.clone())
         .route("/events", get(events))
+        .route("/events/debug", get(debug))
+        .route("/ws", get(echo))
+        .route("/ws/ticks", get(ticks))
+        .layer(Extension(sockets))
         .layer(
             AuthLayer::new(users, keys)
                 .with_registry(registry)
@@ -37,6 +60,69 @@ pub fn live_app<S: SessionStore + Clone, T: UserTable>(
 async fn events(watch: SessionWatch) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let hello = stream::once(async { Ok(Event::default().event("hello").data("{}")) });
     Sse::new(watch.sse(hello.chain(stream::pending())))
+}
+
+async fn debug(watch: SessionWatch) -> String {
+    let printed = format!("{watch:?}");
+    let events = watch.sse(stream::empty::<Result<Event, Infallible>>());
+    format!("{printed} / {events:?}")
+}
+
+async fn echo(
+    upgrade: WebSocketUpgrade,
+    watch: SessionWatch,
+    Extension(sockets): Extension<SocketLog>,
+) -> Response {
+    upgrade.on_upgrade(|socket| async move {
+        let mut socket = watch.websocket(socket);
+        while let Some(Ok(message)) = socket.recv().await {
+            if socket.send(message).await.is_err() {
+                break;
+            }
+        }
+        sockets.record(&mut socket);
+    })
+}
+
+async fn ticks(
+    upgrade: WebSocketUpgrade,
+    watch: SessionWatch,
+    Extension(sockets): Extension<SocketLog>,
+) -> Response {
+    upgrade.on_upgrade(|socket| async move {
+        let mut socket = watch.websocket(socket);
+        while socket.send(Message::text("tick")).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sockets.record(&mut socket);
+    })
+}
+
+/// What the WebSocket handlers left when they were done: `"{reason}
+/// {debug}"`, the reason `none` when the session had not ended.
+#[derive(Clone, Default)]
+pub struct SocketLog(Arc<Mutex<Vec<String>>>);
+
+impl SocketLog {
+    fn record(&self, socket: &mut WatchedSocket) {
+        let reason = socket.ended().map_or("none", WatchEnd::as_str);
+        let line = format!("{reason} {socket:?}");
+        self.0.lock().unwrap().push(line);
+    }
+
+    /// Waits up to `wait` for a handler to be done; what it recorded.
+    pub async fn next(&self, wait: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(line) = self.0.lock().unwrap().pop() {
+                return Some(line);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// What [`Events::next`] read.
