@@ -3,8 +3,10 @@
 //! another tab, a deleted user), the stream of the session that made the
 //! change stays, the backstop catches what no notice announced, failing
 //! checks end a stream only after the configured count, and dropped
-//! streams leave nothing behind. Across two instances over Redis pub/sub
-//! and Postgres LISTEN/NOTIFY, with a channel outage.
+//! streams leave nothing behind. WebSockets close with 1008 and the
+//! reason, whether they receive or only send. Across two instances over
+//! Redis pub/sub and Postgres LISTEN/NOTIFY, with a channel outage and its
+//! restoration on both.
 
 #![allow(clippy::unwrap_used)]
 
@@ -251,8 +253,8 @@ async fn a_watch_and_its_stream_debug_what_they_are_and_not_whose() {
 async fn a_websocket_echoes_until_its_session_ends_then_closes_with_1008() {
     let site = site().await;
     let (me, other) = (signed_in(&site, 1).await, signed_in(&site, 1).await);
-    let mut theirs = websocket(&other, &site, "/ws").await;
-    let mut mine = websocket(&me, &site, "/ws").await;
+    let mut theirs = websocket(&other, &site, "/ws/echo").await;
+    let mut mine = websocket(&me, &site, "/ws/echo").await;
     theirs.send(Message::text("hello")).await.unwrap();
     assert_eq!(next_message(&mut theirs).await, Message::text("hello"));
 

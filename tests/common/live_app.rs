@@ -9,7 +9,10 @@ use std::{
 };
 
 use axum::{
-    extract::ws::{Message, WebSocketUpgrade},
+    extract::{
+        ws::{Message, WebSocketUpgrade},
+        Path,
+    },
     response::{
         sse::{Event, Sse},
         Response,
@@ -29,7 +32,7 @@ use super::{registry_app::registry_routes, UserTable};
 /// - `GET /events`: `event: hello`, then nothing until the session ends
 ///   (`event: session-ended`);
 /// - `GET /events/debug`: how a fresh watch and its SSE stream debug;
-/// - `GET /ws`: a WebSocket that echoes until its session ends;
+/// - `GET /ws/echo`: a WebSocket that echoes until its session ends;
 /// - `GET /ws/ticks`: a WebSocket that sends `tick` every 20 ms, and never
 ///   receives, until a send fails.
 ///
@@ -46,8 +49,7 @@ pub fn live_app<S: SessionStore + Clone, T: UserTable>(
     registry_routes(users.clone())
         .route("/events", get(events))
         .route("/events/debug", get(debug))
-        .route("/ws", get(echo))
-        .route("/ws/ticks", get(ticks))
+        .route("/ws/{mode}", get(websocket))
         .layer(Extension(sockets))
         .layer(
             AuthLayer::new(users, keys)
@@ -68,31 +70,25 @@ async fn debug(watch: SessionWatch) -> String {
     format!("{printed} / {events:?}")
 }
 
-async fn echo(
+/// `GET /ws/echo` and `GET /ws/ticks`.
+async fn websocket(
+    Path(mode): Path<String>,
     upgrade: WebSocketUpgrade,
     watch: SessionWatch,
     Extension(sockets): Extension<SocketLog>,
 ) -> Response {
-    upgrade.on_upgrade(|socket| async move {
+    upgrade.on_upgrade(move |socket| async move {
         let mut socket = watch.websocket(socket);
-        while let Some(Ok(message)) = socket.recv().await {
-            if socket.send(message).await.is_err() {
-                break;
+        if mode == "ticks" {
+            while socket.send(Message::text("tick")).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-        }
-        sockets.record(&mut socket);
-    })
-}
-
-async fn ticks(
-    upgrade: WebSocketUpgrade,
-    watch: SessionWatch,
-    Extension(sockets): Extension<SocketLog>,
-) -> Response {
-    upgrade.on_upgrade(|socket| async move {
-        let mut socket = watch.websocket(socket);
-        while socket.send(Message::text("tick")).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        } else {
+            while let Some(Ok(message)) = socket.recv().await {
+                if socket.send(message).await.is_err() {
+                    break;
+                }
+            }
         }
         sockets.record(&mut socket);
     })
