@@ -161,3 +161,37 @@ impl MemoryRegistry {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(handle: &str, expires_at: i64) -> RegistryEntry {
+        RegistryEntry::new(handle.to_owned(), 0, 0, expires_at, None, None, None)
+    }
+
+    async fn handles(registry: &MemoryRegistry, user: &str) -> Vec<String> {
+        let entries = registry.list(user, 0).await.unwrap();
+        entries.into_iter().map(|entry| entry.handle).collect()
+    }
+
+    #[tokio::test]
+    async fn cleanup_removes_what_expired_by_now_and_keeps_the_rest() {
+        let registry = MemoryRegistry::default();
+        assert!(registry.is_empty());
+        for (user, handle, expires_at) in [("1", "a", 10), ("1", "b", 11), ("2", "c", 5)] {
+            let entry = entry(handle, expires_at);
+            registry.insert(user, &entry, None, 0).await.unwrap();
+        }
+        assert_eq!((registry.len(), registry.is_empty()), (3, false));
+
+        // An entry is expired from its `expires_at` on.
+        assert_eq!(registry.remove_expired(10).await.unwrap(), 2);
+        assert_eq!(handles(&registry, "1").await, ["b"]);
+        assert!(handles(&registry, "2").await.is_empty());
+        assert_eq!(registry.len(), 1);
+        assert_eq!(registry.remove_expired(10).await.unwrap(), 0);
+        assert_eq!(registry.remove_expired(11).await.unwrap(), 1);
+        assert!(registry.is_empty());
+    }
+}

@@ -149,6 +149,13 @@ pub async fn touch_writes_last_seen_only_when_stale<S: RegistryStore>(store: S, 
         .unwrap());
     let seen = &store.list(&alice, t + sec(30)).await.unwrap()[0];
     assert_eq!((seen.last_seen_at, seen.expires_at), (t, t + sec(100)));
+    // 60 s later: seen exactly at the edge is still fresh.
+    assert!(store
+        .touch(&alice, &handle(1), t + sec(60), t, t + sec(160))
+        .await
+        .unwrap());
+    let seen = &store.list(&alice, t + sec(60)).await.unwrap()[0];
+    assert_eq!((seen.last_seen_at, seen.expires_at), (t, t + sec(100)));
     // 70 s later: stale, so last-seen and the expiry move.
     assert!(store
         .touch(&alice, &handle(1), t + sec(70), t + sec(10), t + sec(170))
