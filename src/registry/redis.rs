@@ -269,3 +269,32 @@ impl RegistryStore for RedisRegistry {
         Ok(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fred::types::{config::Config, Builder};
+
+    use super::*;
+
+    /// A registry on a pool that never connects: whatever reaches Redis
+    /// fails.
+    fn unconnected() -> RedisRegistry {
+        let config = Config::from_url("redis://someone:a-password@cache.example:6379").unwrap();
+        RedisRegistry::new(Builder::from_config(config).build_pool(1).unwrap())
+    }
+
+    #[test]
+    fn debug_shows_the_prefix_and_nothing_of_the_connection() {
+        let registry = unconnected().with_key_prefix("app:");
+        assert_eq!(
+            format!("{registry:?}"),
+            r#"RedisRegistry { prefix: "app:", .. }"#
+        );
+        assert_eq!(registry.key("42"), "app:{42}");
+    }
+
+    #[tokio::test]
+    async fn cleanup_is_left_to_redis_and_costs_no_round_trip() {
+        assert_eq!(unconnected().remove_expired(i64::MAX).await.unwrap(), 0);
+    }
+}
