@@ -97,7 +97,9 @@ mod tests {
         assert_eq!(back.keep.as_ref().unwrap().handle, "q3XcA9-_kLmN0pQrStUvWx");
         let printed = format!("{back:?}");
         assert!(
-            !printed.contains("q3Xc") && !printed.contains("iJrS"),
+            printed.contains("keep: Some(Kept(<redacted>))")
+                && !printed.contains("q3Xc")
+                && !printed.contains("iJrS"),
             "{printed}"
         );
 
