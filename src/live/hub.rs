@@ -776,4 +776,84 @@ mod tests {
         assert_eq!(watch.ended(), None, "the second announcement was lost");
         assert_eq!(kept_hash(&live), "new2");
     }
+
+    #[tokio::test]
+    async fn a_mismatch_found_unannounced_ends_the_watch_only_at_the_second_look() {
+        let live = LiveSessions::new();
+        let check = Gated::new(false);
+        let mut watch = live.watch(ticket(), check.clone());
+        check.started(1).await;
+        check.release_one().await;
+
+        // The backstop sees the new password before any announcement.
+        check.set_password("new");
+        let hub = live.hub.clone();
+        let first =
+            tokio::spawn(async move { hub.check_user("1", None, Trigger::Unsettled).await });
+        check.started(2).await;
+        check.release_one().await;
+        assert!(first.await.unwrap(), "a second look is asked for");
+        assert_eq!(watch.ended(), None, "ended at the first look");
+
+        // Nothing was announced in between: the second look ends it.
+        let hub = live.hub.clone();
+        let second = tokio::spawn(async move { hub.check_user("1", None, Trigger::Settled).await });
+        check.started(3).await;
+        check.release_one().await;
+        assert!(!second.await.unwrap());
+        assert_eq!(
+            watch.ended(),
+            Some(WatchEnd::Session(EndReason::CredentialChanged))
+        );
+    }
+
+    /// A channel that hands every notice back to its own listener, as a
+    /// Redis subscriber of the channel it publishes on gets its own.
+    #[derive(Debug, Clone, Default)]
+    struct Loopback(Arc<Mutex<Option<mpsc::Sender<Signal>>>>);
+
+    impl Loopback {
+        async fn send(&self, signal: Signal) {
+            let signals = self.0.lock().unwrap().clone();
+            signals.unwrap().send(signal).await.unwrap();
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl LiveChannel for Loopback {
+        async fn publish(&self, notice: &str) -> Result<(), ChannelError> {
+            self.send(Signal::Notice(notice.to_owned())).await;
+            Ok(())
+        }
+
+        fn listen(&self, signals: mpsc::Sender<Signal>) {
+            *self.0.lock().unwrap() = Some(signals);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_process_acts_once_on_its_own_notice() {
+        let channel = Loopback::default();
+        let live = LiveSessions::new().with_channel(channel.clone());
+        let check = Gated::new(false);
+        check.gate.add_permits(100);
+        let _watch = live.watch(ticket(), check.clone());
+        check.started(1).await;
+
+        live.notify(&1_u64).await.unwrap();
+        check.started(2).await;
+        // Another process's notice, behind this one's own on the channel:
+        // once it is checked, the own one was passed over.
+        let other = Notice {
+            user: "1".to_owned(),
+            keep: None,
+            from: live.hub.instance.wrapping_add(1),
+        };
+        channel
+            .send(Signal::Notice(serde_json::to_string(&other).unwrap()))
+            .await;
+        check.started(3).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(check.started.load(Ordering::SeqCst), 3);
+    }
 }
