@@ -856,4 +856,30 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(check.started.load(Ordering::SeqCst), 3);
     }
+
+    #[test]
+    fn the_grace_is_two_seconds_or_a_quarter_of_a_shorter_period() {
+        assert_eq!(grace(Duration::from_secs(30)), Duration::from_secs(2));
+        assert_eq!(grace(Duration::from_secs(8)), Duration::from_secs(2));
+        assert_eq!(
+            grace(Duration::from_millis(400)),
+            Duration::from_millis(100)
+        );
+    }
+
+    #[test]
+    fn a_jittered_period_is_between_three_quarters_and_all_of_it() {
+        let period = Duration::from_secs(40);
+        let samples: Vec<Duration> = (0..1000).map(|_| jittered(period)).collect();
+        assert!(
+            samples
+                .iter()
+                .all(|sample| (period * 3 / 4..=period).contains(sample)),
+            "{:?}",
+            samples.iter().min()
+        );
+        // Spread out, not one value.
+        let (min, max) = (samples.iter().min(), samples.iter().max());
+        assert!(max.unwrap().saturating_sub(*min.unwrap()) > Duration::from_secs(5));
+    }
 }
