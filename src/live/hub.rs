@@ -714,22 +714,32 @@ mod tests {
             .clone()
     }
 
+    /// A watch of user 1 whose first check (every new watch gets one) is
+    /// done.
+    async fn checked_watch(live: &LiveSessions, check: &Arc<Gated>) -> SessionWatch {
+        let watch = live.watch(ticket(), check.clone());
+        check.started(1).await;
+        check.release_one().await;
+        watch
+    }
+
+    /// A check of user 1 for `trigger`, in a task of its own.
+    fn check_in_task(live: &LiveSessions, trigger: Trigger) -> tokio::task::JoinHandle<bool> {
+        let hub = live.hub.clone();
+        tokio::spawn(async move { hub.check_user("1", None, trigger).await })
+    }
+
     #[tokio::test]
     async fn a_settled_check_older_than_the_changers_announcement_keeps_its_watch() {
         let live = LiveSessions::new();
         let check = Gated::new(false);
-        let mut watch = live.watch(ticket(), check.clone());
-        // The check every new watch gets.
-        check.started(1).await;
-        check.release_one().await;
+        let mut watch = checked_watch(&live, &check).await;
 
         // A settled check (the second look after the grace, or another
         // session's announcement) takes its snapshot, then the password
         // changes and the changer announces its new hash.
         check.set_password("new");
-        let hub = live.hub.clone();
-        let in_flight =
-            tokio::spawn(async move { hub.check_user("1", None, Trigger::Settled).await });
+        let in_flight = check_in_task(&live, Trigger::Settled);
         check.started(2).await;
         live.changed("1".to_owned(), Some(("h".to_owned(), "new".to_owned())));
         check.started(3).await;
@@ -751,9 +761,7 @@ mod tests {
     async fn adopting_a_hash_keeps_a_newer_one_announced_meanwhile() {
         let live = LiveSessions::new();
         let check = Gated::new(true);
-        let mut watch = live.watch(ticket(), check.clone());
-        check.started(1).await;
-        check.release_one().await;
+        let mut watch = checked_watch(&live, &check).await;
 
         // The changer changes the password; the announcement's check reads
         // it and is slow to act.
@@ -781,23 +789,18 @@ mod tests {
     async fn a_mismatch_found_unannounced_ends_the_watch_only_at_the_second_look() {
         let live = LiveSessions::new();
         let check = Gated::new(false);
-        let mut watch = live.watch(ticket(), check.clone());
-        check.started(1).await;
-        check.release_one().await;
+        let mut watch = checked_watch(&live, &check).await;
 
         // The backstop sees the new password before any announcement.
         check.set_password("new");
-        let hub = live.hub.clone();
-        let first =
-            tokio::spawn(async move { hub.check_user("1", None, Trigger::Unsettled).await });
+        let first = check_in_task(&live, Trigger::Unsettled);
         check.started(2).await;
         check.release_one().await;
         assert!(first.await.unwrap(), "a second look is asked for");
         assert_eq!(watch.ended(), None, "ended at the first look");
 
         // Nothing was announced in between: the second look ends it.
-        let hub = live.hub.clone();
-        let second = tokio::spawn(async move { hub.check_user("1", None, Trigger::Settled).await });
+        let second = check_in_task(&live, Trigger::Settled);
         check.started(3).await;
         check.release_one().await;
         assert!(!second.await.unwrap());
