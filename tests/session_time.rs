@@ -11,13 +11,12 @@ mod common;
 use std::{
     convert::Infallible,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, Ordering},
         Arc,
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use async_trait::async_trait;
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
@@ -28,13 +27,13 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use common::{live_app::Events as EventStream, serve, Client, TestUser, UserTable, Users, COOKIE};
+use common::{
+    counted::Counted, live_app::Events as EventStream, serve, Client, TestUser, UserTable, Users,
+    COOKIE,
+};
 use futures_util::{stream, Stream, StreamExt as _};
 use tokio::sync::Notify;
-use tower_sessions::{
-    session::{Id, Record},
-    session_store, MemoryStore, SessionManagerLayer, SessionStore,
-};
+use tower_sessions::{MemoryStore, SessionManagerLayer, SessionStore};
 use tower_sessions_auth::{
     AuthError, AuthEvent, AuthEventKind, AuthKeys, AuthLayer, AuthSession, AuthUser, EndReason,
     Events, Lifetimes, LiveSessions, MemoryRegistry, ReauthPolicy, RecentAuth, SessionEnded,
@@ -74,40 +73,6 @@ impl TestClock {
     fn reader(&self) -> impl Fn() -> SystemTime + Send + Sync + 'static {
         let secs = self.0.clone();
         move || UNIX_EPOCH + Duration::from_secs(secs.load(Ordering::SeqCst))
-    }
-}
-
-/// A store that counts its writes (`create` and `save`).
-#[derive(Debug, Clone)]
-struct Counted {
-    inner: MemoryStore,
-    writes: Arc<AtomicUsize>,
-}
-
-impl Counted {
-    fn writes(&self) -> usize {
-        self.writes.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl SessionStore for Counted {
-    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.create(record).await
-    }
-
-    async fn save(&self, record: &Record) -> session_store::Result<()> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.save(record).await
-    }
-
-    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        self.inner.load(id).await
-    }
-
-    async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.inner.delete(id).await
     }
 }
 
@@ -443,10 +408,7 @@ async fn an_active_session_ends_at_its_absolute_lifetime() {
 async fn activity_is_written_once_per_interval_at_most() {
     let clock = TestClock::new();
     let state = state();
-    let store = Counted {
-        inner: MemoryStore::default(),
-        writes: Arc::default(),
-    };
+    let store = Counted::default();
     let layer = layer(state.users.clone(), &clock);
     let base = serve(app(store.clone(), state, layer)).await;
     let client = Client::new();

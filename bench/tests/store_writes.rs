@@ -6,60 +6,25 @@
 //!
 //! `cargo test -p tower-sessions-auth-bench --test store_writes`
 
+#[path = "../../tests/common/counted.rs"]
+mod counted;
+
 use std::{
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, Ordering},
         Arc,
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use async_trait::async_trait;
 use axum::http::StatusCode;
+use counted::Counted;
 use tower::ServiceExt as _;
-use tower_sessions::{
-    session::{Id, Record},
-    session_store, MemoryStore, SessionStore,
-};
 use tower_sessions_auth_bench::{me_request, seed, tsa_router, Users};
 
 /// The default activity interval (`TimeConfig::default`).
 const INTERVAL: u64 = 60;
 const REQUESTS: usize = 1_000;
-
-#[derive(Debug, Clone, Default)]
-struct Counted {
-    inner: MemoryStore,
-    writes: Arc<AtomicUsize>,
-}
-
-impl Counted {
-    fn writes(&self) -> usize {
-        self.writes.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl SessionStore for Counted {
-    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.create(record).await
-    }
-
-    async fn save(&self, record: &Record) -> session_store::Result<()> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.save(record).await
-    }
-
-    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        self.inner.load(id).await
-    }
-
-    async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.delete(id).await
-    }
-}
 
 async fn me_ok(app: &axum::Router, cookie: &str) {
     let response = app

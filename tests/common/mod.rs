@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cluster;
+pub mod counted;
 pub mod live_app;
 pub mod panics;
 pub mod pg_users;
