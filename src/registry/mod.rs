@@ -796,12 +796,20 @@ mod tests {
                 assert!(!printed.contains(secret), "{printed}");
             }
         }
-        let printed = format!("{:?}", registry().with_limit(3, LimitPolicy::RefuseNew));
+        let registry = registry().with_limit(3, LimitPolicy::RefuseNew);
+        let inserted = registry
+            .store()
+            .insert("\"alice@example.com\"", &entry, None, 0);
+        futures_util::FutureExt::now_or_never(inserted)
+            .unwrap()
+            .unwrap();
+        let printed = format!("{registry:?}");
         assert!(
             printed.starts_with("SessionRegistry")
                 && printed.contains("MemoryRegistry")
                 && printed.contains("touch_interval: 60000")
-                && printed.contains("max: 3"),
+                && printed.contains("max: 3")
+                && !printed.contains("alice"),
             "{printed}"
         );
     }
