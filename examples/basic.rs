@@ -31,8 +31,9 @@ use axum::{
 use serde::Deserialize;
 use tower_sessions::{MemoryStore, SessionManagerLayer};
 use tower_sessions_auth::{
-    AuthError, AuthEvent, AuthKeys, AuthLayer, AuthSession, AuthUser, Events, Identity,
-    SessionEnded, SessionUser, UserBackend,
+    events::{AuthEvent, Events},
+    AuthError, AuthKeys, AuthLayer, AuthSession, AuthUser, Identity, SessionEnded, SessionUser,
+    UserBackend,
 };
 
 /// Only for trying the examples: set `SESSION_SECRET` to 32+ random bytes.
@@ -172,7 +173,7 @@ async fn change_password(
 
 /// The secret and its optional fallback (`SESSION_SECRET`,
 /// `SESSION_SECRET_OLD`), from the environment.
-fn keys_from_env() -> Result<AuthKeys, tower_sessions_auth::KeyError> {
+fn keys_from_env() -> Result<AuthKeys, tower_sessions_auth::error::KeyError> {
     let current = std::env::var("SESSION_SECRET").unwrap_or_else(|_| {
         tracing::warn!("SESSION_SECRET is not set; using the example secret");
         EXAMPLE_SECRET.to_owned()

@@ -34,7 +34,7 @@ pub trait SessionUser: Clone + Send + Sync + 'static {
     /// It must not be empty. [`login`](crate::AuthSession::login) and
     /// [`update_session_auth_hash`](crate::AuthSession::update_session_auth_hash)
     /// refuse a user whose credential is empty
-    /// ([`SignError::EmptyCredential`](crate::SignError::EmptyCredential)),
+    /// ([`HashError::EmptyCredential`](crate::error::HashError::EmptyCredential)),
     /// and no session of such a user verifies: one signed earlier ends on its
     /// next request.
     ///
@@ -108,4 +108,10 @@ pub trait UserBackend: Clone + Send + Sync + 'static {
         &self,
         id: &<Self::User as SessionUser>::Id,
     ) -> impl Future<Output = Result<Option<Self::User>, Self::Error>> + Send;
+}
+
+/// A user id as JSON: the key of the user's registry entries and live
+/// watches, and the form in which the session record holds it.
+pub(crate) fn user_key<Id: Serialize>(user: &Id) -> Result<String, serde_json::Error> {
+    serde_json::to_string(user)
 }

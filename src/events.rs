@@ -1,5 +1,5 @@
 //! Events an application can act on: sign-ins, sign-outs, ended sessions,
-//! re-signed sessions and failures, as Django's `user_logged_in` /
+//! re-hashed sessions and failures, as Django's `user_logged_in` /
 //! `user_logged_out` signals and Better-Auth's hooks allow.
 //!
 //! The request path only puts the event into a bounded queue; one task
@@ -43,8 +43,9 @@ pub enum AuthEventKind {
     SignedOut,
     /// The layer ended a session that no longer holds.
     SessionEnded(EndReason),
-    /// The layer re-signed a session found under a fallback secret.
-    ReSigned,
+    /// The layer re-hashed, under the current secret, a session found
+    /// under a fallback secret.
+    Rehashed,
     /// The session store or the backend failed; the request was answered
     /// with a 5xx. `user_id` is set when the session's record was read.
     FailedClosed,
@@ -116,7 +117,7 @@ where
 ///
 /// ```
 /// use axum::http::header;
-/// use tower_sessions_auth::{AuthEvent, AuthEventKind, Events};
+/// use tower_sessions_auth::events::{AuthEvent, AuthEventKind, Events};
 ///
 /// let events = Events::new(|event: AuthEvent<u64>| async move {
 ///     if event.kind == AuthEventKind::SignedIn {

@@ -3,19 +3,49 @@
 //! They never touch the store or the backend: the layer has done that once
 //! for the request.
 
+use crate::{
+    backend::SessionUser,
+    config::Checked,
+    identity::identity,
+    live::{SessionWatch, Watched},
+    rejection::AuthRejection,
+};
 use axum::{
     extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri},
     http::{header, request::Parts, HeaderMap},
 };
-use tower_sessions::Session;
 
-use crate::{
-    backend::SessionUser,
-    config::Context,
-    error::AuthRejection,
-    identity::{extension, identity},
-    record::{AuthRecord, SESSION_KEY},
-};
+/// What the layer left on the request, or the rejection that says the
+/// layer is missing.
+fn checked(parts: &Parts) -> Result<&Checked, AuthRejection> {
+    parts
+        .extensions
+        .get::<Checked>()
+        .ok_or(AuthRejection::MissingAuthLayer)
+}
+
+/// A watch of this request's session: completes when the session ends.
+/// Refused with `401` when the request is anonymous, and with `500` when
+/// the layer's registry has no [`LiveSessions`](crate::live::LiveSessions).
+impl<S: Send + Sync> FromRequestParts<S> for SessionWatch {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let checked = checked(parts)?;
+        let context = &checked.context;
+        let (Some(live), Some(check)) = (context.live(), &context.check) else {
+            return Err(AuthRejection::MissingLiveSessions);
+        };
+        let (Some(user), Some(claim)) = (&checked.user_key, &checked.claim) else {
+            return Err(AuthRejection::Unauthenticated);
+        };
+        let watched = Watched {
+            user: user.clone(),
+            claim: claim.clone(),
+        };
+        Ok(live.watch(watched, check.clone()))
+    }
+}
 
 /// The signed-in user; anonymous requests are refused with `401`.
 ///
@@ -92,9 +122,9 @@ where
         if let Some(user) = identity::<U>(&parts.extensions)?.into_user() {
             return Ok(Self(user));
         }
-        let context: Context = extension(parts, AuthRejection::MissingAuthLayer)?;
+        let checked = checked(parts)?;
         Err(AuthRejection::LoginRequired {
-            location: login_location(&context.login_url, requested(parts)),
+            location: login_location(&checked.context.login_url, requested(parts)),
         })
     }
 }
@@ -105,7 +135,7 @@ where
 /// 3.7.1).
 ///
 /// "Recently" is the window of the layer's
-/// [`ReauthPolicy`](crate::ReauthPolicy) (default 10 minutes), counted from
+/// [`ReauthPolicy`](crate::times::ReauthPolicy) (default 10 minutes), counted from
 /// the last [`login`](crate::AuthSession::login) or
 /// [`reauthenticate`](crate::AuthSession::reauthenticate) of the session.
 /// Outside it:
@@ -155,7 +185,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let identity = identity::<U>(&parts.extensions)?;
-        let context: Context = extension(parts, AuthRejection::MissingAuthLayer)?;
+        let checked = checked(parts)?;
+        let context = &checked.context;
         let browser = is_browser(&parts.headers);
         let Some(user) = identity.into_user() else {
             if !browser {
@@ -165,17 +196,13 @@ where
                 location: login_location(&context.login_url, requested(parts)),
             });
         };
-        let session: Session = extension(parts, AuthRejection::MissingSessionLayer)?;
-        let record = session
-            .get::<AuthRecord<U::Id>>(SESSION_KEY)
-            .await
-            .ok()
-            .flatten();
         let policy = &context.times.reauth;
-        let now = context.times.clock.unix();
-        // A record the layer checked; a store failure here counts as stale.
-        let recent = record
-            .is_some_and(|record| now < record.times.authenticated.saturating_add(policy.window));
+        let now = context.times.clock.now_ms();
+        // The claim the layer verified on this request.
+        let recent = checked.claim.as_ref().is_some_and(|claim| {
+            let window = context.times.reauth_window_ms();
+            now < claim.times.authenticated.saturating_add(window)
+        });
         if recent {
             return Ok(Self(user));
         }

@@ -31,7 +31,7 @@ use sha2::Sha256;
 
 use crate::{
     backend::SessionUser,
-    error::{KeyError, SignError},
+    error::{HashError, KeyError},
 };
 
 type HmacSha256 = Hmac<Sha256>;
@@ -57,7 +57,7 @@ pub(crate) const STORED_HASH_LEN: usize = 43;
 /// The server secrets that sign session auth hashes: one current secret and
 /// any number of older fallbacks, tried in order.
 ///
-/// Sessions signed under a fallback are still accepted, and re-signed under
+/// Sessions signed under a fallback are still accepted, and re-hashed under
 /// the current secret on their next request, so a secret can be rotated
 /// without logging anybody out: deploy the new secret with the old one as a
 /// fallback, and drop the fallback once every active session has been seen
@@ -89,7 +89,7 @@ pub(crate) const STORED_HASH_LEN: usize = 43;
 /// assert_eq!(format!("{keys:?}"), "AuthKeys { current: <redacted>, fallbacks: 1 }");
 ///
 /// assert!(AuthKeys::new(b"too short").is_err());
-/// # Ok::<(), tower_sessions_auth::KeyError>(())
+/// # Ok::<(), tower_sessions_auth::error::KeyError>(())
 /// ```
 #[derive(Clone)]
 pub struct AuthKeys {
@@ -104,7 +104,7 @@ pub struct AuthKeys {
 pub enum Verification {
     /// Signed under the current secret.
     Current,
-    /// Signed under a fallback secret: valid, but due for re-signing.
+    /// Signed under a fallback secret: valid, but due for re-hashing.
     Fallback,
     /// Signed under no known secret, or for another user id, epoch or
     /// credential; also any hash for a user whose credential is empty.
@@ -163,12 +163,12 @@ impl AuthKeys {
     ///
     /// # Errors
     ///
-    /// [`SignError::EmptyCredential`] when the user's
+    /// [`HashError::EmptyCredential`] when the user's
     /// [`credential`](SessionUser::credential) is empty: such a user has
     /// nothing a password change could change, so no session is signed for
-    /// them. [`SignError::UnserializableId`] when serde_json cannot
+    /// them. [`HashError::UnserializableId`] when serde_json cannot
     /// serialize the user's id.
-    pub fn sign<U: SessionUser>(&self, user: &U) -> Result<String, SignError> {
+    pub fn auth_hash<U: SessionUser>(&self, user: &U) -> Result<String, HashError> {
         let message = Message::of(user)?;
         Ok(URL_SAFE_NO_PAD.encode(self.current.tag(&message)))
     }
@@ -177,7 +177,7 @@ impl AuthKeys {
     /// then under each fallback.
     ///
     /// A user whose credential is empty, or whose id cannot be serialized,
-    /// is a [`Mismatch`](Verification::Mismatch) whatever is stored: [`sign`](Self::sign)
+    /// is a [`Mismatch`](Verification::Mismatch) whatever is stored: [`auth_hash`](Self::auth_hash)
     /// refuses them, so no session of theirs is valid.
     ///
     /// # Note
@@ -228,7 +228,7 @@ impl fmt::Debug for AuthKeys {
     }
 }
 
-/// What the hash covers, gathered once per [`AuthKeys::sign`] or
+/// What the hash covers, gathered once per [`AuthKeys::auth_hash`] or
 /// [`AuthKeys::verify`] and fed to each key tried.
 struct Message<'a> {
     /// The user id as serde_json writes it: the form the record stores.
@@ -239,13 +239,13 @@ struct Message<'a> {
 
 impl<'a> Message<'a> {
     /// Refuses an empty credential here, so that no path can sign one.
-    fn of<U: SessionUser>(user: &'a U) -> Result<Self, SignError> {
+    fn of<U: SessionUser>(user: &'a U) -> Result<Self, HashError> {
         let credential = user.credential();
         if credential.is_empty() {
-            return Err(SignError::EmptyCredential);
+            return Err(HashError::EmptyCredential);
         }
         let id = serde_json::to_vec(&user.id())
-            .map_err(|error| SignError::UnserializableId(error.into()))?;
+            .map_err(|error| HashError::UnserializableId(error.into()))?;
         Ok(Self {
             id,
             epoch: user.session_epoch(),
@@ -375,11 +375,14 @@ mod tests {
     #[test]
     fn known_answers() {
         let keys = AuthKeys::new(SECRET_A).unwrap();
-        assert_eq!(keys.sign(&user(0)).unwrap(), KAT_42_EPOCH_0);
-        assert_eq!(keys.sign(&user(7)).unwrap(), KAT_42_EPOCH_7);
+        assert_eq!(keys.auth_hash(&user(0)).unwrap(), KAT_42_EPOCH_0);
+        assert_eq!(keys.auth_hash(&user(7)).unwrap(), KAT_42_EPOCH_7);
         let odd = |epoch| user_with(ODD_ID.to_owned(), epoch);
-        assert_eq!(keys.sign(&odd(0)).unwrap(), KAT_ODD_EPOCH_0);
-        assert_eq!(keys.sign(&odd((1 << 63) + 1)).unwrap(), KAT_ODD_EPOCH_BIG);
+        assert_eq!(keys.auth_hash(&odd(0)).unwrap(), KAT_ODD_EPOCH_0);
+        assert_eq!(
+            keys.auth_hash(&odd((1 << 63) + 1)).unwrap(),
+            KAT_ODD_EPOCH_BIG
+        );
     }
 
     const KAT_42_EPOCH_0: &str = "EHmoCxRYg6E7GM-ORAYyhv-qoy1NUSGqHD367ALR9i4";
@@ -401,7 +404,10 @@ mod tests {
 
     #[test]
     fn stored_form_is_compact() {
-        let hash = AuthKeys::new(SECRET_A).unwrap().sign(&user(0)).unwrap();
+        let hash = AuthKeys::new(SECRET_A)
+            .unwrap()
+            .auth_hash(&user(0))
+            .unwrap();
         assert_eq!(hash.len(), STORED_HASH_LEN);
         assert!(hash
             .bytes()
@@ -411,14 +417,14 @@ mod tests {
     #[test]
     fn verifies_under_current_secret() {
         let keys = AuthKeys::new(SECRET_A).unwrap();
-        let hash = keys.sign(&user(0)).unwrap();
+        let hash = keys.auth_hash(&user(0)).unwrap();
         assert_eq!(keys.verify(&user(0), &hash), Verification::Current);
     }
 
     #[test]
     fn changed_credential_or_epoch_mismatches() {
         let keys = AuthKeys::new(SECRET_A).unwrap();
-        let hash = keys.sign(&user(0)).unwrap();
+        let hash = keys.auth_hash(&user(0)).unwrap();
         let other = User {
             credential: "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaA",
             ..user(0)
@@ -433,7 +439,7 @@ mod tests {
     #[test]
     fn another_users_id_mismatches_even_with_the_same_credential() {
         let keys = AuthKeys::new(SECRET_A).unwrap();
-        let hash = keys.sign(&user_with(1_u64, 0)).unwrap();
+        let hash = keys.auth_hash(&user_with(1_u64, 0)).unwrap();
         assert_eq!(
             keys.verify(&user_with(1_u64, 0), &hash),
             Verification::Current
@@ -471,7 +477,7 @@ mod tests {
             credential: "cd",
             epoch: 0,
         };
-        let hash = keys.sign(&short).unwrap();
+        let hash = keys.auth_hash(&short).unwrap();
         assert_eq!(keys.verify(&long, &hash), Verification::Mismatch);
     }
 
@@ -482,7 +488,10 @@ mod tests {
             credential: "",
             ..user(0)
         };
-        assert!(matches!(keys.sign(&empty), Err(SignError::EmptyCredential)));
+        assert!(matches!(
+            keys.auth_hash(&empty),
+            Err(HashError::EmptyCredential)
+        ));
         // Not even the tag of the empty credential's own message verifies.
         let message = Message {
             id: b"42".to_vec(),
@@ -492,7 +501,7 @@ mod tests {
         let forged = URL_SAFE_NO_PAD.encode(keys.current.tag(&message));
         assert_eq!(keys.verify(&empty, &forged), Verification::Mismatch);
         // A session signed before the credential was emptied ends.
-        let signed = keys.sign(&user(0)).unwrap();
+        let signed = keys.auth_hash(&user(0)).unwrap();
         assert_eq!(keys.verify(&empty, &signed), Verification::Mismatch);
     }
 
@@ -502,10 +511,10 @@ mod tests {
         let id = BTreeMap::from([((1_u8, 2_u8), 3_u8)]);
         let keys = AuthKeys::new(SECRET_A).unwrap();
         assert!(matches!(
-            keys.sign(&user_with(id.clone(), 0)),
-            Err(SignError::UnserializableId(_))
+            keys.auth_hash(&user_with(id.clone(), 0)),
+            Err(HashError::UnserializableId(_))
         ));
-        let hash = keys.sign(&user(0)).unwrap();
+        let hash = keys.auth_hash(&user(0)).unwrap();
         assert_eq!(
             keys.verify(&user_with(id, 0), &hash),
             Verification::Mismatch
@@ -519,7 +528,7 @@ mod tests {
             .unwrap()
             .with_fallbacks([SECRET_A])
             .unwrap();
-        let hash = old.sign(&user(3)).unwrap();
+        let hash = old.auth_hash(&user(3)).unwrap();
         assert_eq!(rotated.verify(&user(3), &hash), Verification::Fallback);
         assert_eq!(
             AuthKeys::new(SECRET_B).unwrap().verify(&user(3), &hash),
@@ -530,7 +539,7 @@ mod tests {
     #[test]
     fn garbage_and_truncated_hashes_mismatch() {
         let keys = AuthKeys::new(SECRET_A).unwrap();
-        let hash = keys.sign(&user(0)).unwrap();
+        let hash = keys.auth_hash(&user(0)).unwrap();
         for stored in ["", "not base64 at all!", &hash[..42], &format!("{hash}AA")] {
             assert_eq!(keys.verify(&user(0), stored), Verification::Mismatch);
         }

@@ -6,7 +6,7 @@ use axum::{
     http::{request::Parts, Extensions},
 };
 
-use crate::{backend::SessionUser, config::Context, error::AuthRejection, record::EndReason};
+use crate::{backend::SessionUser, config::Checked, record::EndReason, rejection::AuthRejection};
 
 /// Who the request is: the signed-in user, or anonymous.
 ///
@@ -78,10 +78,10 @@ pub(crate) fn identity<U: SessionUser>(
     if let Some(identity) = extensions.get::<Identity<U>>() {
         return Ok(identity.clone());
     }
-    match extensions.get::<Context>() {
-        Some(context) => Err(AuthRejection::WrongUserType {
+    match extensions.get::<Checked>() {
+        Some(checked) => Err(AuthRejection::WrongUserType {
             requested: std::any::type_name::<U>(),
-            layer: context.user_type,
+            layer: checked.context.user_type,
         }),
         None => Err(AuthRejection::MissingAuthLayer),
     }

@@ -11,7 +11,7 @@ use crate::{
     config::{Config, Context},
     events::{EventHook, Events},
     hash::AuthKeys,
-    live::{BackendCheck, Live, LiveSessions, Verify},
+    recheck::BackendCheck,
     registry::SessionRegistry,
     service::AuthService,
     times::{Clock, Lifetimes, ReauthPolicy, SharedClock},
@@ -41,7 +41,7 @@ use crate::{
 ///     .route("/", get(|| async { "hello" }))
 ///     .layer(AuthLayer::new(Users, keys).with_login_url("/sign-in"))
 ///     .layer(SessionManagerLayer::new(MemoryStore::default()));
-/// # Ok::<(), tower_sessions_auth::KeyError>(())
+/// # Ok::<(), tower_sessions_auth::error::KeyError>(())
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
@@ -94,7 +94,7 @@ impl<B: UserBackend> AuthLayer<B> {
         self
     }
 
-    /// Keeps every signed-in session in a [session index](crate::SessionRegistry):
+    /// Keeps every signed-in session in a [session index](crate::registry::SessionRegistry):
     /// each signed-in request then checks that its entry still exists (one
     /// store read; its last-seen time is written at most once per touch
     /// interval), and [`AuthSession`](crate::AuthSession) can list and
@@ -110,11 +110,11 @@ impl<B: UserBackend> AuthLayer<B> {
     /// # #[derive(Clone)] struct Users;
     /// # impl UserBackend for Users { type User = User; type Error = Infallible;
     /// #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
-    /// use tower_sessions_auth::{AuthKeys, AuthLayer, MemoryRegistry, SessionRegistry};
+    /// use tower_sessions_auth::{registry::{MemoryRegistry, SessionRegistry}, AuthKeys, AuthLayer};
     ///
     /// let layer = AuthLayer::new(Users, AuthKeys::new([7; 32])?)
     ///     .with_registry(SessionRegistry::new(MemoryRegistry::default()));
-    /// # Ok::<(), tower_sessions_auth::KeyError>(())
+    /// # Ok::<(), tower_sessions_auth::error::KeyError>(())
     /// ```
     ///
     /// Sessions signed in before the registry was added have no entry: each
@@ -130,8 +130,8 @@ impl<B: UserBackend> AuthLayer<B> {
         self
     }
 
-    /// Sends [events](crate::AuthEvent) (signed in, signed out, session
-    /// ended, re-signed, failed closed) to the application's hook.
+    /// Sends [events](crate::events::AuthEvent) (signed in, signed out, session
+    /// ended, re-hashed, failed closed) to the application's hook.
     ///
     /// ```
     /// # use std::convert::Infallible;
@@ -141,7 +141,7 @@ impl<B: UserBackend> AuthLayer<B> {
     /// # #[derive(Clone)] struct Users;
     /// # impl UserBackend for Users { type User = User; type Error = Infallible;
     /// #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
-    /// use tower_sessions_auth::{AuthEvent, AuthEventKind, AuthKeys, AuthLayer, Events};
+    /// use tower_sessions_auth::{events::{AuthEvent, AuthEventKind, Events}, AuthKeys, AuthLayer};
     ///
     /// let layer = AuthLayer::new(Users, AuthKeys::new([7; 32])?).with_events(Events::new(
     ///     |event: AuthEvent<u64>| async move {
@@ -150,7 +150,7 @@ impl<B: UserBackend> AuthLayer<B> {
     ///         }
     ///     },
     /// ));
-    /// # Ok::<(), tower_sessions_auth::KeyError>(())
+    /// # Ok::<(), tower_sessions_auth::error::KeyError>(())
     /// ```
     pub fn with_events<H>(mut self, events: Events<H>) -> Self
     where
@@ -158,60 +158,6 @@ impl<B: UserBackend> AuthLayer<B> {
     {
         self.config_mut().events = Some(events.into_sink::<<B::User as SessionUser>::Id>());
         self
-    }
-
-    /// Lets handlers watch their session with a
-    /// [`SessionWatch`](crate::SessionWatch): long-lived connections
-    /// (WebSocket, Server-Sent Events) then end as soon as their session
-    /// does, in this process and, through the sessions' channel, in the
-    /// others. See [`LiveSessions`].
-    ///
-    /// ```
-    /// # use std::convert::Infallible;
-    /// # use tower_sessions_auth::{SessionUser, UserBackend};
-    /// # #[derive(Clone)] struct User;
-    /// # impl SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
-    /// # #[derive(Clone)] struct Users;
-    /// # impl UserBackend for Users { type User = User; type Error = Infallible;
-    /// #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
-    /// use tower_sessions_auth::{AuthKeys, AuthLayer, LiveSessions, MemoryRegistry, SessionRegistry};
-    ///
-    /// let layer = AuthLayer::new(Users, AuthKeys::new([7; 32])?)
-    ///     .with_registry(SessionRegistry::new(MemoryRegistry::default()))
-    ///     .with_live_sessions(LiveSessions::new());
-    /// # Ok::<(), tower_sessions_auth::KeyError>(())
-    /// ```
-    ///
-    /// # Panics
-    ///
-    /// When the layer has no session registry yet (call
-    /// [`with_registry`](Self::with_registry) first): a watch recognises
-    /// its session across id changes, and learns of logouts and
-    /// revocations, by the session's registry entry.
-    pub fn with_live_sessions(mut self, live: LiveSessions) -> Self {
-        let registry = self.context.registry.clone().unwrap_or_else(|| {
-            panic!(
-                "AuthLayer::with_live_sessions: the layer has no session registry; \
-                 call `with_registry` first"
-            )
-        });
-        let check = self.live_check(registry);
-        self.config_mut().live = Some(Live {
-            sessions: live,
-            check,
-        });
-        self
-    }
-
-    /// The check of live-session watches, with the layer's backend, keys
-    /// and clock.
-    fn live_check(&self, registry: SessionRegistry) -> Arc<dyn Verify> {
-        Arc::new(BackendCheck {
-            backend: self.backend.clone(),
-            keys: self.context.keys.clone(),
-            registry,
-            clock: self.context.times.clock.clone(),
-        })
     }
 
     /// Sets the lifetimes of sessions signed in for the browser session
@@ -272,17 +218,10 @@ impl<B: UserBackend> AuthLayer<B> {
     }
 
     /// Sets the clock the layer reads (default: the system clock): for
-    /// tests that move time on. The session registry keeps the system
-    /// clock for its own times.
+    /// tests that move time on. It is the one clock of the session
+    /// records, the registry given to the layer and the live checks.
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.config_mut().times.clock = SharedClock::new(clock);
-        let registry = self.context.registry.clone();
-        if let (Some(registry), true) = (registry, self.context.live.is_some()) {
-            let check = self.live_check(registry);
-            if let Some(live) = &mut self.config_mut().live {
-                live.check = check;
-            }
-        }
         self
     }
 
@@ -307,18 +246,40 @@ fn check_redirect_url(caller: &str, url: &str) {
     );
 }
 
-impl<S, B: Clone> Layer<S> for AuthLayer<B> {
+impl<S, B: UserBackend> Layer<S> for AuthLayer<B> {
     type Service = AuthService<S, B>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService::new(inner, self.backend.clone(), self.context.clone())
+        AuthService::new(inner, self.backend.clone(), self.applied())
+    }
+}
+
+impl<B: UserBackend> AuthLayer<B> {
+    /// The configuration as the service reads it, derived from the
+    /// settings whatever the order of the builders: the registry reads
+    /// the layer's clock, and with live sessions the layer's validity
+    /// rule checks the watches.
+    fn applied(&self) -> Context {
+        let mut config = Config::clone(&self.context);
+        if let Some(registry) = &mut config.registry {
+            registry.clock = config.times.clock.clone();
+        }
+        if config.live().is_some() {
+            // A copy without the check itself: no reference cycle.
+            let context = Arc::new(config.clone());
+            config.check = Some(Arc::new(BackendCheck {
+                backend: self.backend.clone(),
+                context,
+            }));
+        }
+        Arc::new(config)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{test_support::Users, MemoryRegistry};
+    use crate::{registry::MemoryRegistry, test_support::Users};
 
     const SECRET: &str = "a layer secret that is long enough to be accepted";
 
@@ -410,9 +371,10 @@ mod tests {
     async fn debug_shows_the_live_sessions() {
         let printed = format!(
             "{:?}",
-            layer()
-                .with_registry(SessionRegistry::new(MemoryRegistry::default()))
-                .with_live_sessions(LiveSessions::new())
+            layer().with_registry(
+                SessionRegistry::new(MemoryRegistry::default())
+                    .with_live_sessions(crate::live::LiveSessions::new())
+            )
         );
         assert!(printed.contains("live: Some(LiveSessions {"), "{printed}");
     }

@@ -45,7 +45,7 @@
 //!     Ok("Signed out")
 //! }
 //!
-//! # fn main() -> Result<(), tower_sessions_auth::KeyError> {
+//! # fn main() -> Result<(), tower_sessions_auth::error::KeyError> {
 //! // Load the secret from your configuration: 32 bytes or more, random.
 //! let keys = AuthKeys::new(b"use at least 32 random bytes here, from config")?;
 //! let app: Router = Router::new()
@@ -71,7 +71,7 @@
 //! as an argon2 PHC string), each field of fixed width or length-prefixed,
 //! under a key derived from the server secret ([`AuthKeys`], which gives the
 //! exact message). A user whose credential is empty is never signed in:
-//! `login` refuses them with [`AuthError::Sign`]. On each request
+//! `login` refuses them with [`AuthError::Hash`]. On each request
 //! [`AuthLayer`]:
 //!
 //! 1. reads the id and hash from the session; with none, the request is
@@ -152,8 +152,11 @@
 //! # impl UserBackend for Users { type User = User; type Error = Infallible;
 //! #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
 //! use tower_sessions_auth::{
-//!     AuthError, AuthKeys, AuthLayer, AuthSession, LimitPolicy, MemoryRegistry, Revocation,
-//!     SessionHandle, SessionRegistry,
+//!     registry::{LimitPolicy, MemoryRegistry, Revocation, SessionHandle, SessionRegistry},
+//!     AuthError,
+//!     AuthKeys,
+//!     AuthLayer,
+//!     AuthSession,
 //! };
 //!
 //! async fn sign_out_device(
@@ -168,7 +171,7 @@
 //!     })
 //! }
 //!
-//! # fn main() -> Result<(), tower_sessions_auth::KeyError> {
+//! # fn main() -> Result<(), tower_sessions_auth::error::KeyError> {
 //! let registry = SessionRegistry::new(MemoryRegistry::default())
 //!     .with_limit(10, LimitPolicy::EvictLeastRecentlySeen);
 //! let layer = AuthLayer::new(Users, AuthKeys::new([9; 32])?).with_registry(registry);
@@ -216,7 +219,7 @@
 //! # impl tower_sessions_auth::SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
 //! use axum::response::sse::{Event, KeepAlive, Sse};
 //! use futures_util::{stream, Stream, StreamExt as _};
-//! use tower_sessions_auth::{AuthUser, SessionWatch};
+//! use tower_sessions_auth::{live::SessionWatch, AuthUser};
 //!
 //! async fn events(
 //!     AuthUser(_user): AuthUser<User>,
@@ -299,7 +302,14 @@
 //! # impl tower_sessions_auth::UserBackend for Users { type User = User; type Error = Infallible;
 //! #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
 //! use std::time::Duration;
-//! use tower_sessions_auth::{AuthError, AuthKeys, AuthLayer, AuthSession, Lifetimes, SignIn};
+//! use tower_sessions_auth::{
+//!     times::Lifetimes,
+//!     AuthError,
+//!     AuthKeys,
+//!     AuthLayer,
+//!     AuthSession,
+//!     SignIn,
+//! };
 //!
 //! const MINUTE: Duration = Duration::from_secs(60);
 //! let layer = AuthLayer::new(Users, AuthKeys::new([7; 32])?)
@@ -309,7 +319,7 @@
 //! async fn sign_in(mut auth: AuthSession<User>, user: User, keep: bool) -> Result<(), AuthError> {
 //!     auth.login_with(&user, SignIn::new().remember(keep).label("password")).await
 //! }
-//! # Ok::<(), tower_sessions_auth::KeyError>(())
+//! # Ok::<(), tower_sessions_auth::error::KeyError>(())
 //! ```
 //!
 //! A session past either deadline ends exactly as a revoked one: flushed,
@@ -361,7 +371,13 @@
 //! use std::time::Duration;
 //! use axum::{response::Redirect, routing::post, Form, Router};
 //! use tower_sessions_auth::{
-//!     safe_next, AuthError, AuthKeys, AuthLayer, AuthSession, LoginRequired, ReauthPolicy,
+//!     safe_next,
+//!     times::ReauthPolicy,
+//!     AuthError,
+//!     AuthKeys,
+//!     AuthLayer,
+//!     AuthSession,
+//!     LoginRequired,
 //!     RecentAuth,
 //! };
 //!
@@ -391,7 +407,7 @@
 //!         AuthLayer::new(Users, AuthKeys::new([7; 32])?)
 //!             .with_reauth(ReauthPolicy::new(Duration::from_secs(600)).with_confirm_url("/confirm")),
 //!     );
-//! # Ok::<(), tower_sessions_auth::KeyError>(())
+//! # Ok::<(), tower_sessions_auth::error::KeyError>(())
 //! ```
 //!
 //! A sign-in and [`reauthenticate`](AuthSession::reauthenticate) both count
@@ -526,53 +542,35 @@
 
 mod backend;
 mod config;
-mod error;
-mod events;
+pub mod error;
+pub mod events;
 mod extract;
-mod hash;
+mod handle;
+pub mod hash;
 mod identity;
 mod layer;
-mod live;
+pub mod live;
+mod recheck;
 mod record;
-mod registry;
-mod service;
+pub mod registry;
+mod rejection;
+pub mod service;
 mod session;
 #[cfg(test)]
 mod test_support;
-mod times;
+pub mod times;
+mod validity;
 
+#[doc(inline)]
 pub use crate::{
     backend::{SessionUser, UserBackend},
-    error::{AuthError, AuthRejection, KeyError, SignError},
-    events::{AuthEvent, AuthEventKind, EventHook, Events, RequestInfo},
+    error::AuthError,
     extract::{safe_next, AuthUser, LoginRequired, RecentAuth},
-    hash::{AuthKeys, Verification, MIN_SECRET_LEN},
+    hash::AuthKeys,
     identity::{Identity, SessionEnded},
     layer::AuthLayer,
-    live::{
-        ChannelError, LiveChannel, LiveSessions, SessionWatch, Signal, WatchEnd, WatchedEvents,
-    },
     record::EndReason,
-    registry::{
-        Insertion, InvalidHandle, LimitPolicy, MemoryRegistry, RegistryEntry, RegistryError,
-        RegistryStore, SessionHandle, SessionInfo, SessionLimit, SessionRegistry,
-    },
-    service::{AuthService, ResponseFuture},
-    session::{AuthSession, Revocation},
-    times::{Clock, Lifetimes, ReauthPolicy, SignIn},
+    rejection::AuthRejection,
+    session::AuthSession,
+    times::SignIn,
 };
-
-#[cfg(feature = "postgres")]
-pub use crate::live::PostgresChannel;
-#[cfg(feature = "redis")]
-pub use crate::live::RedisChannel;
-#[cfg(feature = "ws")]
-pub use crate::live::WatchedSocket;
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
-pub use crate::registry::InvalidTableName;
-#[cfg(feature = "postgres")]
-pub use crate::registry::PostgresRegistry;
-#[cfg(feature = "redis")]
-pub use crate::registry::RedisRegistry;
-#[cfg(feature = "sqlite")]
-pub use crate::registry::SqliteRegistry;

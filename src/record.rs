@@ -1,19 +1,31 @@
 //! What the crate keeps in the session, and ending a session.
 
-use std::fmt;
+use std::{
+    fmt,
+    pin::Pin,
+    task::{Context as TaskContext, Poll},
+};
 
+use axum::{
+    body::{Body, Bytes, HttpBody},
+    response::Response,
+};
+use http_body::{Frame, SizeHint};
 use serde::{de, de::DeserializeOwned, ser, Deserialize, Deserializer, Serialize, Serializer};
-use tower_sessions::{session, Session};
+use tower_sessions::{cookie::time::OffsetDateTime, session, Expiry, Session};
 
-use crate::{hash::STORED_HASH_LEN, registry::SessionHandle};
+use crate::{
+    hash::STORED_HASH_LEN,
+    registry::SessionHandle,
+    times::{TimeConfig, UnixMillis},
+};
 
 /// The session key of the [`AuthRecord`]. One key keeps the per-request work
 /// to one lookup and one decode.
 pub(crate) const SESSION_KEY: &str = "_auth";
 
-/// The signed-in user of a session: the user id, the session epoch it was
-/// signed with, the auth hash, and the session's times. The password hash
-/// itself never reaches the store.
+/// The signed-in user of a session: the user id and what the session
+/// claims (see [`Claim`]). The password hash itself never reaches the store.
 ///
 /// Stored as one string:
 ///
@@ -27,45 +39,54 @@ pub(crate) const SESSION_KEY: &str = "_auth";
 ///   has a registry (URL-safe base64: neither dot, `@` nor colon);
 /// - `tier`: `s` for a browser-session sign-in, `r` for a remembered one
 ///   ("keep me signed in");
-/// - `signed_in`: the sign-in time, Unix seconds;
+/// - `signed_in`: the sign-in time, Unix milliseconds;
 /// - `authenticated`, `active`: the last proof of the credentials (sign-in
-///   or re-authentication) and the last recorded request, as seconds
-///   after `signed_in` (a few digits where a full time takes ten);
+///   or re-authentication) and the last recorded request, as milliseconds
+///   after `signed_in` (a few digits where a full time takes thirteen);
 /// - `id`: the user id as JSON.
 ///
-/// `"iJrSg…gh3U0@s1764270000.0.0:42"` is user `42` at epoch 0, signed in
-/// for the browser session at 1764270000 and not seen since. Reading it on
-/// every request costs one string copy and a few integers, where a JSON
-/// object costs a map, its keys and the strings (about half the decode
+/// `"iJrSg…gh3U0@s1764270000000.0.0:42"` is user `42` at epoch 0, signed
+/// in for the browser session at 1764270000 s and not seen since. Reading
+/// it on every request costs one string copy and a few integers, where a
+/// JSON object costs a map, its keys and the strings (about half the decode
 /// time, measured in `bench/benches/breakdown.rs`). The hash has a fixed
 /// length and nothing before the id holds a colon, so the split is
 /// unambiguous. Numbers are plain decimal digits without sign or leading
 /// zero. The epoch is there to say *why* a session ended (a password change
 /// or "sign out everywhere"); the hash alone decides whether it holds.
+#[derive(Clone)]
 pub(crate) struct AuthRecord<Id> {
     pub(crate) user_id: Id,
+    pub(crate) claim: Claim,
+}
+
+/// What a signed-in session claims, whatever the user id's type: the form
+/// in which the [validity rule](crate::validity) judges a session, the
+/// layer hands the verified session to handlers, and a live watch keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Claim {
+    pub(crate) auth_hash: String,
     pub(crate) epoch: u64,
     pub(crate) handle: Option<String>,
-    pub(crate) auth_hash: String,
     pub(crate) times: RecordTimes,
 }
 
-/// The times of a signed-in session, in Unix seconds.
+/// The times of a signed-in session, in Unix milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RecordTimes {
     /// The sign-in; the absolute lifetime counts from it.
-    pub(crate) signed_in: u64,
+    pub(crate) signed_in: UnixMillis,
     /// The last proof of the credentials: sign-in or re-authentication.
-    pub(crate) authenticated: u64,
+    pub(crate) authenticated: UnixMillis,
     /// The last request recorded (at most once per activity interval).
-    pub(crate) active: u64,
+    pub(crate) active: UnixMillis,
     /// Signed in with "keep me signed in".
     pub(crate) remembered: bool,
 }
 
 impl RecordTimes {
     /// A sign-in at `now`.
-    pub(crate) fn signed_in_at(now: u64, remembered: bool) -> Self {
+    pub(crate) fn signed_in_at(now: UnixMillis, remembered: bool) -> Self {
         Self {
             signed_in: now,
             authenticated: now,
@@ -73,22 +94,46 @@ impl RecordTimes {
             remembered,
         }
     }
+
+    /// The cookie's lifetime: until the absolute deadline for a remembered
+    /// session (tower-sessions sends `Max-Age` and gives the store record
+    /// the same expiry), the browser session otherwise (no `Max-Age`, no
+    /// `Expires`). Either way the cookie never outlives the server-side
+    /// session by a whole second.
+    ///
+    /// The expiry is the last instant of the deadline's second:
+    /// tower-sessions writes `Max-Age` as the whole seconds left, rounded
+    /// down, so the deadline itself would give a sign-in's cookie a
+    /// `Max-Age` one short of the absolute lifetime.
+    pub(crate) fn cookie_expiry(&self, times: &TimeConfig) -> Expiry {
+        if !self.remembered {
+            return Expiry::OnSessionEnd;
+        }
+        let lifetimes = times.lifetimes(true);
+        let deadline = self.signed_in.saturating_add(lifetimes.absolute_ms());
+        let last_instant = i128::from(deadline / 1000) * 1_000_000_000 + 999_999_999;
+        OffsetDateTime::from_unix_timestamp_nanos(last_instant)
+            .map_or(Expiry::OnSessionEnd, Expiry::AtDateTime)
+    }
 }
 
 impl<Id: Serialize> Serialize for AuthRecord<Id> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let id = serde_json::to_string(&self.user_id).map_err(ser::Error::custom)?;
-        let times = &self.times;
+        let claim = &self.claim;
+        let times = &claim.times;
         let tier = if times.remembered { 'r' } else { 's' };
-        let authenticated = times.authenticated.saturating_sub(times.signed_in);
-        let active = times.active.saturating_sub(times.signed_in);
-        let (dot, handle) = match &self.handle {
+        // A later time before the sign-in (a clock that went back) is
+        // written as the sign-in time.
+        let authenticated = times.authenticated.saturating_sub(times.signed_in).max(0);
+        let active = times.active.saturating_sub(times.signed_in).max(0);
+        let (dot, handle) = match &claim.handle {
             Some(handle) => (".", handle.as_str()),
             None => ("", ""),
         };
         let packed = format!(
             "{}{}{dot}{handle}@{tier}{}.{authenticated}.{active}:{id}",
-            self.auth_hash, self.epoch, times.signed_in
+            claim.auth_hash, claim.epoch, times.signed_in
         );
         serializer.serialize_str(&packed)
     }
@@ -123,10 +168,12 @@ impl<'de, Id: DeserializeOwned> Deserialize<'de> for AuthRecord<Id> {
         packed.truncate(STORED_HASH_LEN);
         Ok(Self {
             user_id,
-            epoch,
-            handle,
-            auth_hash: packed,
-            times,
+            claim: Claim {
+                auth_hash: packed,
+                epoch,
+                handle,
+                times,
+            },
         })
     }
 }
@@ -138,10 +185,12 @@ fn parse_times(text: &str) -> Option<RecordTimes> {
         b'r' => true,
         _ => return None,
     };
-    let mut fields = text[1..].split('.');
-    let signed_in = number(fields.next()?)?;
-    let authenticated = signed_in.checked_add(number(fields.next()?)?)?;
-    let active = signed_in.checked_add(number(fields.next()?)?)?;
+    let mut fields = text[1..]
+        .split('.')
+        .map(|field| i64::try_from(number(field)?).ok());
+    let signed_in = fields.next()??;
+    let authenticated = signed_in.checked_add(fields.next()??)?;
+    let active = signed_in.checked_add(fields.next()??)?;
     if fields.next().is_some() {
         return None;
     }
@@ -171,7 +220,7 @@ fn is_handle(text: &str) -> bool {
 ///
 /// Read it on the request where it happened through
 /// [`SessionEnded`](crate::SessionEnded), and in the
-/// [events](crate::AuthEvent). It says nothing about other accounts.
+/// [events](crate::events::AuthEvent). It says nothing about other accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EndReason {
@@ -192,7 +241,7 @@ pub enum EndReason {
     /// expired.
     Revoked,
     /// The session passed its idle timeout or its absolute lifetime (see
-    /// [`Lifetimes`](crate::Lifetimes)).
+    /// [`Lifetimes`](crate::times::Lifetimes)).
     Expired,
 }
 
@@ -232,7 +281,8 @@ pub(crate) async fn end_session(session: &Session) -> Result<(), session::Error>
 
 /// Leaves the browser's cookie alone when the request carried a session id
 /// that the store holds no record for, and nothing was written to the
-/// session. Call it once the handler has run.
+/// session. The service calls it once the handler has run, with its
+/// response.
 ///
 /// Such a request is often one that started before `login` or
 /// `update_session_auth_hash` of the same browser changed the id: by the
@@ -242,24 +292,78 @@ pub(crate) async fn end_session(session: &Session) -> Result<(), session::Error>
 /// removes the cookie, whatever its value is by then: if that response
 /// reaches the browser after the rotation's, it removes the new cookie.
 ///
-/// Giving the session an id again, that of an empty record created and
-/// deleted at once (two store writes, on this path only), makes it not
-/// empty; as it is not modified either, tower-sessions neither saves it nor
-/// sets a cookie. A session the handler wrote to is left to tower-sessions
-/// (a new session, with its cookie). A failure leaves the removal in place.
-pub(crate) async fn keep_cookie_of_missing_record(session: &Session) {
-    if session.id().is_some() || session.is_modified() {
-        return;
-    }
-    let kept = async {
-        session.save().await?;
-        session.delete().await
-    };
-    if let Err(error) = kept.await {
+/// Giving the session an id again, that of an empty record created here,
+/// makes it not empty; as it is not modified either, tower-sessions neither
+/// saves it nor sets a cookie. The record is deleted once the response is
+/// done with (its body dropped), after tower-sessions' own save: under
+/// `with_always_save(true)` tower-sessions saves every session, and a
+/// store that only updates existing keys (Redis' `SET … XX`) would fail on
+/// a record deleted before, answering `500`. Two store writes, on this path
+/// only. A failure leaves the removal in place.
+pub(crate) async fn keep_cookie_of_missing_record(
+    session: &Session,
+    response: Response,
+) -> Response {
+    if let Err(error) = session.save().await {
         tracing::warn!(
             error = &error as &dyn std::error::Error,
             "could not keep the cookie of a session without a record"
         );
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let body = DeleteWhenDone {
+        body,
+        session: Some(session.clone()),
+    };
+    Response::from_parts(parts, Body::new(body))
+}
+
+/// A response body that deletes the session's placeholder record when it
+/// is dropped.
+struct DeleteWhenDone {
+    body: Body,
+    session: Option<Session>,
+}
+
+impl HttpBody for DeleteWhenDone {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for DeleteWhenDone {
+    fn drop(&mut self) {
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Outside a runtime the record stays until the store expires it.
+            tracing::warn!("no runtime to delete a placeholder session record");
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(error) = session.delete().await {
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "could not delete a placeholder session record"
+                );
+            }
+        });
     }
 }
 
@@ -276,15 +380,17 @@ mod tests {
 
     const HANDLE: &str = "q3XcA9-_kLmN0pQrStUvWx";
 
-    const T0: u64 = 1_764_270_000;
+    const T0: i64 = 1_764_270_000_123;
 
     fn record<Id>(user_id: Id, epoch: u64) -> AuthRecord<Id> {
         AuthRecord {
             user_id,
-            epoch,
-            handle: None,
-            auth_hash: HASH.to_owned(),
-            times: RecordTimes::signed_in_at(T0, false),
+            claim: Claim {
+                epoch,
+                handle: None,
+                auth_hash: HASH.to_owned(),
+                times: RecordTimes::signed_in_at(T0, false),
+            },
         }
     }
 
@@ -306,12 +412,12 @@ mod tests {
     #[test]
     fn keeps_the_registry_handle_between_epoch_and_times() {
         let mut with_handle = record(42_u64, 3);
-        with_handle.handle = Some(HANDLE.to_owned());
+        with_handle.claim.handle = Some(HANDLE.to_owned());
         let stored = serde_json::to_value(&with_handle).unwrap();
         assert_eq!(stored, json!(format!("{HASH}3.{HANDLE}@s{T0}.0.0:42")));
         let back: AuthRecord<u64> = decode(stored).unwrap();
         assert_eq!(
-            (back.user_id, back.epoch, back.handle.as_deref()),
+            (back.user_id, back.claim.epoch, back.claim.handle.as_deref()),
             (42, 3, Some(HANDLE))
         );
     }
@@ -319,28 +425,28 @@ mod tests {
     #[test]
     fn times_round_trip_as_offsets_from_sign_in() {
         let mut timed = record(7_u64, 1);
-        timed.times = RecordTimes {
+        timed.claim.times = RecordTimes {
             signed_in: T0,
-            authenticated: T0 + 600,
-            active: T0 + 3_599,
+            authenticated: T0 + 600_000,
+            active: T0 + 3_599_999,
             remembered: true,
         };
         let stored = serde_json::to_value(&timed).unwrap();
-        assert_eq!(stored, json!(format!("{HASH}1@r{T0}.600.3599:7")));
+        assert_eq!(stored, json!(format!("{HASH}1@r{T0}.600000.3599999:7")));
         let back: AuthRecord<u64> = decode(stored).unwrap();
-        assert_eq!(back.times, timed.times);
+        assert_eq!(back.claim.times, timed.claim.times);
         // The largest times survive; an earlier "later" time (a clock that
         // went back) is stored as the sign-in time.
-        timed.times = RecordTimes {
-            signed_in: u64::MAX - 1,
-            authenticated: u64::MAX,
+        timed.claim.times = RecordTimes {
+            signed_in: i64::MAX - 1,
+            authenticated: i64::MAX,
             active: 0,
             remembered: false,
         };
         let back: AuthRecord<u64> = decode(serde_json::to_value(&timed).unwrap()).unwrap();
         assert_eq!(
-            (back.times.authenticated, back.times.active),
-            (u64::MAX, u64::MAX - 1)
+            (back.claim.times.authenticated, back.claim.times.active),
+            (i64::MAX, i64::MAX - 1)
         );
     }
 
@@ -348,13 +454,17 @@ mod tests {
     fn round_trips_ids_of_any_serde_type() {
         let back: AuthRecord<u64> = decode(json!(format!("{HASH}7@s{T0}.0.0:42"))).unwrap();
         assert_eq!(
-            (back.user_id, back.epoch, back.auth_hash.as_str()),
+            (
+                back.user_id,
+                back.claim.epoch,
+                back.claim.auth_hash.as_str()
+            ),
             (42, 7, HASH)
         );
         let id = "7f0c2a9e-3d4b-4c61-9a57-2b8e1f6d0c33:x".to_owned();
         let stored = serde_json::to_value(record(id.clone(), 3)).unwrap();
         let back: AuthRecord<String> = decode(stored).unwrap();
-        assert_eq!((back.user_id, back.epoch), (id, 3));
+        assert_eq!((back.user_id, back.claim.epoch), (id, 3));
         let back: AuthRecord<(u8, i32)> =
             decode(json!(format!("{HASH}0@s{T0}.0.0:[1,-2]"))).unwrap();
         assert_eq!(back.user_id, (1, -2));
@@ -422,20 +532,26 @@ mod tests {
         assert_eq!(session.get_value(SESSION_KEY).await.unwrap(), None);
         assert!(session.id().is_none() && session.is_empty().await);
 
-        keep_cookie_of_missing_record(&session).await;
+        let response =
+            keep_cookie_of_missing_record(&session, Response::new(Body::from("hi"))).await;
         let id = session.id().expect("an id again");
         assert!(!session.is_empty().await, "the cookie is not removed");
         assert!(!session.is_modified(), "nothing is saved, no cookie set");
-        assert!(store.load(&id).await.unwrap().is_none(), "no record left");
-    }
-
-    #[tokio::test]
-    async fn a_session_written_to_is_left_to_tower_sessions() {
-        let store = Arc::new(MemoryStore::default());
-        let session = Session::new(Some(Id::default()), store, None);
-        session.insert("cart", "1 pear").await.unwrap();
-        keep_cookie_of_missing_record(&session).await;
-        assert!(session.id().is_none(), "saved as a new session");
+        // Until the response is done with, the placeholder record exists:
+        // tower-sessions' save under always-save finds it.
+        assert!(store.load(&id).await.unwrap().is_some());
+        session.save().await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 16)
+            .await
+            .unwrap();
+        assert_eq!(body, "hi", "the body is passed on");
+        for _ in 0..100 {
+            if store.load(&id).await.unwrap().is_none() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the placeholder record was left behind");
     }
 
     #[test]

@@ -9,22 +9,23 @@ use std::{
 
 use axum::{extract::Request, response::Response};
 use tower::Service;
-use tower_sessions::{cookie::time::OffsetDateTime, session, Expiry, Session};
+use tower_sessions::{session, Session};
 use tracing::{field, Instrument as _, Span};
 
 use crate::{
     backend::{SessionUser, UserBackend},
-    config::Context,
-    error::{failure_response, AuthRejection, SignError},
+    config::{Checked, Context},
+    error::HashError,
     events::AuthEventKind,
-    hash::Verification,
     identity::{Identity, SessionEnded},
-    live::{WatchTicket, Watched},
     record::{
-        end_session, keep_cookie_of_missing_record, AuthRecord, EndReason, RecordTimes, SESSION_KEY,
+        end_session, keep_cookie_of_missing_record, AuthRecord, Claim, EndReason, RecordTimes,
+        SESSION_KEY,
     },
-    registry::{user_key, RegistryError, SessionRegistry},
-    times::{Lifetimes, TimeConfig},
+    registry::{user_key, RegistryError},
+    rejection::{failure_response, AuthRejection},
+    times::{TimeConfig, UnixMillis},
+    validity::{judge, Entry, Evidence, Signed, Verdict},
 };
 
 /// The service made by [`AuthLayer`](crate::AuthLayer).
@@ -123,13 +124,15 @@ where
                 let presented = session.id().is_some();
                 let outcome = resolve(&backend, &context, &session).await;
                 report(&context, &req, &outcome);
-                let mut watched = None;
+                let mut claim = None;
                 match outcome {
-                    Ok(Outcome::Authenticated { user, watch, .. }) => {
+                    Ok(Outcome::Authenticated {
+                        user, claim: held, ..
+                    }) => {
                         req.extensions_mut().insert(Identity::Authenticated(user));
-                        watched = watch;
+                        claim = Some(held);
                     }
-                    Ok(Outcome::Anonymous) => {
+                    Ok(Outcome::Anonymous | Outcome::Superseded) => {
                         req.extensions_mut().insert(Identity::<B::User>::Anonymous);
                     }
                     Ok(Outcome::Ended { reason, .. }) => {
@@ -138,20 +141,21 @@ where
                     }
                     Err(_) => return Ok(failure_response(context.failure_status)),
                 }
-                if let Some(live) = &context.live {
-                    req.extensions_mut().insert(WatchTicket {
-                        live: live.clone(),
-                        session: watched,
-                    });
-                }
-                // A pointer for after the handler; a copy of the settings
-                // would allocate on every request.
-                req.extensions_mut().insert(context.clone());
+                let times = claim.as_ref().map(|claim| claim.times);
+                let user_key = match (context.live(), &claim) {
+                    (Some(_), Some(_)) => identity_key::<B::User>(&req),
+                    _ => None,
+                };
+                req.extensions_mut().insert(Checked {
+                    context: context.clone(),
+                    claim,
+                    user_key,
+                });
                 let response = inner.call(req).await?;
-                if presented {
-                    keep_cookie_of_missing_record(&session).await;
+                keep_cookie_lifetime(&context.times, &session, times);
+                if presented && session.id().is_none() && !session.is_modified() {
+                    return Ok(keep_cookie_of_missing_record(&session, response).await);
                 }
-                set_cookie_lifetime::<IdOf<B>>(&context.times, &session).await;
                 Ok(response)
             }
             .instrument(span),
@@ -159,18 +163,26 @@ where
     }
 }
 
+/// The user's id as JSON, for a watch of this request's session.
+fn identity_key<U: SessionUser>(req: &Request) -> Option<String> {
+    let user = req.extensions().get::<Identity<U>>()?.user()?;
+    user_key(&user.id()).ok()
+}
+
 /// What the layer decided about a request's session.
 enum Outcome<U: SessionUser> {
-    /// Signed in; `resigned` when the hash was upgraded to the current
-    /// secret on this request; with what a live-session watch needs, when
-    /// the layer has live sessions.
+    /// Signed in; `rehashed` when the hash was upgraded to the current
+    /// secret on this request; with the claim the session now holds.
     Authenticated {
         user: U,
-        resigned: bool,
-        watch: Option<Watched>,
+        rehashed: bool,
+        claim: Claim,
     },
     /// No user in the session.
     Anonymous,
+    /// The session's own browser rotated its id away while this request
+    /// was under way: it is anonymous, and nothing is ended.
+    Superseded,
     /// The session held a user and no longer holds: it was ended.
     Ended {
         reason: EndReason,
@@ -213,8 +225,8 @@ enum Failure<E> {
     Registry(#[source] RegistryError),
     /// Re-signing a session that verified under a fallback secret failed.
     /// Verifying proved the user signable, so this is a bug if it happens.
-    #[error("re-signing the session failed")]
-    Sign(#[source] SignError),
+    #[error("re-hashing the session failed")]
+    Sign(#[source] HashError),
 }
 
 type IdOf<B> = <<B as UserBackend>::User as SessionUser>::Id;
@@ -231,36 +243,26 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
         }
         Err(err) => return Err(err.into()),
     };
-    // Before the backend: an expired session costs no user lookup.
-    let now = context.times.clock.unix();
-    let lifetimes = context.times.lifetimes(record.times.remembered);
-    if expired(&record.times, lifetimes, now) {
-        return end(context, session, EndReason::Expired, Some(record)).await;
-    }
-    let user = match backend.get_user(&record.user_id).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return end(context, session, EndReason::UserGone, Some(record)).await,
-        Err(error) => return Err(Failed::new(Failure::Backend(error), record.user_id)),
+    let now = context.times.clock.now_ms();
+    let mut evidence = OnRequest {
+        backend,
+        context,
+        session,
+        user_id: &record.user_id,
     };
-    let verification = context.keys.verify(&user, &record.auth_hash);
-    if verification == Verification::Mismatch {
-        let reason = if record.epoch == user.session_epoch() {
-            EndReason::CredentialChanged
-        } else {
-            EndReason::EpochChanged
-        };
-        return end(context, session, reason, Some(record)).await;
-    }
-    if let Some(registry) = &context.registry {
-        match entry_lives(registry, &record).await {
-            Ok(true) => {}
-            Ok(false) => return end(context, session, EndReason::Revoked, Some(record)).await,
-            Err(error) => return Err(Failed::new(Failure::Registry(error), record.user_id)),
+    let verdict = judge(context.rules(), &record.claim, None, now, &mut evidence).await;
+    let (user, signed) = match verdict {
+        Ok(Verdict::Holds { user, signed }) => (user, signed),
+        Ok(Verdict::Ended(reason)) => return end(context, session, reason, Some(record)).await,
+        Ok(Verdict::Superseded) => {
+            tracing::info!("session superseded by its own browser's new id; nothing ended");
+            return Ok(Outcome::Superseded);
         }
-    }
-    let resigned = verification == Verification::Fallback;
-    let record = if resigned {
-        match resign(context, session, &user, record).await {
+        Err(failure) => return Err(Failed::new(failure, record.user_id)),
+    };
+    let rehashed = signed == Signed::Fallback;
+    let record = if rehashed {
+        match rehash(context, session, &user, record).await {
             Ok(record) => record,
             Err((failure, user_id)) => return Err(Failed::new(failure, user_id)),
         }
@@ -271,26 +273,59 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
         Ok(record) => record,
         Err((error, user_id)) => return Err(Failed::new(Failure::Store(error), user_id)),
     };
-    let watch = match &context.live {
-        Some(_) => match watched(&record, lifetimes) {
-            Ok(watch) => watch,
-            Err(error) => return Err(Failed::new(Failure::Registry(error), record.user_id)),
-        },
-        None => None,
-    };
     Ok(Outcome::Authenticated {
         user,
-        resigned,
-        watch,
+        rehashed,
+        claim: record.claim,
     })
 }
 
-/// Whether the session passed its absolute lifetime or its idle timeout
-/// at `now`. A session lasts `absolute` seconds: at `signed_in + absolute`
-/// it has ended.
-fn expired(times: &RecordTimes, lifetimes: Lifetimes, now: u64) -> bool {
-    now >= times.signed_in.saturating_add(lifetimes.absolute_secs())
-        || now >= times.active.saturating_add(lifetimes.idle_secs())
+/// The evidence of one request: the backend, the registry and the store,
+/// each asked when the validity rule needs it.
+struct OnRequest<'a, B: UserBackend> {
+    backend: &'a B,
+    context: &'a Context,
+    session: &'a Session,
+    user_id: &'a IdOf<B>,
+}
+
+impl<B: UserBackend> Evidence<B::User> for OnRequest<'_, B> {
+    type Error = Failure<B::Error>;
+    type Found = B::User;
+
+    fn claim_is_current(&self) -> bool {
+        true
+    }
+
+    async fn user(&mut self) -> Result<Option<B::User>, Self::Error> {
+        self.backend
+            .get_user(self.user_id)
+            .await
+            .map_err(Failure::Backend)
+    }
+
+    /// Touches the entry: one read, and a write once per touch interval.
+    async fn entry(&mut self, handle: &str) -> Result<Entry, Self::Error> {
+        let Some(registry) = &self.context.registry else {
+            return Ok(Entry::Gone);
+        };
+        let lives = async { registry.touch(&user_key(self.user_id)?, handle).await };
+        match lives.await {
+            Ok(true) => Ok(Entry::Lives { last_seen: None }),
+            Ok(false) => Ok(Entry::Gone),
+            Err(error) => Err(Failure::Registry(error)),
+        }
+    }
+
+    /// Reads the record again: `update_session_auth_hash` of the same
+    /// browser deletes it as it rotates the id, before it answers, while a
+    /// password changed anywhere else leaves it in place. Only on a
+    /// mismatch, so one store read per ended session at most.
+    async fn superseded(&mut self) -> Result<bool, Self::Error> {
+        self.session.load().await.map_err(Failure::Store)?;
+        let record = self.session.get_value(SESSION_KEY).await;
+        Ok(record.map_err(Failure::Store)?.is_none())
+    }
 }
 
 /// Records this request as the session's activity when the recorded one
@@ -303,102 +338,32 @@ async fn record_activity<Id: serde::Serialize + Clone>(
     times: &TimeConfig,
     session: &Session,
     mut record: AuthRecord<Id>,
-    now: u64,
+    now: UnixMillis,
 ) -> Result<AuthRecord<Id>, (session::Error, Id)> {
-    let interval = times.activity_interval(times.lifetimes(record.times.remembered));
-    if now.saturating_sub(record.times.active) < interval {
+    let interval = times.activity_interval_ms(times.lifetimes(record.claim.times.remembered));
+    if now.saturating_sub(record.claim.times.active) < interval {
         return Ok(record);
     }
-    record.times.active = now;
+    record.claim.times.active = now;
     match session.insert(SESSION_KEY, &record).await {
         Ok(()) => Ok(record),
         Err(error) => Err((error, record.user_id)),
     }
 }
 
-/// The cookie's lifetime: until the absolute deadline for a remembered
-/// session (tower-sessions sends `Max-Age` and gives the store record the
-/// same expiry), the browser session otherwise (no `Max-Age`, no
-/// `Expires`). Either way the cookie never outlives the server-side
-/// session by a whole second.
+/// Gives a session that tower-sessions is about to save, and that is still
+/// the one the layer verified, the cookie lifetime of its tier (see
+/// [`RecordTimes::cookie_expiry`]); call it once the handler has run.
 ///
-/// The expiry is the last instant of the deadline's second: the record
-/// keeps whole seconds (`signed_in` is the sign-in's second, rounded
-/// down), and tower-sessions writes `Max-Age` as the whole seconds left,
-/// rounded down, so the deadline itself would give a sign-in's cookie a
-/// `Max-Age` one short of the absolute lifetime.
-fn cookie_expiry(times: &RecordTimes, lifetimes: Lifetimes) -> Expiry {
-    if !times.remembered {
-        return Expiry::OnSessionEnd;
-    }
-    let deadline = times.signed_in.saturating_add(lifetimes.absolute_secs());
-    i64::try_from(deadline)
-        .ok()
-        .and_then(|deadline| OffsetDateTime::from_unix_timestamp(deadline).ok())
-        .and_then(|deadline| {
-            deadline.checked_add(tower_sessions::cookie::time::Duration::nanoseconds(
-                999_999_999,
-            ))
-        })
-        .map_or(Expiry::OnSessionEnd, Expiry::AtDateTime)
-}
-
-/// Gives a session that tower-sessions is about to save the cookie
-/// lifetime of its tier (see [`cookie_expiry`]); call it once the handler
-/// has run, so that a sign-in or sign-out of the handler counts.
-///
-/// Only a modified session: tower-sessions sets a cookie for no other
+/// A session whose id the handler changed (a sign-in, a sign-out, a
+/// password change) got its expiry from [`AuthSession`](crate::AuthSession)
+/// then. Only a modified session: tower-sessions sets a cookie for no other
 /// (but under `with_always_save(true)`, whose unmodified requests keep the
 /// session layer's expiry), and `set_expiry` marks the session modified,
-/// which would make every request a store write. So the decode this costs
-/// happens on requests that write the store anyway.
-async fn set_cookie_lifetime<Id: serde::de::DeserializeOwned>(
-    times: &TimeConfig,
-    session: &Session,
-) {
-    if !session.is_modified() {
-        return;
-    }
-    if let Ok(Some(record)) = session.get::<AuthRecord<Id>>(SESSION_KEY).await {
-        let lifetimes = times.lifetimes(record.times.remembered);
-        session.set_expiry(Some(cookie_expiry(&record.times, lifetimes)));
-    }
-}
-
-/// What a [`SessionWatch`](crate::SessionWatch) of this session needs.
-fn watched<Id: serde::Serialize>(
-    record: &AuthRecord<Id>,
-    lifetimes: Lifetimes,
-) -> Result<Option<Watched>, RegistryError> {
-    let Some(handle) = &record.handle else {
-        return Ok(None);
-    };
-    Ok(Some(Watched {
-        user: user_key(&record.user_id)?,
-        handle: handle.clone(),
-        hash: record.auth_hash.clone(),
-        epoch: record.epoch,
-        deadline: record
-            .times
-            .signed_in
-            .saturating_add(lifetimes.absolute_secs()),
-        idle: lifetimes.idle_secs(),
-    }))
-}
-
-/// Whether the registry still holds a session that verified.
-///
-/// A record without a handle was signed in before the registry was added:
-/// it ends too, once. Registering it here instead would let it escape a
-/// revoke-all made before its next request, and parallel requests of one
-/// browser would each register it.
-async fn entry_lives<Id: serde::Serialize>(
-    registry: &SessionRegistry,
-    record: &AuthRecord<Id>,
-) -> Result<bool, RegistryError> {
-    match &record.handle {
-        Some(handle) => registry.touch(&user_key(&record.user_id)?, handle).await,
-        None => Ok(false),
+/// which would make every request a store write.
+fn keep_cookie_lifetime(times: &TimeConfig, session: &Session, verified: Option<RecordTimes>) {
+    if let (Some(verified), true, Some(_)) = (verified, session.is_modified(), session.id()) {
+        session.set_expiry(Some(verified.cookie_expiry(times)));
     }
 }
 
@@ -411,26 +376,22 @@ async fn entry_lives<Id: serde::Serialize>(
 /// id, and the browser's other requests already under way with that id
 /// would be answered as anonymous, their responses removing the cookie.
 /// Parallel requests each write the same record.
-async fn resign<U: SessionUser, E>(
+async fn rehash<U: SessionUser, E>(
     context: &Context,
     session: &Session,
     user: &U,
-    record: AuthRecord<U::Id>,
+    mut record: AuthRecord<U::Id>,
 ) -> Result<AuthRecord<U::Id>, (Failure<E>, U::Id)> {
-    let auth_hash = match context.keys.sign(user) {
+    // The epoch stays: it is the user's, which the fallback hash covered.
+    record.claim.auth_hash = match context.keys.auth_hash(user) {
         Ok(auth_hash) => auth_hash,
         Err(error) => return Err((Failure::Sign(error), record.user_id)),
     };
-    // The epoch stays: it is the user's, which the fallback hash covered.
-    let upgraded = AuthRecord {
-        auth_hash,
-        ..record
-    };
-    if let Err(error) = session.insert(SESSION_KEY, &upgraded).await {
-        return Err((Failure::Store(error), upgraded.user_id));
+    if let Err(error) = session.insert(SESSION_KEY, &record).await {
+        return Err((Failure::Store(error), record.user_id));
     }
-    tracing::info!(session = %fingerprint(context, session), "session re-signed");
-    Ok(upgraded)
+    tracing::info!(session = %fingerprint(context, session), "session re-hashed under the current secret");
+    Ok(record)
 }
 
 /// Ends the session (its record is deleted, the cookie removed, and its
@@ -448,12 +409,11 @@ async fn end<U: SessionUser, E>(
         user_id: user_id.clone(),
     };
     if let (Some(registry), Some(record)) = (&context.registry, &record) {
-        if let Some(handle) = &record.handle {
-            let removed = async {
-                let user = user_key(&record.user_id)?;
-                registry.store().remove(&user, handle).await
-            };
-            removed
+        if let Some(handle) = &record.claim.handle {
+            // The registry announces the removal to the session's live
+            // connections, here and in the other processes.
+            registry
+                .end(&record.user_id, handle)
                 .await
                 .map_err(|error| failed(Failure::Registry(error)))?;
         }
@@ -462,11 +422,18 @@ async fn end<U: SessionUser, E>(
         .await
         .map_err(|error| failed(Failure::Store(error)))?;
     tracing::warn!(session = %ended, %reason, "session ended");
-    // The session's open connections may not have heard of what ended it
-    // (a password changed in the database directly).
-    if let (Some(live), Some(user_id)) = (&context.live, &user_id) {
+    // Without a registry entry to remove, the session's open connections
+    // may still not have heard of what ended it (a password changed in the
+    // database directly).
+    if let (Some(live), Some(user_id), None) = (
+        context.live(),
+        &user_id,
+        record
+            .as_ref()
+            .and_then(|record| record.claim.handle.as_ref()),
+    ) {
         if let Ok(user) = user_key(user_id) {
-            live.sessions.changed(user, None);
+            live.changed(user, None);
         }
     }
     Ok(Outcome::Ended { reason, user_id })
@@ -481,12 +448,16 @@ fn report<U: SessionUser, E: std::error::Error + 'static>(
 ) {
     let span = Span::current();
     let event = match outcome {
-        Ok(Outcome::Authenticated { user, resigned, .. }) => {
+        Ok(Outcome::Authenticated { user, rehashed, .. }) => {
             span.record("outcome", "authenticated");
-            resigned.then(|| (AuthEventKind::ReSigned, Some(user.id())))
+            rehashed.then(|| (AuthEventKind::Rehashed, Some(user.id())))
         }
         Ok(Outcome::Anonymous) => {
             span.record("outcome", "anonymous");
+            None
+        }
+        Ok(Outcome::Superseded) => {
+            span.record("outcome", "superseded");
             None
         }
         Ok(Outcome::Ended { reason, user_id }) => {

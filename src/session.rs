@@ -8,20 +8,25 @@ use tower_sessions::Session;
 
 use crate::{
     backend::SessionUser,
-    config::Context,
-    error::{AuthError, AuthRejection},
+    config::{Checked, Context},
+    error::AuthError,
     events::{AuthEventKind, RequestInfo},
     identity::{extension, identity, Identity},
-    record::{end_session, AuthRecord, RecordTimes, SESSION_KEY},
-    registry::{user_key, SessionHandle, SessionInfo, SessionRegistry, SignInDetails},
-    times::{from_unix, SignIn},
+    record::{end_session, AuthRecord, Claim, RecordTimes, SESSION_KEY},
+    registry::{user_key, Revocation, SessionHandle, SessionInfo, SessionRegistry, SignInDetails},
+    rejection::AuthRejection,
+    times::{from_unix_millis, SignIn},
 };
 
 /// Signs users in and out of the current session.
 ///
-/// An extractor; it needs [`AuthLayer`](crate::AuthLayer) on the route. Every
-/// method changes the session id, so an id that leaked before the change
-/// (session fixation) is worth nothing after it.
+/// An extractor; it needs [`AuthLayer`](crate::AuthLayer) on the route.
+/// Every method that changes who the session is, or what proves it
+/// (`login`, `login_with`, `reauthenticate`, `logout`,
+/// `update_session_auth_hash`), changes the session id, so an id that
+/// leaked before the change (session fixation) is worth nothing after it.
+/// The session's own record is read from what the layer verified, never
+/// decoded again.
 ///
 /// ```
 /// # #[derive(Clone)] struct User;
@@ -51,27 +56,15 @@ pub struct AuthSession<U> {
     session: Session,
     context: Context,
     identity: Identity<U>,
+    /// What the session claims: as the layer verified it, or as this
+    /// handle last wrote it.
+    claim: Option<Claim>,
     /// What the events record of this request; captured only when the
     /// layer has events.
     request: Option<RequestInfo>,
     /// What a sign-in records in the session registry; captured only when
     /// the layer has one.
     sign_in: Option<SignInDetails>,
-}
-
-/// What [`AuthSession::revoke_session`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Revocation {
-    /// Another session of the user was revoked; it is anonymous from its
-    /// next request on.
-    Revoked,
-    /// The handle was this session's: it is signed out, as by
-    /// [`logout`](AuthSession::logout).
-    SignedOut,
-    /// The user has no session with that handle (it is unknown, ended, or
-    /// another user's): nothing happened.
-    NotFound,
 }
 
 impl<U: SessionUser> AuthSession<U> {
@@ -100,7 +93,7 @@ impl<U: SessionUser> AuthSession<U> {
     /// its data (a shopping cart, say). Call it only after the credentials
     /// were checked.
     ///
-    /// With a [session registry](crate::SessionRegistry), a new sign-in gets
+    /// With a [session registry](crate::registry::SessionRegistry), a new sign-in gets
     /// an entry recording the user agent and peer address (as configured);
     /// the same user signing in again keeps theirs.
     ///
@@ -108,27 +101,17 @@ impl<U: SessionUser> AuthSession<U> {
     ///
     /// [`AuthError`] when the session store or the registry fails;
     /// [`AuthError::TooManySessions`] when the registry's limit refuses a
-    /// new session (the request stays anonymous); [`AuthError::Sign`] when
+    /// new session (the request stays anonymous); [`AuthError::Hash`] when
     /// `user`'s credential is empty (the session is left as it was).
     pub async fn login(&mut self, user: &U) -> Result<(), AuthError> {
         self.sign_in(user, SignIn::new(), None).await
-    }
-
-    /// Signs `user` in, as [`login`](Self::login) does, and names the
-    /// sign-in in the session registry ("password", "passkey", ...).
-    ///
-    /// # Errors
-    ///
-    /// As [`login`](Self::login).
-    pub async fn login_with_label(&mut self, user: &U, label: &str) -> Result<(), AuthError> {
-        self.sign_in(user, SignIn::new().label(label), None).await
     }
 
     /// Signs `user` in, as [`login`](Self::login) does, with the
     /// [`SignIn`] options: the tier ("keep me signed in") and the label.
     ///
     /// A remembered sign-in lives by the layer's remembered
-    /// [`Lifetimes`](crate::Lifetimes), and its cookie gets a `Max-Age`
+    /// [`Lifetimes`](crate::times::Lifetimes), and its cookie gets a `Max-Age`
     /// that ends at the session's absolute deadline; a browser-session
     /// sign-in's cookie has neither `Max-Age` nor `Expires`.
     ///
@@ -190,10 +173,9 @@ impl<U: SessionUser> AuthSession<U> {
     /// As [`login`](Self::login).
     pub async fn reauthenticate(&mut self, user: &U) -> Result<(), AuthError> {
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
-        let times = if same_user {
-            self.record().await?.map(|record| record.times)
-        } else {
-            None
+        let times = match &self.claim {
+            Some(claim) if same_user => Some(claim.times),
+            _ => None,
         };
         match times {
             Some(times) => {
@@ -205,18 +187,13 @@ impl<U: SessionUser> AuthSession<U> {
     }
 
     /// When this session's user last proved their credentials (sign-in or
-    /// [`reauthenticate`](Self::reauthenticate)), to the second; `None`
-    /// when anonymous.
-    ///
-    /// # Errors
-    ///
-    /// [`AuthError`] when the session store fails.
-    pub async fn authenticated_at(&self) -> Result<Option<SystemTime>, AuthError> {
-        if self.user().is_none() {
-            return Ok(None);
-        }
-        let record = self.record().await?;
-        Ok(record.map(|record| from_unix(record.times.authenticated)))
+    /// [`reauthenticate`](Self::reauthenticate)), to the millisecond;
+    /// `None` when anonymous.
+    #[must_use]
+    pub fn authenticated_at(&self) -> Option<SystemTime> {
+        self.user()?;
+        let claim = self.claim.as_ref()?;
+        Some(from_unix_millis(claim.times.authenticated))
     }
 
     /// Signs `user` in with `options`; `kept` holds the times of this
@@ -227,15 +204,11 @@ impl<U: SessionUser> AuthSession<U> {
         options: SignIn,
         kept: Option<RecordTimes>,
     ) -> Result<(), AuthError> {
-        // First, so that a user who cannot be signed changes nothing.
-        let auth_hash = self.context.keys.sign(user)?;
+        // First, so that a user who cannot be signed in changes nothing.
+        let auth_hash = self.context.keys.auth_hash(user)?;
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
-        let kept_handle = if same_user {
-            self.handle().await?
-        } else {
-            None
-        };
-        let now = self.context.times.clock.unix();
+        let kept_handle = if same_user { self.handle() } else { None };
+        let now = self.context.times.clock.now_ms();
         let times = match kept {
             Some(kept) => RecordTimes {
                 authenticated: now,
@@ -244,12 +217,11 @@ impl<U: SessionUser> AuthSession<U> {
             },
             None => RecordTimes::signed_in_at(now, options.remember),
         };
-        if let (Identity::Authenticated(previous), false) = (&self.identity, same_user) {
-            let previous = previous.id();
+        if let (Identity::Authenticated(_), false) = (&self.identity, same_user) {
             self.forget_entry().await?;
             end_session(&self.session).await?;
             self.identity = Identity::Anonymous;
-            self.announce(&previous, None);
+            self.claim = None;
         } else {
             self.session.cycle_id().await?;
         }
@@ -293,10 +265,10 @@ impl<U: SessionUser> AuthSession<U> {
     pub async fn logout(&mut self) -> Result<(), AuthError> {
         self.forget_entry().await?;
         end_session(&self.session).await?;
+        self.claim = None;
         if let Identity::Authenticated(user) =
             std::mem::replace(&mut self.identity, Identity::Anonymous)
         {
-            self.announce(&user.id(), None);
             self.emit(AuthEventKind::SignedOut, user.id());
         }
         Ok(())
@@ -317,18 +289,17 @@ impl<U: SessionUser> AuthSession<U> {
     /// # Errors
     ///
     /// [`AuthError`] when the session store or the registry fails;
-    /// [`AuthError::Sign`] when `user` is this session's user and their
+    /// [`AuthError::Hash`] when `user` is this session's user and their
     /// credential is empty (nothing is changed).
     pub async fn update_session_auth_hash(&mut self, user: &U) -> Result<(), AuthError> {
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
-        // Signed first, so that a user who cannot be signed changes nothing.
-        let (auth_hash, record) = if same_user {
-            (Some(self.context.keys.sign(user)?), self.record().await?)
-        } else {
-            (None, None)
+        // Hashed first, so that a user who cannot be signed in changes nothing.
+        let (auth_hash, claim) = match &self.claim {
+            Some(claim) if same_user => (Some(self.context.keys.auth_hash(user)?), Some(claim)),
+            _ => (None, None),
         };
-        let (handle, times) = match record {
-            Some(record) => (record.handle, Some(record.times)),
+        let (handle, times) = match claim {
+            Some(claim) => (claim.handle.clone(), Some(claim.times)),
             None => (None, None),
         };
         self.session.cycle_id().await?;
@@ -337,10 +308,13 @@ impl<U: SessionUser> AuthSession<U> {
                 .await?;
         }
         if let Some(registry) = &self.context.registry {
-            let key = user_key(&user.id())?;
-            registry.store().remove_all(&key, handle.as_deref()).await?;
+            // Announced with this session's new hash, so that its own open
+            // connections adopt it rather than end.
+            let keep = handle.as_deref().zip(auth_hash.as_deref());
+            registry
+                .end_all(&user.id(), handle.as_deref(), keep)
+                .await?;
         }
-        self.announce(&user.id(), handle.zip(auth_hash));
         Ok(())
     }
 
@@ -357,7 +331,7 @@ impl<U: SessionUser> AuthSession<U> {
         let Some(user) = self.user() else {
             return Ok(Vec::new());
         };
-        let current = self.handle().await?.and_then(|handle| handle.parse().ok());
+        let current = self.handle().and_then(|handle| handle.parse().ok());
         let sessions = registry
             .list_marked(&user_key(&user.id())?, current.as_ref())
             .await?;
@@ -381,15 +355,13 @@ impl<U: SessionUser> AuthSession<U> {
         let Some(user) = self.user() else {
             return Ok(Revocation::NotFound);
         };
-        if self.handle().await?.as_deref() == Some(handle.as_str()) {
+        if self.handle().as_deref() == Some(handle.as_str()) {
             self.logout().await?;
             return Ok(Revocation::SignedOut);
         }
-        let key = user_key(&user.id())?;
-        if !registry.store().remove(&key, handle.as_str()).await? {
+        if !registry.revoke(&user.id(), handle).await? {
             return Ok(Revocation::NotFound);
         }
-        self.announce(&user.id(), None);
         Ok(Revocation::Revoked)
     }
 
@@ -405,10 +377,10 @@ impl<U: SessionUser> AuthSession<U> {
         let Some(user) = self.user() else {
             return Ok(0);
         };
-        let handle = self.handle().await?;
-        let key = user_key(&user.id())?;
-        let revoked = registry.store().remove_all(&key, handle.as_deref()).await?;
-        self.announce(&user.id(), None);
+        let handle = self.handle();
+        let revoked = registry
+            .end_all(&user.id(), handle.as_deref(), None)
+            .await?;
         Ok(revoked)
     }
 
@@ -424,8 +396,7 @@ impl<U: SessionUser> AuthSession<U> {
         let Some(user) = self.user() else {
             return Ok(0);
         };
-        let key = user_key(&user.id())?;
-        let revoked = registry.store().remove_all(&key, None).await?;
+        let revoked = registry.revoke_all(&user.id()).await?;
         self.logout().await?;
         Ok(revoked)
     }
@@ -434,16 +405,9 @@ impl<U: SessionUser> AuthSession<U> {
         self.context.registry.as_ref().ok_or(AuthError::NoRegistry)
     }
 
-    /// This session's registry handle, as its record holds it (the layer
-    /// has loaded and checked the record already).
-    async fn handle(&self) -> Result<Option<String>, AuthError> {
-        Ok(self.record().await?.and_then(|record| record.handle))
-    }
-
-    /// This session's record, as the layer checked it (or as this handle
-    /// last wrote it).
-    async fn record(&self) -> Result<Option<AuthRecord<U::Id>>, AuthError> {
-        Ok(self.session.get::<AuthRecord<U::Id>>(SESSION_KEY).await?)
+    /// This session's registry handle, as its record holds it.
+    fn handle(&self) -> Option<String> {
+        self.claim.as_ref()?.handle.clone()
     }
 
     /// Removes this session's registry entry, if it has one.
@@ -451,18 +415,15 @@ impl<U: SessionUser> AuthSession<U> {
         let (Some(registry), Some(user)) = (&self.context.registry, self.user()) else {
             return Ok(());
         };
-        if let Some(handle) = self.handle().await? {
-            registry
-                .store()
-                .remove(&user_key(&user.id())?, &handle)
-                .await?;
+        if let Some(handle) = self.handle() {
+            registry.end(&user.id(), &handle).await?;
         }
         Ok(())
     }
 
-    /// Stores `auth_hash`, which the caller signed for `user` before it
-    /// changed anything, with the session's times. The layer gives the
-    /// cookie its tier's lifetime once the handler has run.
+    /// Stores `auth_hash`, which the caller computed for `user` before it
+    /// changed anything, with the session's times, and gives the cookie
+    /// its tier's lifetime.
     async fn store_hash(
         &mut self,
         user: &U,
@@ -472,32 +433,19 @@ impl<U: SessionUser> AuthSession<U> {
     ) -> Result<(), AuthError> {
         let record = AuthRecord {
             user_id: user.id(),
-            epoch: user.session_epoch(),
-            handle,
-            auth_hash,
-            times,
+            claim: Claim {
+                auth_hash,
+                epoch: user.session_epoch(),
+                handle,
+                times,
+            },
         };
-        self.session.insert(SESSION_KEY, record).await?;
+        self.session.insert(SESSION_KEY, &record).await?;
+        self.session
+            .set_expiry(Some(times.cookie_expiry(&self.context.times)));
+        self.claim = Some(record.claim);
         self.identity = Identity::Authenticated(user.clone());
         Ok(())
-    }
-
-    /// Tells the open connections of `user` (here and, through the channel,
-    /// in other processes) to check their sessions again; `keep` names this
-    /// session and its new hash after `update_session_auth_hash`.
-    fn announce(&self, user: &U::Id, keep: Option<(String, String)>) {
-        let Some(live) = &self.context.live else {
-            return;
-        };
-        match user_key(user) {
-            Ok(user) => live.sessions.changed(user, keep),
-            // The layer serialized this id on the way in; an id that cannot
-            // be serialized never signed in.
-            Err(error) => tracing::warn!(
-                error = &error as &dyn std::error::Error,
-                "live sessions: the user id cannot be serialized; no notice sent"
-            ),
-        }
     }
 
     fn emit(&self, kind: AuthEventKind, user_id: U::Id) {
@@ -528,7 +476,7 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let session = extension(parts, AuthRejection::MissingSessionLayer)?;
         let identity = identity(&parts.extensions)?;
-        let context: Context = extension(parts, AuthRejection::MissingAuthLayer)?;
+        let Checked { context, claim, .. } = extension(parts, AuthRejection::MissingAuthLayer)?;
         let request = context.events.as_ref().map(|events| {
             events
                 .capture()
@@ -542,6 +490,7 @@ where
             session,
             context,
             identity,
+            claim,
             request,
             sign_in,
         })
@@ -555,13 +504,14 @@ mod tests {
     use tower_sessions::{MemoryStore, Session};
 
     use super::*;
-    use crate::{config::Config, error::SignError, hash::AuthKeys, test_support::User};
+    use crate::{config::Config, error::HashError, hash::AuthKeys, test_support::User};
 
     fn handle_on(session: &Session) -> AuthSession<Account> {
         AuthSession {
             session: session.clone(),
             context: Arc::new(Config::new(AuthKeys::new([1_u8; 32]).unwrap(), "Account")),
             identity: Identity::Anonymous,
+            claim: None,
             request: None,
             sign_in: None,
         }
@@ -588,7 +538,7 @@ mod tests {
         let empty = Account(b"");
         let refused = auth.login(&empty).await.unwrap_err();
         assert!(
-            matches!(refused, AuthError::Sign(SignError::EmptyCredential)),
+            matches!(refused, AuthError::Hash(HashError::EmptyCredential)),
             "{refused:?}"
         );
         assert!(auth.user().is_none());
@@ -607,7 +557,7 @@ mod tests {
             auth.login(&empty).await.unwrap_err(),
         ] {
             assert!(
-                matches!(refused, AuthError::Sign(SignError::EmptyCredential)),
+                matches!(refused, AuthError::Hash(HashError::EmptyCredential)),
                 "{refused:?}"
             );
             assert_eq!(session.id(), id, "the id is kept");
@@ -628,6 +578,7 @@ mod tests {
             session: session.clone(),
             context: Arc::new(Config::new(keys, "User")),
             identity: Identity::Anonymous,
+            claim: None,
             request: None,
             sign_in: None,
         };

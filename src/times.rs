@@ -45,9 +45,10 @@ impl SharedClock {
         Self(Arc::new(clock))
     }
 
-    /// The current time in whole Unix seconds (0 before 1970).
-    pub(crate) fn unix(&self) -> u64 {
-        unix_secs(self.0.now())
+    /// The current time in Unix milliseconds (0 before 1970): the one unit
+    /// of time of the session record, the registry and the live checks.
+    pub(crate) fn now_ms(&self) -> UnixMillis {
+        unix_millis(self.0.now())
     }
 }
 
@@ -63,15 +64,25 @@ impl fmt::Debug for SharedClock {
     }
 }
 
-/// Whole Unix seconds of `time` (0 before 1970).
-pub(crate) fn unix_secs(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
+/// A point in time as every part of the crate compares it: milliseconds
+/// since the Unix epoch, never negative. The session record, the registry
+/// and the live checks read the same clock in the same unit, so a rule
+/// never mixes a second-rounded time with a millisecond one.
+pub(crate) type UnixMillis = i64;
+
+/// `time` in Unix milliseconds (0 before 1970).
+pub(crate) fn unix_millis(time: SystemTime) -> UnixMillis {
+    time.duration_since(UNIX_EPOCH).map_or(0, millis)
 }
 
-/// The time of whole Unix seconds `secs`.
-pub(crate) fn from_unix(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
+/// A duration in milliseconds, saturating.
+pub(crate) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The time of Unix milliseconds `at` (the epoch for a negative one).
+pub(crate) fn from_unix_millis(at: UnixMillis) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(at).unwrap_or(0))
 }
 
 /// How long a signed-in session lives: an idle timeout counted from its
@@ -130,16 +141,23 @@ impl Lifetimes {
         Duration::from_secs(self.absolute)
     }
 
-    pub(crate) fn idle_secs(&self) -> u64 {
-        self.idle
+    /// The idle timeout in milliseconds.
+    pub(crate) fn idle_ms(&self) -> i64 {
+        secs_to_ms(self.idle)
     }
 
-    pub(crate) fn absolute_secs(&self) -> u64 {
-        self.absolute
+    /// The absolute lifetime in milliseconds.
+    pub(crate) fn absolute_ms(&self) -> i64 {
+        secs_to_ms(self.absolute)
     }
 }
 
 const MAX_LIFETIME: u64 = 10 * 366 * 24 * 3600;
+
+/// Whole seconds (at most ten years here) in milliseconds.
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs).map_or(i64::MAX, |secs| secs.saturating_mul(1000))
+}
 
 /// When a route guarded by [`RecentAuth`](crate::RecentAuth) asks for the
 /// user's credentials again, and where it sends a browser to give them.
@@ -275,8 +293,13 @@ impl TimeConfig {
     /// before a request rewrites it: the activity interval, or half the
     /// idle timeout if that is shorter (at least a second), so that a
     /// session never ends more than half its idle timeout early.
-    pub(crate) fn activity_interval(&self, lifetimes: Lifetimes) -> u64 {
-        self.activity_interval.min(lifetimes.idle / 2).max(1)
+    pub(crate) fn activity_interval_ms(&self, lifetimes: Lifetimes) -> i64 {
+        secs_to_ms(self.activity_interval.min(lifetimes.idle / 2).max(1))
+    }
+
+    /// The re-authentication window in milliseconds.
+    pub(crate) fn reauth_window_ms(&self) -> i64 {
+        secs_to_ms(self.reauth.window)
     }
 }
 
@@ -313,8 +336,8 @@ mod tests {
             (Duration::from_secs(90), Duration::from_secs(3600))
         );
         assert_eq!(
-            (lifetimes.idle_secs(), lifetimes.absolute_secs()),
-            (90, 3600)
+            (lifetimes.idle_ms(), lifetimes.absolute_ms()),
+            (90_000, 3_600_000)
         );
         assert_eq!(format!("{:?}", SharedClock::default()), "Clock");
     }
@@ -331,15 +354,16 @@ mod tests {
     fn the_activity_interval_is_at_most_half_the_idle_timeout() {
         let times = TimeConfig::default();
         let lifetimes = |idle| Lifetimes::new(Duration::from_secs(idle), Duration::from_secs(3600));
-        assert_eq!(times.activity_interval(lifetimes(1800)), 60);
-        assert_eq!(times.activity_interval(lifetimes(90)), 45);
-        assert_eq!(times.activity_interval(lifetimes(1)), 1);
+        assert_eq!(times.activity_interval_ms(lifetimes(1800)), 60_000);
+        assert_eq!(times.activity_interval_ms(lifetimes(90)), 45_000);
+        assert_eq!(times.activity_interval_ms(lifetimes(1)), 1_000);
         assert_eq!(ReauthPolicy::default().window(), Duration::from_secs(600));
     }
 
     #[test]
     fn a_clock_before_1970_reads_zero() {
-        assert_eq!(unix_secs(UNIX_EPOCH - Duration::from_secs(5)), 0);
-        assert_eq!(unix_secs(from_unix(42)), 42);
+        assert_eq!(unix_millis(UNIX_EPOCH - Duration::from_secs(5)), 0);
+        assert_eq!(unix_millis(from_unix_millis(42_001)), 42_001);
+        assert_eq!(from_unix_millis(-1), UNIX_EPOCH);
     }
 }

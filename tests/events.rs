@@ -16,7 +16,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tower_sessions::{MemoryStore, SessionManagerLayer, SessionStore};
 use tower_sessions_auth::{
-    AuthEvent, AuthEventKind, AuthKeys, AuthLayer, EndReason, EventHook, Events, SessionEnded,
+    events::{AuthEvent, AuthEventKind, EventHook, Events},
+    AuthKeys, AuthLayer, EndReason, SessionEnded,
 };
 
 type Seen = Arc<Mutex<Vec<AuthEvent<u64>>>>;
@@ -208,7 +209,7 @@ async fn malformed_and_resigned_sessions_are_events_too() {
     assert_eq!(
         events(&seen, 2).await,
         [
-            (AuthEventKind::ReSigned, Some(1)),
+            (AuthEventKind::Rehashed, Some(1)),
             (AuthEventKind::SessionEnded(EndReason::Malformed), None),
         ]
     );

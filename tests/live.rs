@@ -41,8 +41,9 @@ use tokio_tungstenite::{
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
 use tower_sessions_auth::{
-    AuthLayer, LiveChannel, LiveSessions, MemoryRegistry, PostgresChannel, RedisChannel,
-    SessionRegistry, SessionWatch,
+    live::{LiveChannel, LiveSessions, PostgresChannel, RedisChannel, SessionWatch},
+    registry::{MemoryRegistry, SessionRegistry},
+    AuthLayer,
 };
 
 /// How long a notice may take to end a stream here: far above what it

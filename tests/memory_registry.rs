@@ -3,7 +3,7 @@
 mod common;
 
 use common::registry_suite::{registry_suite, Counter};
-use tower_sessions_auth::MemoryRegistry;
+use tower_sessions_auth::registry::MemoryRegistry;
 
 async fn fixture() -> Option<(MemoryRegistry, Counter, ())> {
     let store = MemoryRegistry::default();

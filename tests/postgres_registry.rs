@@ -12,7 +12,7 @@ use common::{
     service_url,
     services::{drop_schema_on_drop, pg_pool, unique_name, OnDrop},
 };
-use tower_sessions_auth::PostgresRegistry;
+use tower_sessions_auth::registry::PostgresRegistry;
 
 async fn fixture() -> Option<(PostgresRegistry, Counter, OnDrop)> {
     let url = service_url("DATABASE_URL")?;

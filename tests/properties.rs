@@ -20,7 +20,7 @@ use tower_sessions::{
     session::{Id, Record},
     MemoryStore, SessionStore,
 };
-use tower_sessions_auth::{safe_next, AuthKeys, SignError, Verification};
+use tower_sessions_auth::{error::HashError, hash::Verification, safe_next, AuthKeys};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -142,7 +142,7 @@ proptest! {
     ) {
         let user = TestUser { id, name: String::new(), password_hash: credential, epoch };
         let keys = AuthKeys::new(SECRET_A).unwrap();
-        let signed = keys.sign(&user).unwrap();
+        let signed = keys.auth_hash(&user).unwrap();
         prop_assert_eq!(keys.verify(&user, &signed), Verification::Current);
         let rotated = AuthKeys::new(SECRET_B).unwrap().with_fallback(SECRET_A).unwrap();
         prop_assert_eq!(rotated.verify(&user, &signed), Verification::Fallback);
@@ -165,10 +165,10 @@ proptest! {
     ) {
         let user = TestUser { id, name: String::new(), password_hash: String::new(), epoch };
         let keys = AuthKeys::new(SECRET_A).unwrap();
-        prop_assert!(matches!(keys.sign(&user), Err(SignError::EmptyCredential)));
+        prop_assert!(matches!(keys.auth_hash(&user), Err(HashError::EmptyCredential)));
         prop_assert_eq!(keys.verify(&user, &stored), Verification::Mismatch);
         let once = TestUser { password_hash: "x".to_owned(), ..user.clone() };
-        let signed = keys.sign(&once).unwrap();
+        let signed = keys.auth_hash(&once).unwrap();
         prop_assert_eq!(keys.verify(&user, &signed), Verification::Mismatch);
     }
 }

@@ -12,7 +12,7 @@ use common::{
     service_url,
     services::{redis_pool, unique_name, OnDrop},
 };
-use tower_sessions_auth::RedisRegistry;
+use tower_sessions_auth::registry::RedisRegistry;
 use tower_sessions_redis_store::fred::prelude::{HashesInterface, KeysInterface, Pool};
 
 /// Every key under `prefix`.

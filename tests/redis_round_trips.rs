@@ -21,7 +21,7 @@ use common::{
     Client, Users, SECRET_A,
 };
 use reqwest::StatusCode;
-use tower_sessions_auth::{RedisRegistry, RegistryStore as _, SessionRegistry};
+use tower_sessions_auth::registry::{RedisRegistry, RegistryStore as _, SessionRegistry};
 use tower_sessions_redis_store::fred::{
     prelude::{ClientLike, Pool},
     types::InfoKind,

@@ -27,8 +27,11 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tower_sessions::{MemoryStore, SessionManagerLayer};
 use tower_sessions_auth::{
-    AuthError, AuthLayer, AuthSession, Insertion, LimitPolicy, MemoryRegistry, RegistryEntry,
-    RegistryError, RegistryStore, SessionLimit, SessionRegistry,
+    registry::{
+        Insertion, LimitPolicy, MemoryRegistry, RegistryEntry, RegistryError, RegistryStore,
+        SessionLimit, SessionRegistry,
+    },
+    AuthError, AuthLayer, AuthSession,
 };
 
 async fn start(store: &MemoryStore, users: &Users, registry: SessionRegistry) -> String {
@@ -441,6 +444,10 @@ impl RegistryStore for FlakyRegistry {
     async fn remove_expired(&self, now: i64) -> Result<u64, RegistryError> {
         self.check()?;
         self.inner.remove_expired(now).await
+    }
+    async fn remove_everyone(&self) -> Result<u64, RegistryError> {
+        self.check()?;
+        self.inner.remove_everyone().await
     }
 }
 

@@ -35,12 +35,12 @@ use tower_sessions::{
     session_store, MemoryStore, SessionStore,
 };
 #[cfg(feature = "postgres")]
-use tower_sessions_auth::PostgresRegistry;
+use tower_sessions_auth::registry::PostgresRegistry;
 #[cfg(feature = "redis")]
-use tower_sessions_auth::RedisRegistry;
+use tower_sessions_auth::registry::RedisRegistry;
 #[cfg(feature = "sqlite")]
-use tower_sessions_auth::SqliteRegistry;
-use tower_sessions_auth::{MemoryRegistry, SessionRegistry};
+use tower_sessions_auth::registry::SqliteRegistry;
+use tower_sessions_auth::registry::{MemoryRegistry, SessionRegistry};
 
 /// A session store whose next save, once armed, waits for a release.
 #[derive(Clone, Debug)]
@@ -297,7 +297,7 @@ async fn revocation_sticks_on_postgres() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn revocation_sticks_on_redis() {
-    use tower_sessions_auth::RegistryStore as _;
+    use tower_sessions_auth::registry::RegistryStore as _;
 
     let Some(url) = service_url("REDIS_URL") else {
         return;

@@ -35,9 +35,12 @@ use futures_util::{stream, Stream, StreamExt as _};
 use tokio::sync::Notify;
 use tower_sessions::{MemoryStore, SessionManagerLayer, SessionStore};
 use tower_sessions_auth::{
-    AuthError, AuthEvent, AuthEventKind, AuthKeys, AuthLayer, AuthSession, AuthUser, EndReason,
-    Events, Lifetimes, LiveSessions, MemoryRegistry, ReauthPolicy, RecentAuth, SessionEnded,
-    SessionRegistry, SessionWatch, SignIn,
+    events::{AuthEvent, AuthEventKind, Events},
+    live::{LiveSessions, SessionWatch},
+    registry::{MemoryRegistry, SessionRegistry},
+    times::{Lifetimes, ReauthPolicy},
+    AuthError, AuthKeys, AuthLayer, AuthSession, AuthUser, EndReason, RecentAuth, SessionEnded,
+    SignIn,
 };
 
 const SECRET: &[u8] = b"session time tests: 0123456789abcdef0123456789";
@@ -173,7 +176,7 @@ async fn me(user: Option<AuthUser<TestUser>>, ended: Option<SessionEnded>) -> Re
 
 /// When the user last proved their credentials, in Unix seconds.
 async fn proved(auth: AuthSession<TestUser>) -> Result<String, AuthError> {
-    let at = auth.authenticated_at().await?;
+    let at = auth.authenticated_at();
     Ok(at.map_or_else(
         || "none".to_owned(),
         |at| at.duration_since(UNIX_EPOCH).unwrap().as_secs().to_string(),
@@ -552,14 +555,14 @@ async fn each_tier_gets_its_cookie_and_its_lifetimes() {
 async fn the_live_watch_of_an_expired_session_ends_with_expired() {
     let clock = TestClock::new();
     let state = state();
-    // The clock set after the live sessions: the watch's check reads it too.
+    // The clock set after the registry: the watch's check reads it too.
+    let live = LiveSessions::new().with_recheck_period(Duration::from_millis(200));
     let layer = AuthLayer::new(state.users.clone(), AuthKeys::new(SECRET).unwrap())
         .with_lifetimes(Lifetimes::new(
             Duration::from_secs(IDLE),
             Duration::from_secs(ABSOLUTE),
         ))
-        .with_registry(SessionRegistry::new(MemoryRegistry::default()))
-        .with_live_sessions(LiveSessions::new().with_recheck_period(Duration::from_millis(200)))
+        .with_registry(SessionRegistry::new(MemoryRegistry::default()).with_live_sessions(live))
         .with_clock(clock.reader());
     let base = serve(app(MemoryStore::default(), state, layer)).await;
     let client = Client::new();

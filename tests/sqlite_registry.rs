@@ -9,7 +9,7 @@ use common::{
     registry_suite::{registry_suite, Counter},
     services::sqlite_memory_pool,
 };
-use tower_sessions_auth::SqliteRegistry;
+use tower_sessions_auth::registry::SqliteRegistry;
 
 async fn fixture() -> Option<(SqliteRegistry, Counter, ())> {
     let pool = sqlite_memory_pool(1).await;

@@ -33,7 +33,9 @@ fn breakdown(c: &mut Criterion) {
         .expect("a tokio runtime for the benchmark");
     let keys = AuthKeys::new(SECRET).expect("the benchmark secret is long enough");
     let user = User::generate(1);
-    let hash = keys.sign(&user).expect("benchmark users have a credential");
+    let hash = keys
+        .auth_hash(&user)
+        .expect("benchmark users have a credential");
 
     // A session that is already loaded from the store, as it is after the
     // first read of a request.

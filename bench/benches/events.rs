@@ -23,7 +23,7 @@ use axum::{
 use criterion::{criterion_group, criterion_main, Criterion};
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
-use tower_sessions_auth::{AuthEvent, Events};
+use tower_sessions_auth::events::{AuthEvent, Events};
 use tower_sessions_auth_bench::{check_in_process, login, me_request, tsa_router, Users};
 
 /// Signs user 1 in and out again.

@@ -16,7 +16,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
-use tower_sessions_auth::{MemoryRegistry, SessionRegistry};
+use tower_sessions_auth::registry::{MemoryRegistry, SessionRegistry};
 use tower_sessions_auth_bench::{
     check_in_process, me_request, router, seed, sessions_router_with_plumbing, Kind, Users,
 };

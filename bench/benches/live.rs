@@ -44,8 +44,9 @@ use tokio::sync::mpsc;
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
 use tower_sessions_auth::{
-    AuthKeys, AuthLayer, AuthSession, LiveSessions, MemoryRegistry, PostgresChannel, RedisChannel,
-    SessionRegistry, SessionWatch, UserBackend,
+    live::{LiveSessions, PostgresChannel, RedisChannel, SessionWatch},
+    registry::{MemoryRegistry, SessionRegistry},
+    AuthKeys, AuthLayer, AuthSession, UserBackend,
 };
 use tower_sessions_auth_bench::{session_layer, User, SECRET};
 use tower_sessions_redis_store::fred::prelude::{ClientLike as _, Config, Pool};
@@ -160,8 +161,7 @@ fn app(
         })
         .layer(
             AuthLayer::new(shared.users.clone(), keys)
-                .with_registry(shared.registry.clone())
-                .with_live_sessions(live),
+                .with_registry(shared.registry.clone().with_live_sessions(live)),
         )
         .layer(session_layer(shared.store.clone()))
 }

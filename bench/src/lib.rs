@@ -34,7 +34,7 @@ use tower_sessions::{
     Expiry, Session, SessionManagerLayer, SessionStore,
 };
 use tower_sessions_auth::{
-    AuthKeys, AuthLayer, AuthSession, SessionRegistry, SessionUser, UserBackend,
+    registry::SessionRegistry, AuthKeys, AuthLayer, AuthSession, SessionUser, UserBackend,
 };
 
 /// The secret of every benchmark server; a benchmark needs no real secret.

@@ -10,7 +10,7 @@ use std::{io::Write as _, str::FromStr};
 
 use tokio::io::AsyncReadExt as _;
 use tower_sessions::{session::Id, MemoryStore, SessionStore};
-use tower_sessions_auth::{MemoryRegistry, RedisRegistry, SessionRegistry};
+use tower_sessions_auth::registry::{MemoryRegistry, RedisRegistry, SessionRegistry};
 use tower_sessions_auth_bench::{check_in_process, router, seed, Kind, Users};
 use tower_sessions_redis_store::{
     fred::prelude::{ClientLike as _, Config, Pool},

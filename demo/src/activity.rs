@@ -5,7 +5,10 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::http::header;
-use tower_sessions_auth::{AuthEvent, AuthEventKind, EndReason, EventHook, Events};
+use tower_sessions_auth::{
+    events::{AuthEvent, AuthEventKind, EventHook, Events},
+    EndReason,
+};
 
 use super::{devices::rfc3339, users::Users};
 

@@ -9,7 +9,8 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_sessions_auth::{
-    AuthRejection, AuthSession, AuthUser, RecentAuth, Revocation, SessionHandle,
+    registry::{Revocation, SessionHandle},
+    AuthRejection, AuthSession, AuthUser, RecentAuth,
 };
 
 use super::{

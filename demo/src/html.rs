@@ -10,8 +10,8 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 use tower_sessions_auth::{
-    safe_next, AuthRejection, AuthSession, EndReason, LoginRequired, RecentAuth, Revocation,
-    SessionEnded, SessionHandle,
+    registry::{Revocation, SessionHandle},
+    safe_next, AuthRejection, AuthSession, EndReason, LoginRequired, RecentAuth, SessionEnded,
 };
 
 use super::{

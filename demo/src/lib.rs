@@ -195,10 +195,10 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         config.postgres_schema.as_deref(),
     )
     .await?;
+    let registry = registry.with_live_sessions(sessions.live_sessions(config.recheck_period));
     let auth = AuthLayer::new(users.clone(), config.keys)
         .with_login_url("/login")
         .with_registry(registry)
-        .with_live_sessions(sessions.live_sessions(config.recheck_period))
         .with_events(activity::events(users.clone()))
         .with_lifetimes(times.session())
         .with_remembered_lifetimes(times.remembered())

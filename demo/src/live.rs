@@ -25,7 +25,7 @@ use axum::{
 };
 use futures_util::{stream, StreamExt as _};
 use serde_json::json;
-use tower_sessions_auth::{AuthRejection, AuthUser, SessionWatch};
+use tower_sessions_auth::{live::SessionWatch, AuthRejection, AuthUser};
 
 use super::{api, users::User, AppState};
 

@@ -16,8 +16,8 @@ use tower_sessions::{
     Expiry, SessionManagerLayer, SessionStore,
 };
 use tower_sessions_auth::{
-    LimitPolicy, LiveSessions, PostgresChannel, PostgresRegistry, RedisChannel, SessionRegistry,
-    SqliteRegistry,
+    live::{LiveSessions, PostgresChannel, RedisChannel},
+    registry::{LimitPolicy, PostgresRegistry, SessionRegistry, SqliteRegistry},
 };
 use tower_sessions_redis_store::{
     fred::{

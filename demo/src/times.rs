@@ -10,7 +10,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use tower_sessions_auth::{Lifetimes, ReauthPolicy, SessionInfo, SignIn};
+use tower_sessions_auth::{
+    registry::SessionInfo,
+    times::{Lifetimes, ReauthPolicy},
+    SignIn,
+};
 
 use super::StartError;
 

@@ -17,7 +17,7 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use tower_sessions_auth::{AuthKeys, SessionUser, Verification};
+use tower_sessions_auth::{hash::Verification, AuthKeys, SessionUser};
 
 use tower_sessions_auth_demo::secret;
 
@@ -1038,8 +1038,8 @@ fn a_generated_secret_is_stored_beside_the_database_and_reused() {
     }
     let again = secret::load_keys(&url, None, None).unwrap();
     assert_eq!(
-        first.sign(&Probe).unwrap(),
-        again.sign(&Probe).unwrap(),
+        first.auth_hash(&Probe).unwrap(),
+        again.auth_hash(&Probe).unwrap(),
         "reused on restart"
     );
 
@@ -1055,8 +1055,8 @@ fn an_explicit_secret_wins_and_short_secrets_are_refused() {
 
     let keys = secret::load_keys(&url, Some(explicit), None).unwrap();
     assert_eq!(
-        keys.sign(&Probe).unwrap(),
-        AuthKeys::new(explicit).unwrap().sign(&Probe).unwrap()
+        keys.auth_hash(&Probe).unwrap(),
+        AuthKeys::new(explicit).unwrap().auth_hash(&Probe).unwrap()
     );
     assert!(
         !dir.join("demo-secret.key").exists(),
@@ -1072,7 +1072,7 @@ fn an_explicit_secret_wins_and_short_secrets_are_refused() {
 fn fallback_secrets_still_verify() {
     let old_one = "the oldest secret of 32 bytes or more...";
     let old_two = "the previous secret of 32 bytes or more.";
-    let signed_before = AuthKeys::new(old_two).unwrap().sign(&Probe).unwrap();
+    let signed_before = AuthKeys::new(old_two).unwrap().auth_hash(&Probe).unwrap();
     let fallbacks = format!(" {old_one} ,{old_two},");
     let keys = secret::load_keys(
         "sqlite::memory:",

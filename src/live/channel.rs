@@ -16,7 +16,7 @@ impl ChannelError {
     }
 }
 
-/// What a channel's listener reports to [`LiveSessions`](crate::LiveSessions).
+/// What a channel's listener reports to [`LiveSessions`](crate::live::LiveSessions).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Signal {
@@ -30,8 +30,8 @@ pub enum Signal {
 }
 
 /// A broadcast between the processes of one application: Redis pub/sub
-/// ([`RedisChannel`](crate::RedisChannel)) or Postgres `LISTEN/NOTIFY`
-/// ([`PostgresChannel`](crate::PostgresChannel)), or one of your own.
+/// ([`RedisChannel`](crate::live::RedisChannel)) or Postgres `LISTEN/NOTIFY`
+/// ([`PostgresChannel`](crate::live::PostgresChannel)), or one of your own.
 ///
 /// Delivery may be lossy: the periodic re-check covers what is lost.
 #[async_trait]
@@ -55,13 +55,17 @@ pub(crate) const CHANNEL_NAME: &str = "tsa_live_sessions";
 /// a watch adopts it only after it verifies against the user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Notice {
-    /// The user's id as JSON, as the registry keys it.
+    /// The user's id as JSON, as the registry keys it, or [`EVERYONE`].
     pub(crate) user: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) keep: Option<Kept>,
     /// The process that sent it, which has acted on it already.
     pub(crate) from: u64,
 }
+
+/// The `user` of a notice that concerns every user ("sign everyone out"):
+/// a bare `*` is no JSON value, so no user id is written so.
+pub(crate) const EVERYONE: &str = "*";
 
 /// The session that made a change and stays signed in, with its new hash.
 #[derive(Clone, Serialize, Deserialize)]

@@ -13,11 +13,11 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch as shutdown};
 
 use super::{
-    channel::{ChannelError, Kept, LiveChannel, Notice, Signal},
+    channel::{ChannelError, Kept, LiveChannel, Notice, Signal, EVERYONE},
     check::{Probe, Verdict, Verify},
     watch::{SessionWatch, WatchEnd, Watched},
 };
-use crate::{record::EndReason, registry::user_key};
+use crate::{backend::user_key, record::EndReason};
 
 /// Default period of the backstop re-check.
 const DEFAULT_PERIOD: Duration = Duration::from_secs(30);
@@ -38,13 +38,13 @@ const MISMATCH_GRACE: Duration = Duration::from_secs(2);
 ///
 /// Add it to the layer with
 /// [`AuthLayer::with_live_sessions`](crate::AuthLayer::with_live_sessions)
-/// (which needs a [session registry](crate::SessionRegistry)); handlers
+/// (which needs a [session registry](crate::registry::SessionRegistry)); handlers
 /// then take a [`SessionWatch`].
 ///
 /// - Changes made in this process reach its watches directly.
 /// - With several processes, give each the same [`LiveChannel`]:
-///   [`RedisChannel`](crate::RedisChannel) or
-///   [`PostgresChannel`](crate::PostgresChannel).
+///   [`RedisChannel`](crate::live::RedisChannel) or
+///   [`PostgresChannel`](crate::live::PostgresChannel).
 /// - Every watch is also checked again every period (default 30 s, less a
 ///   random quarter so that processes spread their checks): the bound on
 ///   how long a connection outlives its session when a notice is lost, the
@@ -56,7 +56,7 @@ const MISMATCH_GRACE: Duration = Duration::from_secs(2);
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_sessions_auth::LiveSessions;
+/// use tower_sessions_auth::live::LiveSessions;
 ///
 /// let live = LiveSessions::new()
 ///     .with_recheck_period(Duration::from_secs(20))
@@ -99,12 +99,8 @@ struct UserWatches {
 type Snapshot = (Arc<dyn Verify>, Vec<u64>, Vec<Probe>);
 
 struct Slot {
-    handle: String,
-    hash: String,
-    candidate: Option<String>,
-    epoch: u64,
-    deadline: u64,
-    idle: u64,
+    /// What the watch's session claims, and a newer hash it announced.
+    probe: Probe,
     failures: u32,
     end: oneshot::Sender<WatchEnd>,
 }
@@ -211,7 +207,7 @@ impl LiveSessions {
 
     /// Checks the watches of `user` again, in this process and, through the
     /// channel, in the others: after a change made outside a request (a
-    /// password reset by an administrator, [`SessionRegistry::revoke`](crate::SessionRegistry::revoke)).
+    /// password reset by an administrator, [`SessionRegistry::revoke`](crate::registry::SessionRegistry::revoke)).
     /// `user` must be of the user type's `Id` type.
     ///
     /// # Errors
@@ -227,6 +223,12 @@ impl LiveSessions {
         };
         self.hub.apply(&notice);
         self.hub.publish(&notice).await
+    }
+
+    /// Announces that every user's sessions changed (the registry's
+    /// `revoke_everyone`), without waiting for the channel.
+    pub(crate) fn changed_everyone(&self) {
+        self.changed(EVERYONE.to_owned(), None);
     }
 
     /// Announces a change of `user` from a request, without waiting for the
@@ -271,12 +273,10 @@ impl LiveSessions {
             .insert(
                 id,
                 Slot {
-                    handle: ticket.handle,
-                    hash: ticket.hash,
-                    candidate: None,
-                    epoch: ticket.epoch,
-                    deadline: ticket.deadline,
-                    idle: ticket.idle,
+                    probe: Probe {
+                        claim: ticket.claim,
+                        announced: None,
+                    },
                     failures: 0,
                     end: sender,
                 },
@@ -342,6 +342,11 @@ impl Hub {
     /// Acts on a notice: notes the kept session's new hash, then checks
     /// the user's watches.
     fn apply(self: &Arc<Self>, notice: &Notice) {
+        if notice.user == EVERYONE {
+            let hub = self.clone();
+            tokio::spawn(async move { hub.check_everyone().await });
+            return;
+        }
         {
             let mut users = self.lock();
             let Some(watches) = users.get_mut(&notice.user) else {
@@ -349,8 +354,8 @@ impl Hub {
             };
             if let Some(kept) = &notice.keep {
                 for slot in watches.slots.values_mut() {
-                    if slot.handle == kept.handle {
-                        slot.candidate = Some(kept.hash.clone());
+                    if slot.probe.claim.handle.as_ref() == Some(&kept.handle) {
+                        slot.probe.announced = Some(kept.hash.clone());
                     }
                 }
             }
@@ -401,11 +406,11 @@ impl Hub {
                             if let Some((hash, epoch)) = adopt {
                                 // A newer hash announced while this check
                                 // ran stays for the next check.
-                                if slot.candidate.as_ref() == Some(&hash) {
-                                    slot.candidate = None;
+                                if slot.probe.announced.as_ref() == Some(&hash) {
+                                    slot.probe.announced = None;
                                 }
-                                slot.hash = hash;
-                                slot.epoch = epoch;
+                                slot.probe.claim.auth_hash = hash;
+                                slot.probe.claim.epoch = epoch;
                             }
                         }
                         Verdict::Ended(EndReason::CredentialChanged | EndReason::EpochChanged)
@@ -417,7 +422,7 @@ impl Hub {
                         // check ran, after the check had read what it knew:
                         // the announcement's own check decides.
                         Verdict::Ended(EndReason::CredentialChanged | EndReason::EpochChanged)
-                            if slot.candidate != probe.candidate => {}
+                            if slot.probe.announced != probe.announced => {}
                         Verdict::Ended(reason) => ended.push((id, WatchEnd::Session(reason))),
                     }
                 }
@@ -460,14 +465,7 @@ impl Hub {
     fn probes(&self, user: &str, only: Option<u64>) -> Option<Snapshot> {
         let users = self.lock();
         let watches = users.get(user)?;
-        let probe = |slot: &Slot| Probe {
-            handle: slot.handle.clone(),
-            hash: slot.hash.clone(),
-            candidate: slot.candidate.clone(),
-            epoch: slot.epoch,
-            deadline: slot.deadline,
-            idle: slot.idle,
-        };
+        let probe = |slot: &Slot| slot.probe.clone();
         // One watch, looked up: opening n connections of one user must not
         // cost n² visits.
         let (ids, probes) = match only {
@@ -676,9 +674,9 @@ mod tests {
                 let verdicts = probes
                     .iter()
                     .map(|probe| {
-                        if probe.hash == password {
+                        if probe.claim.auth_hash == password {
                             Verdict::Holds { adopt: None }
-                        } else if probe.candidate.as_deref() == Some(password) {
+                        } else if probe.announced.as_deref() == Some(password) {
                             Verdict::Holds {
                                 adopt: Some((password.to_owned(), 0)),
                             }
@@ -696,11 +694,12 @@ mod tests {
     fn ticket() -> Watched {
         Watched {
             user: "1".to_owned(),
-            handle: "h".to_owned(),
-            hash: "old".to_owned(),
-            epoch: 0,
-            deadline: u64::MAX,
-            idle: u64::MAX,
+            claim: crate::record::Claim {
+                auth_hash: "old".to_owned(),
+                epoch: 0,
+                handle: Some("h".to_owned()),
+                times: crate::record::RecordTimes::signed_in_at(0, false),
+            },
         }
     }
 
@@ -710,7 +709,9 @@ mod tests {
             .values()
             .next()
             .unwrap()
-            .hash
+            .probe
+            .claim
+            .auth_hash
             .clone()
     }
 

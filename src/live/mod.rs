@@ -43,6 +43,6 @@ pub use self::{
 };
 
 pub(crate) use self::{
-    check::{BackendCheck, Verify},
-    watch::{Live, WatchTicket, Watched},
+    check::{CheckError, CheckFuture, Probe, Verdict, Verify},
+    watch::Watched,
 };

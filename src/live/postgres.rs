@@ -22,7 +22,7 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// ```no_run
 /// # async fn run() -> Result<(), sqlx::Error> {
 /// use sqlx::PgPool;
-/// use tower_sessions_auth::{LiveSessions, PostgresChannel};
+/// use tower_sessions_auth::live::{LiveSessions, PostgresChannel};
 ///
 /// let pool = PgPool::connect("postgres://127.0.0.1/app").await?;
 /// let live = LiveSessions::new().with_channel(PostgresChannel::new(pool));

@@ -17,7 +17,7 @@ const RECONNECT_DELAY_MS: u32 = 500;
 
 /// Notices between processes over Redis pub/sub, on the fred pool that the
 /// session store (tower-sessions-redis-store) or the
-/// [`RedisRegistry`](crate::RedisRegistry) already uses.
+/// [`RedisRegistry`](crate::registry::RedisRegistry) already uses.
 ///
 /// Publishing goes through the pool; listening uses one connection of its
 /// own per process, made from the pool's settings, that reconnects by
@@ -27,7 +27,7 @@ const RECONNECT_DELAY_MS: u32 = 500;
 /// ```no_run
 /// # async fn run() -> Result<(), fred::error::Error> {
 /// use fred::{clients::Pool, interfaces::ClientLike as _, types::config::Config};
-/// use tower_sessions_auth::{LiveSessions, RedisChannel};
+/// use tower_sessions_auth::live::{LiveSessions, RedisChannel};
 ///
 /// let pool = Pool::new(Config::from_url("redis://127.0.0.1:6379")?, None, None, None, 4)?;
 /// pool.init().await?;

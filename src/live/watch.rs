@@ -8,11 +8,10 @@ use std::{
     task::{Context as TaskContext, Poll},
 };
 
-use axum::{extract::FromRequestParts, http::request::Parts};
 use tokio::sync::oneshot;
 
-use super::{check::Verify, hub::Hub, LiveSessions};
-use crate::{error::AuthRejection, record::EndReason};
+use super::hub::Hub;
+use crate::record::{Claim, EndReason};
 
 /// Why a [`SessionWatch`] completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,7 +21,7 @@ pub enum WatchEnd {
     Session(EndReason),
     /// The session could not be checked for the configured number of times
     /// in a row (the backend or the registry kept failing): it is no longer
-    /// trusted. See [`LiveSessions::with_max_failures`](crate::LiveSessions::with_max_failures).
+    /// trusted. See [`LiveSessions::with_max_failures`](crate::live::LiveSessions::with_max_failures).
     ServerError,
 }
 
@@ -44,48 +43,19 @@ impl fmt::Display for WatchEnd {
     }
 }
 
-/// The layer's live sessions and the check they run, which knows the
-/// layer's backend.
-#[derive(Clone)]
-pub(crate) struct Live {
-    pub(crate) sessions: LiveSessions,
-    pub(crate) check: Arc<dyn Verify>,
-}
-
-impl fmt::Debug for Live {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.sessions.fmt(f)
-    }
-}
-
-/// What the layer leaves in the extensions of every request when it has
-/// [`LiveSessions`](crate::LiveSessions): the sessions, and for a signed-in
-/// request enough to watch its session without reading the store again.
-#[derive(Clone)]
-pub(crate) struct WatchTicket {
-    pub(crate) live: Live,
-    pub(crate) session: Option<Watched>,
-}
-
-/// A signed-in session as a watch knows it.
+/// A signed-in session as a watch starts from: its user (the id as JSON)
+/// and what the session claimed on the request that opened the watch.
 #[derive(Clone)]
 pub(crate) struct Watched {
-    /// The user's id as JSON.
     pub(crate) user: String,
-    pub(crate) handle: String,
-    pub(crate) hash: String,
-    pub(crate) epoch: u64,
-    /// The session's absolute deadline, Unix seconds.
-    pub(crate) deadline: u64,
-    /// The idle timeout of the session's tier, seconds.
-    pub(crate) idle: u64,
+    pub(crate) claim: Claim,
 }
 
 /// Completes when this request's session stops holding: its user's
 /// password or session epoch changed (through any process), it was logged
 /// out (from another tab, too), it was revoked, its registry entry expired,
 /// the session passed its absolute lifetime or idle timeout (see
-/// [`Lifetimes`](crate::Lifetimes); noticed by the next check, within the
+/// [`Lifetimes`](crate::times::Lifetimes); noticed by the next check, within the
 /// re-check period), or the user is gone or disabled. It stays pending when this very session
 /// made the change through
 /// [`update_session_auth_hash`](crate::AuthSession::update_session_auth_hash)
@@ -95,11 +65,11 @@ pub(crate) struct Watched {
 /// An extractor: anonymous requests are refused with `401`; it needs
 /// [`AuthLayer::with_live_sessions`](crate::AuthLayer::with_live_sessions).
 /// Await it, `select!` on it beside the connection's work, or let
-/// [`sse`](Self::sse) or [`WatchedSocket`](crate::WatchedSocket) do that.
+/// [`sse`](Self::sse) or [`WatchedSocket`](crate::live::WatchedSocket) do that.
 /// Dropping it stops watching; nothing stays behind.
 ///
 /// ```
-/// use tower_sessions_auth::SessionWatch;
+/// use tower_sessions_auth::live::SessionWatch;
 ///
 /// async fn long_job(watch: SessionWatch) -> String {
 ///     // Whatever the connection does; it stops when the session ends.
@@ -163,25 +133,6 @@ impl fmt::Debug for SessionWatch {
         f.debug_struct("SessionWatch")
             .field("ended", &self.done)
             .finish_non_exhaustive()
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for SessionWatch {
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ticket = parts
-            .extensions
-            .get::<WatchTicket>()
-            .ok_or(AuthRejection::MissingLiveSessions)?;
-        let session = ticket
-            .session
-            .clone()
-            .ok_or(AuthRejection::Unauthenticated)?;
-        Ok(ticket
-            .live
-            .sessions
-            .watch(session, ticket.live.check.clone()))
     }
 }
 

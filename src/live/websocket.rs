@@ -12,7 +12,7 @@ use super::watch::{SessionWatch, WatchEnd};
 ///
 /// ```
 /// use axum::{extract::ws::WebSocketUpgrade, response::Response};
-/// use tower_sessions_auth::SessionWatch;
+/// use tower_sessions_auth::live::SessionWatch;
 ///
 /// async fn echo(upgrade: WebSocketUpgrade, watch: SessionWatch) -> Response {
 ///     upgrade.on_upgrade(|socket| async move {

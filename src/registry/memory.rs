@@ -134,6 +134,14 @@ impl RegistryStore for MemoryRegistry {
         }))
     }
 
+    async fn remove_everyone(&self) -> Result<u64, RegistryError> {
+        Ok(self.with_users(|users| {
+            let removed: usize = users.values().map(Vec::len).sum();
+            users.clear();
+            u64::try_from(removed).unwrap_or(u64::MAX)
+        }))
+    }
+
     async fn remove_expired(&self, now: i64) -> Result<u64, RegistryError> {
         Ok(self.with_users(|users| {
             let mut removed = 0;

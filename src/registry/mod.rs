@@ -18,9 +18,8 @@ mod sql;
 use std::{
     fmt,
     net::{IpAddr, SocketAddr},
-    str::FromStr,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use async_trait::async_trait;
@@ -28,8 +27,13 @@ use axum::{
     extract::ConnectInfo,
     http::{header, Extensions, HeaderMap},
 };
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use serde::Serialize;
+
+pub use crate::handle::{InvalidHandle, SessionHandle};
+use crate::{
+    live::LiveSessions,
+    times::{from_unix_millis, millis, SharedClock},
+};
 
 pub use self::memory::MemoryRegistry;
 #[cfg(feature = "redis")]
@@ -41,59 +45,19 @@ pub use self::sql::PostgresRegistry;
 #[cfg(feature = "sqlite")]
 pub use self::sql::SqliteRegistry;
 
-/// An opaque name for one signed-in session, stable while it lives (also
-/// across the id changes of `login` and `update_session_auth_hash`).
-///
-/// 16 random bytes, 22 URL-safe characters. It is not the session id and
-/// says nothing about it: knowing a handle lets nobody into the session,
-/// and only the user it belongs to (or an administrator) can revoke with it.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionHandle(String);
-
-impl SessionHandle {
-    /// A new random handle.
-    pub(crate) fn generate() -> Result<Self, RegistryError> {
-        let mut bytes = [0_u8; 16];
-        getrandom::getrandom(&mut bytes).map_err(RegistryError::backend)?;
-        Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
-    }
-
-    /// The handle as text, for a form field or a URL.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SessionHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for SessionHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionHandle(<redacted>)")
-    }
-}
-
-/// A string that cannot be a [`SessionHandle`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a session handle")]
-pub struct InvalidHandle;
-
-impl FromStr for SessionHandle {
-    type Err = InvalidHandle;
-
-    /// Accepts what [`SessionHandle`] prints: 16 to 64 URL-safe characters
-    /// (letters, digits, `-`, `_`).
-    fn from_str(text: &str) -> Result<Self, InvalidHandle> {
-        let valid = (16..=64).contains(&text.len())
-            && text
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
-        valid.then(|| Self(text.to_owned())).ok_or(InvalidHandle)
-    }
+/// What [`AuthSession::revoke_session`](crate::AuthSession::revoke_session) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// Another session of the user was revoked; it is anonymous from its
+    /// next request on.
+    Revoked,
+    /// The handle was this session's: it is signed out, as by
+    /// [`logout`](crate::AuthSession::logout).
+    SignedOut,
+    /// The user has no session with that handle (it is unknown, ended, or
+    /// another user's): nothing happened.
+    NotFound,
 }
 
 /// One signed-in session, as the application lists it.
@@ -287,6 +251,10 @@ pub trait RegistryStore: fmt::Debug + Send + Sync + 'static {
     /// how many. Stores whose entries expire by themselves (Redis) may do
     /// nothing.
     async fn remove_expired(&self, now: i64) -> Result<u64, RegistryError>;
+
+    /// Removes every entry of every user; returns how many. The
+    /// administrator's "sign everyone out" (ASVS 5.0 7.4.5).
+    async fn remove_everyone(&self) -> Result<u64, RegistryError>;
 }
 
 /// The session index and its settings.
@@ -312,7 +280,7 @@ pub trait RegistryStore: fmt::Debug + Send + Sync + 'static {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_sessions_auth::{LimitPolicy, MemoryRegistry, SessionRegistry};
+/// use tower_sessions_auth::registry::{LimitPolicy, MemoryRegistry, SessionRegistry};
 ///
 /// let registry = SessionRegistry::new(MemoryRegistry::default())
 ///     .with_lifetime(Duration::from_secs(14 * 24 * 3600))
@@ -322,6 +290,11 @@ pub trait RegistryStore: fmt::Debug + Send + Sync + 'static {
 #[must_use]
 pub struct SessionRegistry {
     store: Arc<dyn RegistryStore>,
+    /// The layer's clock once the registry is given to the layer.
+    pub(crate) clock: SharedClock,
+    /// Told of every session this registry ends, so that its open
+    /// connections end too, in this process and the others.
+    pub(crate) live: Option<LiveSessions>,
     touch_interval: i64,
     lifetime: i64,
     limit: Option<SessionLimit>,
@@ -342,6 +315,8 @@ impl SessionRegistry {
     pub fn new(store: impl RegistryStore) -> Self {
         Self {
             store: Arc::new(store),
+            clock: SharedClock::default(),
+            live: None,
             touch_interval: 60_000,
             lifetime: 14 * 24 * 3600 * 1000,
             limit: None,
@@ -433,9 +408,23 @@ impl SessionRegistry {
         self.list_marked(&user_key(user)?, None).await
     }
 
-    /// Revokes one of `user`'s sessions: its next request is anonymous.
-    /// `false` when `user` has no such session (another user's handle, say):
-    /// nothing happens then.
+    /// Ends the open connections (WebSockets, event streams) of the
+    /// sessions this registry revokes, in every process: give it the
+    /// process's [`LiveSessions`], whose channel reaches the others. The
+    /// layer's [`SessionWatch`](crate::live::SessionWatch) needs it.
+    ///
+    /// A revocation then never depends on the caller remembering a second
+    /// call: [`revoke`](Self::revoke), [`revoke_all`](Self::revoke_all),
+    /// [`revoke_everyone`](Self::revoke_everyone) and every ending through
+    /// the layer or [`AuthSession`](crate::AuthSession) announce themselves.
+    pub fn with_live_sessions(mut self, live: LiveSessions) -> Self {
+        self.live = Some(live);
+        self
+    }
+
+    /// Revokes one of `user`'s sessions: its next request is anonymous,
+    /// and its open connections end. `false` when `user` has no such
+    /// session (another user's handle, say): nothing happens then.
     ///
     /// `user` must be of the user type's [`Id`](crate::SessionUser::Id)
     /// type: entries are keyed by the id as JSON, so `"42"` does not find
@@ -449,7 +438,7 @@ impl SessionRegistry {
         user: &Id,
         handle: &SessionHandle,
     ) -> Result<bool, RegistryError> {
-        self.store.remove(&user_key(user)?, handle.as_str()).await
+        self.end(user, handle.as_str()).await
     }
 
     /// Revokes every session of `user` (account deletion, an
@@ -459,18 +448,100 @@ impl SessionRegistry {
     ///
     /// When the store fails.
     pub async fn revoke_all<Id: Serialize>(&self, user: &Id) -> Result<u64, RegistryError> {
-        self.store.remove_all(&user_key(user)?, None).await
+        self.end_all(user, None, None).await
+    }
+
+    /// Revokes every session of every user (ASVS 5.0 7.4.5: an
+    /// administrator signs everyone out, after a breach say); returns how
+    /// many. Every open connection of a watched session ends too.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn revoke_everyone(&self) -> Result<u64, RegistryError> {
+        let removed = self.store.remove_everyone().await?;
+        if let Some(live) = &self.live {
+            live.changed_everyone();
+        }
+        Ok(removed)
     }
 
     /// Removes the entries of every user that expired, for stores that do
     /// not expire them by themselves (memory, SQL): call it periodically,
-    /// as tower-sessions' `ExpiredDeletion` does for sessions.
+    /// or let [`continuously_remove_expired`](Self::continuously_remove_expired)
+    /// do it, as tower-sessions' `ExpiredDeletion` does for sessions.
     ///
     /// # Errors
     ///
     /// When the store fails.
     pub async fn remove_expired(&self) -> Result<u64, RegistryError> {
-        self.store.remove_expired(now()).await
+        self.store.remove_expired(self.clock.now_ms()).await
+    }
+
+    /// Removes expired entries every `period`, for as long as the returned
+    /// future runs: spawn it once per process next to the server. A
+    /// failed pass is logged and retried at the next period.
+    ///
+    /// ```no_run
+    /// # async fn run() {
+    /// use std::time::Duration;
+    /// use tower_sessions_auth::registry::{MemoryRegistry, SessionRegistry};
+    ///
+    /// let registry = SessionRegistry::new(MemoryRegistry::default());
+    /// tokio::spawn(registry.clone().continuously_remove_expired(Duration::from_secs(600)));
+    /// # }
+    /// ```
+    pub async fn continuously_remove_expired(self, period: Duration) {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(error) = self.remove_expired().await {
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "session registry: removing expired entries failed; retrying next period"
+                );
+            }
+        }
+    }
+
+    /// Removes the entry `handle` of `user` and announces it.
+    pub(crate) async fn end<Id: Serialize>(
+        &self,
+        user: &Id,
+        handle: &str,
+    ) -> Result<bool, RegistryError> {
+        let key = user_key(user)?;
+        let removed = self.store.remove(&key, handle).await?;
+        if removed {
+            self.announce(key);
+        }
+        Ok(removed)
+    }
+
+    /// Removes every entry of `user` but `except`, and announces it; with
+    /// `keep`, the handle of the session that stays and its new hash, which
+    /// that session's connections adopt.
+    pub(crate) async fn end_all<Id: Serialize>(
+        &self,
+        user: &Id,
+        except: Option<&str>,
+        keep: Option<(&str, &str)>,
+    ) -> Result<u64, RegistryError> {
+        let key = user_key(user)?;
+        let removed = self.store.remove_all(&key, except).await?;
+        if let Some(live) = &self.live {
+            let keep = keep.map(|(handle, hash)| (handle.to_owned(), hash.to_owned()));
+            live.changed(key, keep);
+        }
+        Ok(removed)
+    }
+
+    /// Tells the open connections of `user` (keyed) to check again.
+    fn announce(&self, user: String) {
+        if let Some(live) = &self.live {
+            live.changed(user, None);
+        }
     }
 
     pub(crate) async fn list_marked(
@@ -478,19 +549,19 @@ impl SessionRegistry {
         user: &str,
         current: Option<&SessionHandle>,
     ) -> Result<Vec<SessionInfo>, RegistryError> {
-        let mut entries = self.store.list(user, now()).await?;
+        let mut entries = self.store.list(user, self.clock.now_ms()).await?;
         entries.sort_by_key(|entry| std::cmp::Reverse((entry.last_seen_at, entry.created_at)));
         Ok(entries
             .into_iter()
             .map(|entry| SessionInfo {
                 current: current.is_some_and(|handle| handle.as_str() == entry.handle),
-                created_at: time(entry.created_at),
-                last_seen_at: time(entry.last_seen_at),
-                expires_at: time(entry.expires_at),
+                created_at: from_unix_millis(entry.created_at),
+                last_seen_at: from_unix_millis(entry.last_seen_at),
+                expires_at: from_unix_millis(entry.expires_at),
                 ip: entry.ip.and_then(|ip| ip.parse().ok()),
                 user_agent: entry.user_agent,
                 label: entry.label,
-                handle: SessionHandle(entry.handle),
+                handle: SessionHandle::from_store(entry.handle),
             })
             .collect())
     }
@@ -501,10 +572,10 @@ impl SessionRegistry {
         user: &str,
         details: SignInDetails,
     ) -> Result<Option<SessionHandle>, RegistryError> {
-        let handle = SessionHandle::generate()?;
-        let now = now();
+        let handle = SessionHandle::generate().map_err(RegistryError::backend)?;
+        let now = self.clock.now_ms();
         let entry = RegistryEntry {
-            handle: handle.0.clone(),
+            handle: handle.as_str().to_owned(),
             created_at: now,
             last_seen_at: now,
             expires_at: now.saturating_add(self.lifetime),
@@ -521,7 +592,7 @@ impl SessionRegistry {
     /// Whether the session `handle` of `user` still lives; refreshes its
     /// last-seen time once per touch interval.
     pub(crate) async fn touch(&self, user: &str, handle: &str) -> Result<bool, RegistryError> {
-        let now = now();
+        let now = self.clock.now_ms();
         let stale_before = now.saturating_sub(self.touch_interval);
         let expires_at = now.saturating_add(self.lifetime);
         self.store
@@ -572,6 +643,7 @@ impl fmt::Debug for SessionRegistry {
             .field("touch_interval", &self.touch_interval)
             .field("lifetime", &self.lifetime)
             .field("limit", &self.limit)
+            .field("live", &self.live)
             .finish_non_exhaustive()
     }
 }
@@ -587,22 +659,7 @@ pub(crate) struct SignInDetails {
 /// The key of a user's entries: the id as JSON, as the session record
 /// holds it.
 pub(crate) fn user_key<Id: Serialize>(user: &Id) -> Result<String, RegistryError> {
-    serde_json::to_string(user).map_err(RegistryError::backend)
-}
-
-/// Now, in Unix milliseconds.
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, millis)
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn time(millis: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+    crate::backend::user_key(user).map_err(RegistryError::backend)
 }
 
 #[cfg(test)]
@@ -713,7 +770,7 @@ mod tests {
         let registry = registry().with_lifetime(Duration::from_secs(DAY));
         let key = user_key(&7_u64).unwrap();
         assert_eq!(key, "7");
-        let before = now();
+        let before = from_unix_millis(crate::times::unix_millis(SystemTime::now()));
         let labelled = SignInDetails {
             label: Some("password".to_owned()),
             ..SignInDetails::default()
@@ -724,14 +781,14 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let after = now();
+        let after = SystemTime::now();
 
         let listed = registry.list(&7_u64).await.unwrap();
         assert_eq!(listed.len(), 2, "{listed:?}");
         assert!(listed.iter().all(|info| !info.current));
         let info = listed.iter().find(|info| info.handle == first).unwrap();
         assert_eq!(info.label.as_deref(), Some("password"));
-        assert!((time(before)..=time(after)).contains(&info.created_at));
+        assert!((before..=after).contains(&info.created_at));
         assert_eq!(info.last_seen_at, info.created_at);
         assert_eq!(info.expires_at, info.created_at + Duration::from_secs(DAY));
         assert!(registry.list(&8_u64).await.unwrap().is_empty());
@@ -777,11 +834,11 @@ mod tests {
             "{printed}"
         );
         let info = SessionInfo {
-            handle: SessionHandle(entry.handle.clone()),
+            handle: SessionHandle::from_store(entry.handle.clone()),
             current: true,
-            created_at: time(1),
-            last_seen_at: time(2),
-            expires_at: time(3),
+            created_at: from_unix_millis(1),
+            last_seen_at: from_unix_millis(2),
+            expires_at: from_unix_millis(3),
             user_agent: entry.user_agent.clone(),
             ip: Some("203.0.113.7".parse().unwrap()),
             label: entry.label.clone(),

@@ -12,7 +12,12 @@
 //! Redis 7.0 or later), so nothing needs a sweep.
 
 use async_trait::async_trait;
-use fred::{clients::Pool, interfaces::HashesInterface, types::scripts::Script};
+use fred::{
+    clients::Pool,
+    interfaces::{HashesInterface, KeysInterface},
+    types::{scripts::Script, Key},
+};
+use futures_util::TryStreamExt as _;
 
 use super::{Insertion, LimitPolicy, RegistryEntry, RegistryError, RegistryStore, SessionLimit};
 
@@ -106,7 +111,7 @@ return removed
 /// ```no_run
 /// # async fn run() -> Result<(), fred::error::Error> {
 /// use fred::prelude::{ClientLike, Config, Pool};
-/// use tower_sessions_auth::{RedisRegistry, SessionRegistry};
+/// use tower_sessions_auth::registry::{RedisRegistry, SessionRegistry};
 ///
 /// let pool = Pool::new(Config::from_url("redis://127.0.0.1:6379")?, None, None, None, 4)?;
 /// pool.init().await?;
@@ -268,6 +273,38 @@ impl RegistryStore for RedisRegistry {
     async fn remove_expired(&self, _now: i64) -> Result<u64, RegistryError> {
         Ok(0)
     }
+
+    /// Finds the users' hashes with `SCAN` (never `KEYS`, which blocks the
+    /// server), then counts and deletes each: an entry added meanwhile to a
+    /// hash already deleted survives, as a sign-in after the call would.
+    async fn remove_everyone(&self) -> Result<u64, RegistryError> {
+        let client = self.pool.next();
+        let pattern = format!("{}{{*", glob_escape(&self.prefix));
+        let keys: Vec<Key> = client
+            .scan_buffered(pattern, Some(500), None)
+            .try_collect()
+            .await
+            .map_err(RegistryError::backend)?;
+        let mut removed = 0_u64;
+        for key in keys {
+            let entries: u64 = client.hlen(&key).await.map_err(RegistryError::backend)?;
+            let _: i64 = client.del(&key).await.map_err(RegistryError::backend)?;
+            removed = removed.saturating_add(entries);
+        }
+        Ok(removed)
+    }
+}
+
+/// `text` as a `SCAN` pattern that matches only itself.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 #[cfg(test)]
@@ -281,6 +318,12 @@ mod tests {
     fn unconnected() -> RedisRegistry {
         let config = Config::from_url("redis://someone:a-password@cache.example:6379").unwrap();
         RedisRegistry::new(Builder::from_config(config).build_pool(1).unwrap())
+    }
+
+    #[test]
+    fn a_scan_pattern_matches_the_prefix_literally() {
+        assert_eq!(glob_escape("tsa:registry:"), "tsa:registry:");
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
     }
 
     #[test]

@@ -68,6 +68,7 @@ struct Statements {
     remove_all: String,
     remove_all_but: String,
     remove_expired: String,
+    remove_everyone: String,
 }
 
 impl Statements {
@@ -99,6 +100,7 @@ impl Statements {
             remove_all: format!("DELETE FROM {table} WHERE user_key = $1"),
             remove_all_but: format!("DELETE FROM {table} WHERE user_key = $1 AND handle <> $2"),
             remove_expired: format!("DELETE FROM {table} WHERE expires_at <= $1"),
+            remove_everyone: format!("DELETE FROM {table}"),
             schema,
             table,
         })
@@ -329,6 +331,14 @@ macro_rules! sql_registry {
                 Ok(done.map_err(RegistryError::backend)?.rows_affected())
             }
 
+            async fn remove_everyone(&self) -> Result<u64, RegistryError> {
+                let done = sqlx::query(&self.sql.remove_everyone)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(RegistryError::backend)?;
+                Ok(done.rows_affected())
+            }
+
             async fn remove_expired(&self, now: i64) -> Result<u64, RegistryError> {
                 let done = sqlx::query(&self.sql.remove_expired)
                     .bind(now)
@@ -354,7 +364,7 @@ sql_registry!(
     ///
     /// ```no_run
     /// # async fn run(pool: sqlx::PgPool) -> Result<(), sqlx::Error> {
-    /// use tower_sessions_auth::{PostgresRegistry, SessionRegistry};
+    /// use tower_sessions_auth::registry::{PostgresRegistry, SessionRegistry};
     ///
     /// let store = PostgresRegistry::new(pool);
     /// store.migrate().await?;
@@ -377,7 +387,7 @@ sql_registry!(
     ///
     /// ```no_run
     /// # async fn run(pool: sqlx::SqlitePool) -> Result<(), sqlx::Error> {
-    /// use tower_sessions_auth::{SessionRegistry, SqliteRegistry};
+    /// use tower_sessions_auth::registry::{SessionRegistry, SqliteRegistry};
     ///
     /// let store = SqliteRegistry::new(pool);
     /// store.migrate().await?;

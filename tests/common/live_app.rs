@@ -23,7 +23,9 @@ use axum::{
 use futures_util::{stream, Stream, StreamExt as _};
 use tower_sessions::{SessionManagerLayer, SessionStore};
 use tower_sessions_auth::{
-    AuthKeys, AuthLayer, LiveSessions, SessionRegistry, SessionWatch, WatchEnd, WatchedSocket,
+    live::{LiveSessions, SessionWatch, WatchEnd, WatchedSocket},
+    registry::SessionRegistry,
+    AuthKeys, AuthLayer,
 };
 
 use super::{registry_app::registry_routes, UserTable};
@@ -51,11 +53,7 @@ pub fn live_app<S: SessionStore + Clone, T: UserTable>(
         .route("/events/debug", get(debug))
         .route("/ws/{mode}", get(websocket))
         .layer(Extension(sockets))
-        .layer(
-            AuthLayer::new(users, keys)
-                .with_registry(registry)
-                .with_live_sessions(live),
-        )
+        .layer(AuthLayer::new(users, keys).with_registry(registry.with_live_sessions(live)))
         .layer(SessionManagerLayer::new(store).with_secure(false))
 }
 

@@ -10,8 +10,8 @@ use axum::{
 use serde_json::{json, Value};
 use tower_sessions::{SessionManagerLayer, SessionStore};
 use tower_sessions_auth::{
-    AuthError, AuthKeys, AuthLayer, AuthSession, Revocation, SessionEnded, SessionHandle,
-    SessionRegistry,
+    registry::{Revocation, SessionHandle, SessionRegistry},
+    AuthError, AuthKeys, AuthLayer, AuthSession, SessionEnded, SignIn,
 };
 
 use super::{routes, TestUser, UserTable};
@@ -86,7 +86,7 @@ async fn login_labelled<T: UserTable>(
     let Some(user) = users.find(id).await else {
         return Ok(StatusCode::NOT_FOUND);
     };
-    auth.login_with_label(&user, &label).await?;
+    auth.login_with(&user, SignIn::new().label(label)).await?;
     Ok(StatusCode::OK)
 }
 

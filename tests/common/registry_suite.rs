@@ -11,7 +11,9 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use tower_sessions_auth::{Insertion, LimitPolicy, RegistryEntry, RegistryStore, SessionLimit};
+use tower_sessions_auth::registry::{
+    Insertion, LimitPolicy, RegistryEntry, RegistryStore, SessionLimit,
+};
 
 use super::services::unique_name;
 
