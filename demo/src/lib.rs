@@ -31,6 +31,7 @@
 
 mod accounts;
 mod activity;
+pub mod admin;
 mod api;
 mod devices;
 mod error;

@@ -42,6 +42,14 @@
 //!   password confirmation (`/confirm`) this many seconds old at most.
 //!   Default: 600.
 //! - `RUST_LOG`: log filter, default `info`.
+//!
+//! An administrator's commands, on the same stores (same variables),
+//! announced to the running servers through the session store's channel:
+//!
+//! - `tower-sessions-auth-demo sign-out USERNAME`: ends every session of
+//!   the user; their open event streams and WebSockets end too. Prints how
+//!   many sessions ended; an unknown user is an error (exit 1).
+//! - `tower-sessions-auth-demo sign-out --all`: the same for every user.
 
 use std::{env, io::IsTerminal as _, time::Duration};
 
@@ -49,7 +57,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use tower_sessions_auth_demo::{
-    build, secret, serve, Config, StartError, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEP_ALIVE,
+    admin, build, secret, serve, Config, StartError, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEP_ALIVE,
     DEFAULT_MAX_AGE, DEFAULT_RECHECK_PERIOD, DEFAULT_REMEMBER_DAYS, DEFAULT_SUDO_WINDOW,
 };
 
@@ -59,6 +67,15 @@ const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
 
 #[tokio::main]
 async fn main() -> Result<(), StartError> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    match admin::parse(&args) {
+        Ok(None) => {}
+        Ok(Some(command)) => std::process::exit(administer(&command).await),
+        Err(usage) => {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
@@ -68,8 +85,7 @@ async fn main() -> Result<(), StartError> {
         .init();
 
     let addr = var("DEMO_ADDR").unwrap_or_else(|| "127.0.0.1:3000".to_owned());
-    let database_url =
-        var("DATABASE_URL").unwrap_or_else(|| "sqlite://demo.sqlite?mode=rwc".to_owned());
+    let database_url = database_url();
     let keys = secret::load_keys(
         &database_url,
         var("SESSION_SECRET").as_deref(),
@@ -127,6 +143,34 @@ async fn main() -> Result<(), StartError> {
     Ok(())
 }
 
+/// Runs an administrator's command on the stores the server would use;
+/// returns the exit code: 0 done, 1 refused or failed (one line on
+/// standard error). Logs go to standard error too, warnings only, so that
+/// standard output is the one line of the result.
+#[allow(clippy::print_stdout, clippy::print_stderr)] // The command's interface.
+async fn administer(command: &admin::SignOut) -> i32 {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let stores = admin::Stores {
+        database_url: database_url(),
+        session_store_url: var("SESSION_STORE_URL"),
+        postgres_schema: var("DEMO_PG_SCHEMA"),
+    };
+    match admin::sign_out(command, &stores).await {
+        Ok(line) => {
+            println!("{line}");
+            0
+        }
+        Err(error) => {
+            eprintln!("sign-out: {error}");
+            1
+        }
+    }
+}
+
 /// A period of `text` seconds (`30`, `0.5`), at least the 100 ms that
 /// live sessions accept.
 fn seconds(text: &str) -> Option<Duration> {
@@ -148,6 +192,12 @@ fn whole_seconds(name: &str, default: Duration) -> Result<Duration, String> {
             .ok_or_else(|| format!("{name} must be a whole number of seconds, 1 or more")),
         None => Ok(default),
     }
+}
+
+/// The users' database: `DATABASE_URL`, by default a SQLite file in the
+/// current directory.
+fn database_url() -> String {
+    var("DATABASE_URL").unwrap_or_else(|| "sqlite://demo.sqlite?mode=rwc".to_owned())
 }
 
 /// An environment variable; unset and empty are the same.

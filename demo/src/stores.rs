@@ -57,7 +57,25 @@ pub(crate) async fn session_registry(
     max_sessions: Option<usize>,
     times: &SessionTimes,
 ) -> Result<SessionRegistry, StartError> {
-    let registry = match users {
+    let registry = registry_in(users, postgres_schema).await?;
+    let registry = registry
+        .with_touch_interval(times.touch_interval())
+        .with_lifetime(times.registry_lifetime());
+    let registry = match max_sessions {
+        Some(max) => registry.with_limit(max, LimitPolicy::EvictLeastRecentlySeen),
+        None => registry,
+    };
+    tokio::spawn(registry.clone().continuously_remove_expired(CLEANUP_PERIOD));
+    Ok(registry)
+}
+
+/// The registry's store in the users' database, its table created if
+/// missing, with the library's default settings.
+pub(crate) async fn registry_in(
+    users: &Users,
+    postgres_schema: Option<&str>,
+) -> Result<SessionRegistry, StartError> {
+    Ok(match users {
         Users::Sqlite(pool) => {
             let store = SqliteRegistry::new(pool.clone());
             store.migrate().await?;
@@ -71,28 +89,7 @@ pub(crate) async fn session_registry(
             store.migrate().await?;
             SessionRegistry::new(store)
         }
-    };
-    let registry = registry
-        .with_touch_interval(times.touch_interval())
-        .with_lifetime(times.registry_lifetime());
-    let registry = match max_sessions {
-        Some(max) => registry.with_limit(max, LimitPolicy::EvictLeastRecentlySeen),
-        None => registry,
-    };
-    tokio::spawn(delete_expired_entries(registry.clone()));
-    Ok(registry)
-}
-
-/// Deletes expired registry entries now and then, as [`delete_expired`]
-/// does for sessions.
-async fn delete_expired_entries(registry: SessionRegistry) {
-    let mut interval = tokio::time::interval(CLEANUP_PERIOD);
-    loop {
-        interval.tick().await;
-        if let Err(err) = registry.remove_expired().await {
-            tracing::warn!(error = %err, "deleting expired registry entries failed");
-        }
-    }
+    })
 }
 
 /// Settings of the session cookie.

@@ -206,9 +206,11 @@ impl LiveSessions {
     }
 
     /// Checks the watches of `user` again, in this process and, through the
-    /// channel, in the others: after a change made outside a request (a
-    /// password reset by an administrator, [`SessionRegistry::revoke`](crate::registry::SessionRegistry::revoke)).
-    /// `user` must be of the user type's `Id` type.
+    /// channel, in the others: after a change made outside a request and
+    /// outside the registry (a password reset or an account disabled by an
+    /// administrator, straight in the database). The registry's own
+    /// revocations announce themselves. `user` must be of the user type's
+    /// `Id` type.
     ///
     /// # Errors
     ///
@@ -216,19 +218,20 @@ impl LiveSessions {
     /// (the backstop still ends the other processes' watches within a
     /// period).
     pub async fn notify<Id: Serialize>(&self, user: &Id) -> Result<(), ChannelError> {
+        self.announce(user_key(user).map_err(ChannelError::new)?)
+            .await
+    }
+
+    /// Checks the watches of `user` (keyed, or [`EVERYONE`]) again here,
+    /// and waits until the channel took the notice for the others.
+    pub(crate) async fn announce(&self, user: String) -> Result<(), ChannelError> {
         let notice = Notice {
-            user: user_key(user).map_err(ChannelError::new)?,
+            user,
             keep: None,
             from: self.hub.instance,
         };
         self.hub.apply(&notice);
         self.hub.publish(&notice).await
-    }
-
-    /// Announces that every user's sessions changed (the registry's
-    /// `revoke_everyone`), without waiting for the channel.
-    pub(crate) fn changed_everyone(&self) {
-        self.changed(EVERYONE.to_owned(), None);
     }
 
     /// Announces a change of `user` from a request, without waiting for the

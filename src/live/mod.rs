@@ -43,6 +43,7 @@ pub use self::{
 };
 
 pub(crate) use self::{
+    channel::EVERYONE,
     check::{CheckError, CheckFuture, Probe, Verdict, Verify},
     watch::Watched,
 };

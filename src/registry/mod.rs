@@ -31,7 +31,7 @@ use serde::Serialize;
 
 pub use crate::handle::{InvalidHandle, SessionHandle};
 use crate::{
-    live::LiveSessions,
+    live::{LiveSessions, EVERYONE},
     times::{from_unix_millis, millis, SharedClock},
 };
 
@@ -414,9 +414,11 @@ impl SessionRegistry {
     /// layer's [`SessionWatch`](crate::live::SessionWatch) needs it.
     ///
     /// A revocation then never depends on the caller remembering a second
-    /// call: [`revoke`](Self::revoke), [`revoke_all`](Self::revoke_all),
-    /// [`revoke_everyone`](Self::revoke_everyone) and every ending through
-    /// the layer or [`AuthSession`](crate::AuthSession) announce themselves.
+    /// call: [`revoke`](Self::revoke), [`revoke_all`](Self::revoke_all) and
+    /// [`revoke_everyone`](Self::revoke_everyone) announce themselves and
+    /// return once the channel took the notice; every ending through the
+    /// layer or [`AuthSession`](crate::AuthSession) announces itself too,
+    /// without holding up its response.
     pub fn with_live_sessions(mut self, live: LiveSessions) -> Self {
         self.live = Some(live);
         self
@@ -438,7 +440,12 @@ impl SessionRegistry {
         user: &Id,
         handle: &SessionHandle,
     ) -> Result<bool, RegistryError> {
-        self.end(user, handle.as_str()).await
+        let key = user_key(user)?;
+        let removed = self.store.remove(&key, handle.as_str()).await?;
+        if removed {
+            self.publish(key).await;
+        }
+        Ok(removed)
     }
 
     /// Revokes every session of `user` (account deletion, an
@@ -448,7 +455,10 @@ impl SessionRegistry {
     ///
     /// When the store fails.
     pub async fn revoke_all<Id: Serialize>(&self, user: &Id) -> Result<u64, RegistryError> {
-        self.end_all(user, None, None).await
+        let key = user_key(user)?;
+        let removed = self.store.remove_all(&key, None).await?;
+        self.publish(key).await;
+        Ok(removed)
     }
 
     /// Revokes every session of every user (ASVS 5.0 7.4.5: an
@@ -460,9 +470,7 @@ impl SessionRegistry {
     /// When the store fails.
     pub async fn revoke_everyone(&self) -> Result<u64, RegistryError> {
         let removed = self.store.remove_everyone().await?;
-        if let Some(live) = &self.live {
-            live.changed_everyone();
-        }
+        self.publish(EVERYONE.to_owned()).await;
         Ok(removed)
     }
 
@@ -537,10 +545,30 @@ impl SessionRegistry {
         Ok(removed)
     }
 
-    /// Tells the open connections of `user` (keyed) to check again.
+    /// Tells the open connections of `user` (keyed) to check again, and
+    /// returns at once: a response of the request that ended the session
+    /// is not held up by a slow or broken channel.
     fn announce(&self, user: String) {
         if let Some(live) = &self.live {
             live.changed(user, None);
+        }
+    }
+
+    /// Tells the open connections of `user` (keyed) to check again, and
+    /// waits until the channel took the notice: an administrator's call
+    /// (or a command that exits next) must not lose it. A channel that
+    /// fails is logged: the revocation holds anyway, and the other
+    /// processes' backstop ends the connections within its period.
+    async fn publish(&self, user: String) {
+        let Some(live) = &self.live else {
+            return;
+        };
+        if let Err(error) = live.announce(user).await {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "session registry: the revocation was not published; other processes end its \
+                 connections at their re-check"
+            );
         }
     }
 

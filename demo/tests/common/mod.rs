@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
 pub mod client;
+pub mod events;
 pub mod services;
 
 use std::{
