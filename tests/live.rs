@@ -412,7 +412,9 @@ async fn dropped_streams_leave_no_watch_and_no_task() {
 }
 
 /// Two instances over one channel: a change on one ends the other's
-/// streams at once, and the changer's stream on the other stays.
+/// streams at once, and the changer's stream on the other stays. Then an
+/// administrator's process on the same channel revokes: through the
+/// registry alone, with no second call, the instances' streams end.
 async fn two_instances(make: impl Fn() -> LiveSessions) {
     let shared = Shared::new();
     let a = shared.site(make()).await;
@@ -436,6 +438,21 @@ async fn two_instances(make: impl Fn() -> LiveSessions) {
     post(&third, &b, &format!("/revoke/{handle}")).await;
     assert_eq!(kept.ended(PROMPT).await.as_deref(), Some("revoked"));
     assert_eq!(again.ended(PROMPT).await.as_deref(), Some("revoked"));
+
+    let admin = shared.registry.clone().with_live_sessions(make());
+    let (on_a, on_b) = (signed_in(&a, 2).await, signed_in(&b, 3).await);
+    let (mut two, mut three) = (stream(&on_a, &b).await, stream(&on_b, &a).await);
+    let mut third_stream = stream(&third, &a).await;
+    assert_eq!(admin.revoke_all(&1_u64).await.unwrap(), 1);
+    assert_eq!(third_stream.ended(PROMPT).await.as_deref(), Some("revoked"));
+    assert_eq!(
+        two.next(QUIET).await,
+        Next::Silent,
+        "another user's stream stays"
+    );
+    assert_eq!(admin.revoke_everyone().await.unwrap(), 2);
+    assert_eq!(two.ended(PROMPT).await.as_deref(), Some("revoked"));
+    assert_eq!(three.ended(PROMPT).await.as_deref(), Some("revoked"));
 }
 
 /// Far longer than the tests: only notices can end their streams.

@@ -15,7 +15,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use reqwest::{header, Response, StatusCode};
+use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 use tokio::{net::TcpStream, task::JoinHandle};
 use tokio_tungstenite::{
@@ -29,10 +29,7 @@ use crate::common::{
     client::{
         cache_control, config, signed_in, signed_up, sqlite_demo, Browser, NEW_PASSWORD, PASSWORD,
     },
-    events::{
-        assert_ends, assert_stay_open, until_ended, watched, EventStream, Item, ENDS_WITHIN,
-        STAYS_FOR,
-    },
+    events::{assert_ends, assert_stay_open, watched, Ended, EventStream, STAYS_FOR},
     services::{delete_redis_sessions, service_url, with_postgres_schema},
     Server, TempDir,
 };
@@ -163,10 +160,7 @@ async fn events_start_with_hello_at_once_then_keep_alive_comments() {
         "text/event-stream"
     );
     assert_eq!(cache_control(&response), "no-store");
-    let mut stream = EventStream {
-        response,
-        buffer: String::new(),
-    };
+    let mut stream = EventStream::new(response);
     let hello = stream.next_raw().await.unwrap();
     assert!(opened.elapsed() < Duration::from_millis(500), "at once");
     assert_eq!(hello, "event: hello\ndata: {\"username\":\"alice\"}\n\n");

@@ -48,13 +48,19 @@ pub fn live_app<S: SessionStore + Clone, T: UserTable>(
     live: LiveSessions,
     sockets: SocketLog,
 ) -> Router {
-    registry_routes(users.clone())
-        .route("/events", get(events))
-        .route("/events/debug", get(debug))
-        .route("/ws/{mode}", get(websocket))
+    live_routes(users.clone())
         .layer(Extension(sockets))
         .layer(AuthLayer::new(users, keys).with_registry(registry.with_live_sessions(live)))
         .layer(SessionManagerLayer::new(store).with_secure(false))
+}
+
+/// The routes of [`live_app`], for a layer of the test's own making; the
+/// WebSockets need an `Extension<SocketLog>`.
+pub fn live_routes<T: UserTable>(users: T) -> Router {
+    registry_routes(users)
+        .route("/events", get(events))
+        .route("/events/debug", get(debug))
+        .route("/ws/{mode}", get(websocket))
 }
 
 async fn events(watch: SessionWatch) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {

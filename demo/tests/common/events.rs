@@ -34,15 +34,20 @@ pub struct EventStream {
 }
 
 impl EventStream {
+    /// Reads the stream of `response` from its first block on.
+    pub fn new(response: Response) -> Self {
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
     /// Opens the stream for `browser` and reads its `hello`, so that the
     /// server watches the session once this returns.
     pub async fn open(browser: &Browser, server: &Server) -> Self {
         let response = browser.get(&server.url("/api/events")).await;
         assert_eq!(response.status(), StatusCode::OK);
-        let mut stream = Self {
-            response,
-            buffer: String::new(),
-        };
+        let mut stream = Self::new(response);
         match stream.next().await {
             Some(Item::Event { name, .. }) if name == "hello" => stream,
             other => panic!("expected the hello event first, got {other:?}"),
