@@ -32,6 +32,7 @@ macro_rules! registry_suite {
             expired_entries_are_gone,
             remove_finds_only_the_users_own_entry,
             remove_all_keeps_only_the_exception,
+            remove_everyone_empties_the_store,
             limit_evicts_the_least_recently_seen,
             limit_refuses_new_entries,
             expired_entries_leave_nothing_after_cleanup
@@ -239,6 +240,33 @@ pub async fn remove_all_keeps_only_the_exception<S: RegistryStore>(store: S, _: 
     assert!(handles(&store, &alice, t).await.is_empty());
     assert_eq!(handles(&store, &bob, t).await, [handle(4)], "bob untouched");
     assert_eq!(store.remove_all(&alice, None).await.unwrap(), 0);
+}
+
+/// Every entry of every user goes, expired ones too; the store takes new
+/// entries afterwards.
+pub async fn remove_everyone_empties_the_store<S: RegistryStore>(store: S, count: Counter) {
+    let (alice, bob, t) = (user(), user(), now());
+    for (n, who) in [(1, &alice), (2, &alice), (3, &bob)] {
+        store
+            .insert(who, &entry(&handle(n), t, t, t + sec(3600)), None, t)
+            .await
+            .unwrap();
+    }
+    store
+        .insert(&bob, &entry(&handle(4), t, t, t + sec(1)), None, t)
+        .await
+        .unwrap();
+    assert_eq!(count().await, 4);
+    assert!(store.remove_everyone().await.unwrap() >= 3, "at least the live ones");
+    assert_eq!(count().await, 0);
+    assert!(handles(&store, &alice, t).await.is_empty());
+    assert!(handles(&store, &bob, t).await.is_empty());
+    assert_eq!(store.remove_everyone().await.unwrap(), 0);
+    store
+        .insert(&bob, &entry(&handle(5), t, t, t + sec(3600)), None, t)
+        .await
+        .unwrap();
+    assert_eq!(handles(&store, &bob, t).await, [handle(5)]);
 }
 
 pub async fn limit_evicts_the_least_recently_seen<S: RegistryStore>(store: S, _: Counter) {
