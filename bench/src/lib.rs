@@ -267,8 +267,11 @@ pub fn tsa_router<S: SessionStore + Clone>(
         .route("/login", post(login_tsa))
         .route("/logout", post(logout_tsa))
         .with_state(users.clone())
-        .layer(configure(AuthLayer::new(users, keys)))
-        .layer(session_layer(store))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(session_layer(store))
+                .layer(configure(AuthLayer::new(users, keys))),
+        )
 }
 
 #[derive(Deserialize)]

@@ -14,6 +14,7 @@
 //! `--help` lists the options.
 
 mod drive;
+mod inproc;
 mod report;
 mod serve;
 
@@ -32,7 +33,8 @@ fn main() -> ExitCode {
     let result = match mode.as_str() {
         "drive" => drive::main(&args),
         "serve" => serve::main(&args),
-        other => Err(format!("unknown mode {other:?}; use `drive` or `serve`").into()),
+        "inproc" => inproc::main(&args),
+        other => Err(format!("unknown mode {other:?}; use `drive`, `serve` or `inproc`").into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -257,7 +257,10 @@ pub async fn remove_everyone_empties_the_store<S: RegistryStore>(store: S, count
         .await
         .unwrap();
     assert_eq!(count().await, 4);
-    assert!(store.remove_everyone().await.unwrap() >= 3, "at least the live ones");
+    assert!(
+        store.remove_everyone().await.unwrap() >= 3,
+        "at least the live ones"
+    );
     assert_eq!(count().await, 0);
     assert!(handles(&store, &alice, t).await.is_empty());
     assert!(handles(&store, &bob, t).await.is_empty());
