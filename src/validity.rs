@@ -274,6 +274,30 @@ mod tests {
         }
     }
 
+    /// Alice's claim, last active at `active`.
+    fn active_at(active: UnixMillis) -> Claim {
+        Claim {
+            times: RecordTimes {
+                active,
+                ..RecordTimes::signed_in_at(T0, false)
+            },
+            ..claim_for(&keys(), &ALICE)
+        }
+    }
+
+    /// Alice found, her entry last seen at `last_seen`; `copy` for a
+    /// watch's copy of the claim.
+    fn seen(last_seen: UnixMillis, copy: bool) -> Facts {
+        Facts {
+            user: Some(ALICE),
+            entry: Some(Entry::Lives {
+                last_seen: Some(last_seen),
+            }),
+            copy,
+            ..Facts::default()
+        }
+    }
+
     /// One row: what the session claims and what the world says, then the
     /// verdict and the evidence the rule asked for, in order.
     struct Case {
@@ -337,13 +361,7 @@ mod tests {
             },
             Case {
                 now: T0 + 12 * 3600 * SECOND - 1,
-                claim: Claim {
-                    times: RecordTimes {
-                        active: T0 + 12 * 3600 * SECOND - 10 * SECOND,
-                        ..RecordTimes::signed_in_at(T0, false)
-                    },
-                    ..claim_for(&keys(), &ALICE)
-                },
+                claim: active_at(T0 + 12 * 3600 * SECOND - 10 * SECOND),
                 ..case("the last millisecond of the lifetime still holds")
             },
             Case {
@@ -354,71 +372,27 @@ mod tests {
             },
             Case {
                 now: T0 + 1800 * SECOND,
-                facts: Facts {
-                    user: Some(ALICE),
-                    entry: Some(Entry::Lives {
-                        last_seen: Some(T0 + 1000 * SECOND),
-                    }),
-                    ..Facts::default()
-                },
-                claim: Claim {
-                    times: RecordTimes {
-                        active: T0 + 1000 * SECOND,
-                        ..RecordTimes::signed_in_at(T0, false)
-                    },
-                    ..claim_for(&keys(), &ALICE)
-                },
+                facts: seen(T0 + 1000 * SECOND, false),
+                claim: active_at(T0 + 1000 * SECOND),
                 ..case("recorded activity keeps it")
             },
             Case {
                 now: T0 + 1800 * SECOND + TOUCH,
-                facts: Facts {
-                    user: Some(ALICE),
-                    entry: Some(Entry::Lives {
-                        last_seen: Some(T0),
-                    }),
-                    ..Facts::default()
-                },
+                facts: seen(T0, false),
                 verdict: ended(EndReason::Expired),
                 asked: &[],
                 ..case("idle past the claim's activity, it ends before the registry is read")
             },
             Case {
                 now: T0 + 1800 * SECOND + 10 * SECOND,
-                claim: Claim {
-                    times: RecordTimes {
-                        active: T0 + 20 * SECOND,
-                        ..RecordTimes::signed_in_at(T0, false)
-                    },
-                    ..claim_for(&keys(), &ALICE)
-                },
-                facts: Facts {
-                    user: Some(ALICE),
-                    entry: Some(Entry::Lives {
-                        last_seen: Some(T0 + 100 * SECOND),
-                    }),
-                    copy: true,
-                    ..Facts::default()
-                },
+                claim: active_at(T0 + 20 * SECOND),
+                facts: seen(T0 + 100 * SECOND, true),
                 ..case("a watch's copy of the claim is kept alive by the registry's last-seen")
             },
             Case {
                 now: T0 + 1800 * SECOND + 20 * SECOND + TOUCH,
-                claim: Claim {
-                    times: RecordTimes {
-                        active: T0 + 20 * SECOND,
-                        ..RecordTimes::signed_in_at(T0, false)
-                    },
-                    ..claim_for(&keys(), &ALICE)
-                },
-                facts: Facts {
-                    user: Some(ALICE),
-                    entry: Some(Entry::Lives {
-                        last_seen: Some(T0 + 20 * SECOND),
-                    }),
-                    copy: true,
-                    ..Facts::default()
-                },
+                claim: active_at(T0 + 20 * SECOND),
+                facts: seen(T0 + 20 * SECOND, true),
                 verdict: ended(EndReason::Expired),
                 ..case("and ends one touch interval after the last-seen time runs out")
             },

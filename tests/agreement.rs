@@ -10,16 +10,11 @@
 
 mod common;
 
-use std::{
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::Duration;
 
 use axum::Extension;
 use common::{
+    clock::TestClock,
     keys,
     live_app::{live_routes, Events, SocketLog},
     serve, Client, UserTable, Users, SECRET_A,
@@ -50,31 +45,13 @@ enum Change {
     LifetimePassed,
 }
 
-/// A clock in whole seconds that the test moves.
-#[derive(Clone)]
-struct Clock(Arc<AtomicU64>);
-
-impl Clock {
-    fn new() -> Self {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        Self(Arc::new(AtomicU64::new(now.as_secs())))
-    }
-    fn add(&self, secs: u64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
-    }
-    fn reader(&self) -> impl Fn() -> SystemTime + Send + Sync + 'static {
-        let secs = self.0.clone();
-        move || UNIX_EPOCH + Duration::from_secs(secs.load(Ordering::SeqCst))
-    }
-}
-
 /// The reason the watch ended (`None`: still open after a few re-checks)
 /// and the reason the next request gives (`none`: it is signed in).
 async fn both_paths(change: Change) -> (Option<String>, String) {
     let (users, store, clock) = (
         Users::with_defaults(),
         MemoryRegistry::default(),
-        Clock::new(),
+        TestClock::new(),
     );
     let live = LiveSessions::new().with_recheck_period(Duration::from_millis(200));
     let registry = SessionRegistry::new(store.clone())
@@ -116,16 +93,16 @@ async fn both_paths(change: Change) -> (Option<String>, String) {
         }
         // Past the idle timeout and the touch interval the registry's
         // last-seen time allows for.
-        Change::IdlePassed => clock.add(IDLE + INTERVAL),
+        Change::IdlePassed => clock.set(clock.now() + IDLE + INTERVAL),
         Change::LifetimePassed => {
             // Active all along: a request every interval keeps it from
             // idling, until its absolute lifetime passes.
             for _ in 1..ABSOLUTE / INTERVAL {
-                clock.add(INTERVAL);
+                clock.set(clock.now() + INTERVAL);
                 let reply = browser.get(&format!("{base}/why")).await;
                 assert_eq!(reply.body, "none", "{change:?}: still signed in");
             }
-            clock.add(INTERVAL);
+            clock.set(clock.now() + INTERVAL);
         }
     }
     let watch = events.ended(Duration::from_secs(3)).await;

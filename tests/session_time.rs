@@ -10,11 +10,8 @@ mod common;
 
 use std::{
     convert::Infallible,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::Arc,
+    time::{Duration, UNIX_EPOCH},
 };
 
 use axum::{
@@ -28,8 +25,8 @@ use axum::{
     Router,
 };
 use common::{
-    counted::Counted, live_app::Events as EventStream, serve, Client, TestUser, UserTable, Users,
-    COOKIE,
+    clock::TestClock, counted::Counted, live_app::Events as EventStream, serve, Client, TestUser,
+    UserTable, Users, COOKIE,
 };
 use futures_util::{stream, Stream, StreamExt as _};
 use tokio::sync::Notify;
@@ -54,30 +51,6 @@ const REMEMBERED_ABSOLUTE: u64 = 30 * 86_400;
 /// Activity is rewritten once a minute at most; the window is 5 minutes.
 const INTERVAL: u64 = 60;
 const WINDOW: u64 = 300;
-
-/// A clock that starts at the real time and moves only when told.
-#[derive(Clone)]
-struct TestClock(Arc<AtomicU64>);
-
-impl TestClock {
-    fn new() -> Self {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        Self(Arc::new(AtomicU64::new(now.as_secs())))
-    }
-
-    fn now(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    fn set(&self, secs: u64) {
-        self.0.store(secs, Ordering::SeqCst);
-    }
-
-    fn reader(&self) -> impl Fn() -> SystemTime + Send + Sync + 'static {
-        let secs = self.0.clone();
-        move || UNIX_EPOCH + Duration::from_secs(secs.load(Ordering::SeqCst))
-    }
-}
 
 /// What the slow route waits for, and tells.
 #[derive(Clone, Default)]

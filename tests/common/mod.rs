@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod clock;
 pub mod cluster;
 pub mod counted;
 pub mod live_app;
