@@ -57,10 +57,18 @@ impl FromStr for SessionHandle {
     /// Accepts what [`SessionHandle`] prints: 16 to 64 URL-safe characters
     /// (letters, digits, `-`, `_`).
     fn from_str(text: &str) -> Result<Self, InvalidHandle> {
-        let valid = (16..=64).contains(&text.len())
-            && text
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
-        valid.then(|| Self(text.to_owned())).ok_or(InvalidHandle)
+        is_handle(text)
+            .then(|| Self(text.to_owned()))
+            .ok_or(InvalidHandle)
     }
+}
+
+/// Whether `text` can be a [`SessionHandle`]: 16 to 64 URL-safe characters
+/// (letters, digits, `-`, `_`). Checks without a copy: the session record
+/// holds a handle that every request reads.
+pub(crate) fn is_handle(text: &str) -> bool {
+    (16..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
 }

@@ -15,8 +15,8 @@ use serde::{de, de::DeserializeOwned, ser, Deserialize, Deserializer, Serialize,
 use tower_sessions::{cookie::time::OffsetDateTime, session, Expiry, Session};
 
 use crate::{
+    handle::is_handle,
     hash::STORED_HASH_LEN,
-    registry::SessionHandle,
     times::{TimeConfig, UnixMillis},
 };
 
@@ -209,11 +209,6 @@ fn number(text: &str) -> Option<u64> {
         && text.bytes().all(|byte| byte.is_ascii_digit())
         && (text == "0" || !text.starts_with('0'));
     canonical.then(|| text.parse().ok()).flatten()
-}
-
-/// Whether `text` can be a session handle: URL-safe characters, 16 to 64.
-fn is_handle(text: &str) -> bool {
-    text.parse::<SessionHandle>().is_ok()
 }
 
 /// Why the layer ended a session.
