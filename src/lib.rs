@@ -114,10 +114,10 @@
 //!   again.
 //! - *ended*: ends the session and goes on as anonymous, with a
 //!   [`SessionEnded`] on the request. Ending a session removes its registry
-//!   entry (which its open connections hear of, in every process), deletes
-//!   its data and store record, removes the cookie, and logs a `tracing`
-//!   warning with the reason and a keyed fingerprint of the session id
-//!   (never the id, the hash or the secret).
+//!   entry (with live sessions, its open connections hear of it in every
+//!   process), deletes its data and store record, removes the cookie, and
+//!   logs a `tracing` warning with the reason and a keyed fingerprint of
+//!   the session id (never the id, the hash or the secret).
 //! - *superseded*: anonymous; nothing is ended and no cookie is touched.
 //!
 //! **The live check** asks the same rule for each open connection, with the
@@ -141,8 +141,8 @@
 //!
 //! # In the handler
 //!
-//! The extractors read what the layer decided; none touches the store or
-//! the backend again.
+//! The extractors read what the layer decided; extracting them reads
+//! neither the store nor the backend again.
 //!
 //! | extractor | gives | when anonymous |
 //! |-----------|-------|----------------|
@@ -254,12 +254,12 @@
 //! ```
 //!
 //! A session past either deadline ends as `expired`, and so do its open
-//! connections, within one re-check period. The
-//! deadlines are checked when a request starts, against [the
-//! clock](AuthLayer::with_clock), the one clock of the records, the
-//! registry and the live checks: a request under way at the deadline runs
-//! to its end. The times live in the session record, so every instance that
-//! shares the store agrees, with or without a registry.
+//! connections, within one re-check period. The deadlines are checked when
+//! a request starts, against [the clock](AuthLayer::with_clock), the one
+//! clock of the records, the registry and the live checks: a request under
+//! way at the deadline runs to its end. The times live in the session
+//! record, so every instance that shares the store agrees, with or without
+//! a registry.
 //!
 //! **Activity costs one store write per interval, not per request.** The
 //! record's activity time is rewritten only when it is at least
