@@ -159,8 +159,8 @@ where
 /// handler receives the user it would take from [`AuthUser`] anyway, and a
 /// whole router is guarded the axum way:
 /// `router.route_layer(axum::middleware::from_extractor::<RecentAuth<User>>())`.
-/// It reads the session's record, so it costs a decode on the routes that
-/// use it and nothing on the others.
+/// It reads the sign-in times from what the layer verified on this
+/// request: no store read and no second decode.
 ///
 /// ```
 /// # #[derive(Clone)] struct User;

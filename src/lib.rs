@@ -2,10 +2,13 @@
 //!
 //! When a user changes their password, every other session of that user
 //! must end, while the session that made the change lives on. This crate
-//! does for [axum] what Django has done since 1.7: each session stores an
-//! *auth hash*, a keyed MAC of the user's id and stored password hash; every
-//! request recomputes it and compares in constant time; a mismatch ends the
-//! session.
+//! does for [axum], on top of [tower-sessions], what Django has done since
+//! 1.7: each session stores an *auth hash*, a keyed MAC of the user's id,
+//! session epoch and stored password hash; every request recomputes it and
+//! compares in constant time; a mismatch ends the session. Around that: a
+//! session registry to list and revoke sessions, idle and absolute
+//! lifetimes, re-authentication for sensitive routes, WebSockets and event
+//! streams that end with their session, and events for the application.
 //!
 //! # Quick start
 //!
@@ -56,193 +59,117 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The layer order matters: `AuthLayer` must run inside tower-sessions'
-//! `SessionManagerLayer`, which with `Router::layer` means it is added
-//! first. A route without the session layer answers `500` with a message
-//! naming the missing layer.
+//! `AuthLayer` must run inside tower-sessions' `SessionManagerLayer`: with
+//! `Router::layer`, add it first. A route without the session layer answers
+//! `500` with a message naming the missing layer. The package's
+//! `examples/basic.rs` (`cargo run --example basic`) is the whole API in one
+//! runnable file.
 //!
 //! # How it works
 //!
-//! [`login`](AuthSession::login) stores the user's id, session epoch and auth hash in the
-//! session. The hash is HMAC-SHA256 over the user's [`id`](SessionUser::id)
-//! (as serde_json writes it, the form the session stores),
+//! [`login`](AuthSession::login) stores the session's *claim* under one
+//! session key (`_auth`): the user's id, the auth hash, the user's session
+//! epoch, the sign-in tier and times (Unix milliseconds) and, with a
+//! registry, the session's handle. The auth hash is HMAC-SHA256 over the
+//! user's [`id`](SessionUser::id) (as serde_json writes it),
 //! [`session_epoch`](SessionUser::session_epoch) and
 //! [`credential`](SessionUser::credential) (the stored password hash, such
-//! as an argon2 PHC string), each field of fixed width or length-prefixed,
-//! under a key derived from the server secret ([`AuthKeys`], which gives the
-//! exact message). A user whose credential is empty is never signed in:
-//! `login` refuses them with [`AuthError::Hash`]. On each request
-//! [`AuthLayer`]:
+//! as an argon2 PHC string), under a key derived from the server secret;
+//! [`AuthKeys`] gives the exact message. A user whose credential is empty is
+//! never signed in: `login` refuses them with [`AuthError::Hash`].
 //!
-//! 1. reads the id and hash from the session; with none, the request is
-//!    anonymous and the session untouched (a cookie whose record is gone
-//!    stays, see [Parallel requests](#parallel-requests-of-one-browser));
-//!    a session past its idle timeout or absolute lifetime ends (see
-//!    [Session lifetimes](#session-lifetimes));
-//! 2. loads the user through the [`UserBackend`]; a user that is gone (or
-//!    that the backend refuses, such as a disabled account) ends the session;
-//! 3. recomputes the hash and compares in constant time: under the current
-//!    secret the request is signed in; under a fallback secret it is signed
-//!    in and the session is re-signed in place (same id); otherwise the
-//!    session ends;
-//! 4. inserts an [`Identity`] into the request extensions, which the
-//!    extractors [`AuthUser`], `Option<AuthUser>`, [`Identity`] and
-//!    [`LoginRequired`] read; when it ended the session, also a
-//!    [`SessionEnded`] with the [`EndReason`].
+//! **One rule decides whether a session still holds.** It is one function,
+//! `judge` in `src/validity.rs`, and both paths that check a session call
+//! it: [`AuthLayer`] on every request, and the live check of open
+//! connections ([below](#long-lived-connections)). It decides in this
+//! order, and looks each piece up only when the verdict still depends on
+//! it:
 //!
-//! "Ends the session" means flushed: its data and its store record are
-//! deleted, the cookie removed, and a `tracing` warning says why, with a
-//! keyed fingerprint of the session id (never the secret, the hash or the
-//! id). Malformed data under the crate's session key (from a bug, an old
-//! version, or a tampered store) is treated the same way.
+//! 1. **Lifetimes.** Past the absolute lifetime, or, on a request, past the
+//!    idle timeout since the recorded activity: ended as `expired`, before
+//!    the backend is asked.
+//! 2. **The user**, loaded through the [`UserBackend`]. Gone, or refused (a
+//!    disabled account): ended as `user_gone`.
+//! 3. **The auth hash**, recomputed and compared in constant time. Under the
+//!    current secret the session holds; under a fallback secret it holds and
+//!    is re-hashed in place (same session id). Otherwise it ends as
+//!    `credential_changed`, or `epoch_changed` when the user's epoch moved;
+//!    unless, on a request, the session was *superseded*: its own browser
+//!    rotated its id away meanwhile (see [Parallel
+//!    requests](#parallel-requests-of-one-browser)).
+//! 4. **The registry entry**, when the layer has a
+//!    [`SessionRegistry`](registry::SessionRegistry): gone (signed out,
+//!    revoked, expired) or never made (a session from before the registry):
+//!    ended as `revoked`. Then the idle timeout again, by the latest activity
+//!    known: the claim's, or the registry's last-seen time.
 //!
-//! A failing session store or backend is never read as "anonymous" nor as
-//! "signed in": the request is answered with `500` (or the status set by
-//! [`AuthLayer::with_failure_status`]) and a generic body; the error is
-//! logged.
+//! **On a request**, the layer reads the claim (none: anonymous, and the
+//! session is left alone; unreadable: ended as `malformed`), asks the rule,
+//! and then:
 //!
-//! Every request runs in a `tracing` span named `auth` whose fields say
-//! how it went: `outcome` (`authenticated`, `anonymous`, `ended`, `failed`)
-//! and, for an ended session, `reason`. Log lines of the handler carry them
-//! too; no span holds an id, a hash or a secret.
+//! - *holds*: re-hashes the record if step 3 asked for it, writes the
+//!   activity time at most once per activity interval, and leaves the user
+//!   and the verified claim on the request. The extractors and
+//!   [`AuthSession`] read them from there: nothing decodes the session
+//!   again.
+//! - *ended*: ends the session and goes on as anonymous, with a
+//!   [`SessionEnded`] on the request. Ending a session removes its registry
+//!   entry (with live sessions, its open connections hear of it in every
+//!   process), deletes its data and store record, removes the cookie, and
+//!   logs a `tracing` warning with the reason and a keyed fingerprint of
+//!   the session id (never the id, the hash or the secret).
+//! - *superseded*: anonymous; nothing is ended and no cookie is touched.
 //!
-//! Configuration mistakes are refused when the layer is built, with a
-//! panic that names the builder and the value: a login URL that is empty,
-//! has a `#fragment` or is no valid `Location` header; a failure status
-//! that is not a 5xx. An extractor asking for a user type other than the
-//! layer's answers `500` with a message naming both types.
+//! **The live check** asks the same rule for each open connection, with the
+//! claim the connection was opened with. It loads the user and lists the
+//! registry entries once for all the connections of that user; it applies
+//! the idle timeout only in step 4, where it knows the registry's last-seen
+//! time (its copy of the claim does not see the session's later requests);
+//! and a connection whose session announced a new hash (its own password
+//! change) holds with that hash.
 //!
-//! # Telling the user why
+//! A failing session store, backend or registry is never read as
+//! "anonymous" nor as "signed in": the request is answered with `500` (or
+//! the status set by [`AuthLayer::with_failure_status`]) and a generic body,
+//! and the error is logged. Every request runs in a `tracing` span named
+//! `auth` whose `outcome` (`authenticated`, `anonymous`, `superseded`,
+//! `ended`, `failed`) and `reason` the handler's own log lines carry.
+//! Configuration mistakes (a login URL that is empty, has a `#fragment` or
+//! is no valid `Location`; a failure status that is not a 5xx; registry
+//! settings that would expire sessions in use) panic when the layer is
+//! built, naming the builder and the value.
 //!
-//! On the request where the layer ended a session, the handler can read
-//! why with `Option<SessionEnded>`: a password change
-//! ([`EndReason::CredentialChanged`]), "sign out everywhere"
-//! ([`EndReason::EpochChanged`]), a deleted or disabled account
-//! ([`EndReason::UserGone`]), a revocation ([`EndReason::Revoked`]), a
-//! session past its lifetime ([`EndReason::Expired`]), or unreadable data
-//! ([`EndReason::Malformed`]).
-//! A page can then say "you were signed out because your password was
-//! changed on another device" instead of showing a bare sign-in form. On a
-//! route guarded by [`LoginRequired`], keep the reason for the sign-in page
-//! (the demo stores a one-time notice in the new, anonymous session).
+//! # In the handler
 //!
-//! # Listing and ending sessions
+//! The extractors read what the layer decided; extracting them reads
+//! neither the store nor the backend again.
 //!
-//! With a [`SessionRegistry`] on the layer ([`AuthLayer::with_registry`]),
-//! every signed-in session has an entry: an opaque [`SessionHandle`] (not
-//! the session id, stable while the session lives), sign-in and last-seen
-//! times, and the user agent and address it signed in from. The layer checks
-//! on each signed-in request that the entry still exists (one store read;
-//! last-seen is written at most once per touch interval), and
-//! [`AuthSession`] lists the user's sessions
-//! ([`sessions`](AuthSession::sessions)) and ends them one by one, all
-//! others, or all ([`revoke_session`](AuthSession::revoke_session),
-//! [`revoke_other_sessions`](AuthSession::revoke_other_sessions),
-//! [`revoke_all_sessions`](AuthSession::revoke_all_sessions));
-//! administrators do the same outside a request through the registry
-//! itself. Stores: [`MemoryRegistry`], and behind features `RedisRegistry`,
-//! `PostgresRegistry` and `SqliteRegistry`.
+//! | extractor | gives | when anonymous |
+//! |-----------|-------|----------------|
+//! | [`AuthUser<U>`](AuthUser) | the user | `401` |
+//! | `Option<AuthUser<U>>` | the user, or `None` | - |
+//! | [`LoginRequired<U>`](LoginRequired) | the user | `303` to the login URL with `next` (check it with [`safe_next`]) |
+//! | [`RecentAuth<U>`](RecentAuth) | the user, who proved their credentials recently ([Sensitive actions](#sensitive-actions)) | as `LoginRequired` for a browser, else `401` |
+//! | [`Identity<U>`](Identity) | `Authenticated(user)` or `Anonymous` | - |
+//! | `Option<SessionEnded>` | why the layer ended the session on this request | - |
+//! | [`AuthSession<U>`](AuthSession) | sign in and out, change the password, list and revoke sessions | - |
+//! | [`live::SessionWatch`] | a future that completes when the session ends | `401` |
 //!
-//! ```
-//! # use std::convert::Infallible;
-//! # use tower_sessions_auth::{SessionUser, UserBackend};
-//! # #[derive(Clone)] struct User;
-//! # impl SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
-//! # #[derive(Clone)] struct Users;
-//! # impl UserBackend for Users { type User = User; type Error = Infallible;
-//! #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
-//! use tower_sessions_auth::{
-//!     registry::{LimitPolicy, MemoryRegistry, Revocation, SessionHandle, SessionRegistry},
-//!     AuthError,
-//!     AuthKeys,
-//!     AuthLayer,
-//!     AuthSession,
-//! };
+//! They reject with [`AuthRejection`]. An extractor asking for a user type
+//! other than the layer's answers `500` with a message naming both types.
 //!
-//! async fn sign_out_device(
-//!     mut auth: AuthSession<User>,
-//!     handle: String,
-//! ) -> Result<&'static str, AuthError> {
-//!     let Ok(handle) = handle.parse::<SessionHandle>() else { return Ok("no such session") };
-//!     Ok(match auth.revoke_session(&handle).await? {
-//!         Revocation::Revoked => "that device is signed out",
-//!         Revocation::SignedOut => "you are signed out",
-//!         _ => "no such session",
-//!     })
-//! }
-//!
-//! # fn main() -> Result<(), tower_sessions_auth::error::KeyError> {
-//! let registry = SessionRegistry::new(MemoryRegistry::default())
-//!     .with_limit(10, LimitPolicy::EvictLeastRecentlySeen);
-//! let layer = AuthLayer::new(Users, AuthKeys::new([9; 32])?).with_registry(registry);
-//! # Ok(()) }
-//! ```
-//!
-//! The entry, not the session record, decides whether a session lives: a
-//! request that loaded the session before a logout or a revoke and saves it
-//! back afterwards brings back nothing (see [`SessionRegistry`]).
-//!
-//! # Long-lived connections
-//!
-//! A WebSocket or a Server-Sent Events stream is one request that can last
-//! for hours: the check on every request never sees it again. With
-//! [`LiveSessions`] on the layer ([`AuthLayer::with_live_sessions`], after
-//! a registry), a handler takes a [`SessionWatch`], a future that completes
-//! as soon as the session stops holding: a password change or "sign out
-//! everywhere" in another session, a logout (from another tab of the same
-//! session, too), a revocation, a deleted or disabled user, an expired
-//! registry entry. The session that made the change keeps its connections,
-//! as it keeps its session. [`SessionWatch::sse`] ends an event stream with
-//! `event: session-ended` and `{"reason": "…"}`; with the `ws` feature,
-//! `SessionWatch::websocket` closes a socket with code 1008.
-//!
-//! - **In one process** the change reaches the watches directly.
-//! - **Across processes**, through the channel the application already
-//!   runs: `RedisChannel` (pub/sub) or `PostgresChannel`
-//!   (`LISTEN/NOTIFY`). A notice only makes each process check the user
-//!   again against the backend and the registry; it never ends a
-//!   connection by itself.
-//! - **The backstop**: every watch is checked again once per period
-//!   (default 30 s, [`LiveSessions::with_recheck_period`]). That bounds
-//!   how long a connection outlives its session when a notice is lost, the
-//!   channel is down (logged when it goes and when it comes back; the
-//!   watches are all checked again then), or a password was changed in the
-//!   database directly ([`LiveSessions::notify`] announces such a change).
-//! - **Failures**: a check that cannot decide (the backend or the registry
-//!   failing) never ends a connection by itself; after
-//!   [`with_max_failures`](LiveSessions::with_max_failures) failures in a
-//!   row (default 3) the watch ends with [`WatchEnd::ServerError`].
-//!
-//! ```
-//! # use std::convert::Infallible;
-//! # #[derive(Clone)] struct User;
-//! # impl tower_sessions_auth::SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
-//! use axum::response::sse::{Event, KeepAlive, Sse};
-//! use futures_util::{stream, Stream, StreamExt as _};
-//! use tower_sessions_auth::{live::SessionWatch, AuthUser};
-//!
-//! async fn events(
-//!     AuthUser(_user): AuthUser<User>,
-//!     watch: SessionWatch,
-//! ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-//!     let hello = stream::once(async { Ok(Event::default().event("hello").data("{}")) });
-//!     // The application's own events would follow `hello`.
-//!     Sse::new(watch.sse(hello.chain(stream::pending()))).keep_alive(KeepAlive::default())
-//! }
-//! ```
-//!
-//! # Events
-//!
-//! [`AuthLayer::with_events`] hands the application an [`AuthEvent`] for
-//! each sign-in, sign-out, ended session (with its reason), re-signing
-//! under a fallback secret, and failure that was answered with a 5xx: for a
-//! "new sign-in to your account" mail, an audit log or a metric. Each
-//! carries the user id and the request details the application chose
-//! ([`Events::capture_header`], [`Events::capture_peer_addr`]), never the
-//! session id or the hash. The request only queues the event (bounded,
-//! about a microsecond; `bench/benches/events.rs`); one task runs the hook,
-//! so a slow or panicking hook cannot slow or break a request: when the
-//! queue is full, events are dropped and counted in a warning.
+//! **Telling the user why.** On the request where the layer ended a
+//! session, `Option<SessionEnded>` gives the [`EndReason`]: a password
+//! change ([`CredentialChanged`](EndReason::CredentialChanged)), "sign out
+//! everywhere" ([`EpochChanged`](EndReason::EpochChanged)), a deleted or
+//! disabled account ([`UserGone`](EndReason::UserGone)), a revocation or a
+//! sign-out elsewhere ([`Revoked`](EndReason::Revoked)), a session past its
+//! lifetime ([`Expired`](EndReason::Expired)), or unreadable data
+//! ([`Malformed`](EndReason::Malformed)), each with a stable name for logs
+//! and JSON ([`EndReason::as_str`]). A page can then say "you were signed
+//! out because your password was changed on another device". On a route
+//! guarded by [`LoginRequired`], keep the reason for the sign-in page (the
+//! demo stores a one-time notice in the new, anonymous session).
 //!
 //! # Changing a password
 //!
@@ -256,14 +183,13 @@
 //! #     type Id = u64; fn id(&self) -> u64 { self.id } fn credential(&self) -> &[u8] { self.password_hash.as_bytes() } }
 //! # async fn save_password_hash(_: u64, _: &str) {}
 //! # fn hash_password(p: &str) -> String { p.to_owned() }
-//! use tower_sessions_auth::{AuthError, AuthSession, LoginRequired};
+//! use tower_sessions_auth::{AuthError, AuthSession, RecentAuth};
 //!
 //! async fn change_password(
-//!     LoginRequired(mut user): LoginRequired<User>,
+//!     RecentAuth(mut user): RecentAuth<User>,
 //!     mut auth: AuthSession<User>,
 //!     new_password: String,
 //! ) -> Result<&'static str, AuthError> {
-//!     // (Check the current password first: ASVS 3.7.1.)
 //!     user.password_hash = hash_password(&new_password);
 //!     save_password_hash(user.id, &user.password_hash).await;
 //!     auth.update_session_auth_hash(&user).await?;
@@ -271,23 +197,35 @@
 //! }
 //! ```
 //!
-//! This session gets a new id and the new hash; every other session of the
-//! user still holds the old hash and ends on its next request, on any server
-//! that shares the store and the user table. To sign a user out everywhere
-//! else *without* a password change, bump the user's session epoch, store
-//! it, and call `update_session_auth_hash` the same way.
+//! This session gets a new id and the new hash. Every other session of the
+//! user still holds the old hash and ends on its next request, on any
+//! server that shares the store and the user table. With a registry their
+//! entries go at once, so no list shows them, and with live sessions their
+//! open connections end too. The browser's own requests already under way
+//! are superseded, not ended.
+//!
+//! - **Signing out everywhere else** without a password change: bump the
+//!   user's [session epoch](SessionUser::session_epoch), store it, and call
+//!   `update_session_auth_hash` the same way; or, with a registry,
+//!   [`revoke_other_sessions`](AuthSession::revoke_other_sessions), which
+//!   also suits a change of any other authentication factor (ASVS 5.0
+//!   7.4.3).
+//! - **An administrator** changing someone else's password calls
+//!   `update_session_auth_hash` with that user: the administrator stays
+//!   signed in as themself (with a new session id), and that user's sessions
+//!   end. A change made outside a request (a script, the database directly)
+//!   ends the user's sessions on their next request; their open connections
+//!   end at the next re-check, or at once with
+//!   [`LiveSessions::notify`](live::LiveSessions::notify) or
+//!   [`SessionRegistry::revoke_all`](registry::SessionRegistry::revoke_all).
 //!
 //! # Session lifetimes
 //!
 //! Every signed-in session ends on its own, by two clocks (OWASP ASVS 5.0
-//! 7.3.1 and 7.3.2; 4.0.3 3.3.2):
-//!
-//! - the **idle timeout**, counted from the session's last request;
-//! - the **absolute lifetime**, counted from sign-in, however active the
-//!   session is.
-//!
+//! 7.3.1 and 7.3.2): the **idle timeout**, counted from its last request,
+//! and the **absolute lifetime**, counted from sign-in however active it is.
 //! At sign-in the application picks a tier with [`SignIn`] ("keep me signed
-//! in"), and each tier has its [`Lifetimes`]:
+//! in"); each tier has its [`Lifetimes`](times::Lifetimes):
 //!
 //! | tier | sign-in | default lifetimes | cookie |
 //! |------|---------|-------------------|--------|
@@ -302,14 +240,7 @@
 //! # impl tower_sessions_auth::UserBackend for Users { type User = User; type Error = Infallible;
 //! #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
 //! use std::time::Duration;
-//! use tower_sessions_auth::{
-//!     times::Lifetimes,
-//!     AuthError,
-//!     AuthKeys,
-//!     AuthLayer,
-//!     AuthSession,
-//!     SignIn,
-//! };
+//! use tower_sessions_auth::{times::Lifetimes, AuthError, AuthKeys, AuthLayer, AuthSession, SignIn};
 //!
 //! const MINUTE: Duration = Duration::from_secs(60);
 //! let layer = AuthLayer::new(Users, AuthKeys::new([7; 32])?)
@@ -322,43 +253,36 @@
 //! # Ok::<(), tower_sessions_auth::error::KeyError>(())
 //! ```
 //!
-//! A session past either deadline ends exactly as a revoked one: flushed,
-//! the request anonymous, [`EndReason::Expired`] (`expired`) in the log,
-//! the [event](AuthEvent) and [`SessionEnded`], and its [live
-//! watches](#long-lived-connections) end too (at the absolute deadline,
-//! and, with the registry's last-seen times, once idle; within one
-//! re-check period). The deadlines are checked when a request starts,
-//! against [the clock](AuthLayer::with_clock): a request already under way
-//! at the deadline runs to its end, the next one is refused. The times live
-//! in the session record, so every instance that shares the store agrees.
+//! A session past either deadline ends as `expired`, and so do its open
+//! connections, within one re-check period. The deadlines are checked when
+//! a request starts, against [the clock](AuthLayer::with_clock), the one
+//! clock of the records, the registry and the live checks: a request under
+//! way at the deadline runs to its end. The times live in the session
+//! record, so every instance that shares the store agrees, with or without
+//! a registry.
 //!
 //! **Activity costs one store write per interval, not per request.** The
-//! record holds the last request's time, rewritten only when it is at least
+//! record's activity time is rewritten only when it is at least
 //! [`with_activity_interval`](AuthLayer::with_activity_interval) old
-//! (default one minute); other requests write nothing. A session can
-//! therefore end up to one interval before its idle timeout, never after.
-//! The record, not the session registry's last-seen time, holds it: the
-//! idle timeout works without a registry, and the registry keeps its own
-//! interval and clock.
+//! (default one minute), so a session can end up to one interval before its
+//! idle timeout, never after.
 //!
 //! **The layer owns the cookie's lifetime of signed-in sessions.** Whenever
-//! tower-sessions is about to write a signed-in session (a sign-in, an
-//! activity write, the handler's own data), the layer sets its expiry:
-//! `Expiry::OnSessionEnd` for the browser-session tier,
-//! `Expiry::AtDateTime` at the end of the second `signed_in + absolute`
-//! for a remembered one (the store record expires then too; a sign-in's
-//! cookie gets a `Max-Age` of exactly the absolute lifetime). `SessionManagerLayer::with_expiry` still
-//! applies to anonymous sessions. Under `with_always_save(true)`, requests
-//! that change nothing are saved with the session layer's expiry: keep it
-//! no longer than your shortest lifetime.
+//! tower-sessions is about to write a signed-in session, its expiry is set
+//! from the tier: `Expiry::OnSessionEnd` for the browser session,
+//! `Expiry::AtDateTime` at the end of the absolute deadline's second for a
+//! remembered one (the store record expires then too).
+//! `SessionManagerLayer::with_expiry` still applies to anonymous sessions.
+//! Under `with_always_save(true)`, requests that change nothing are saved
+//! with the session layer's expiry: keep it no longer than your shortest
+//! lifetime.
 //!
 //! # Sensitive actions
 //!
 //! Changing the password, the email or the second factor, deleting the
 //! account or moving money should need a recent proof of the credentials,
 //! not just a session that may have been left open (OWASP ASVS 5.0 7.5.1
-//! and 7.5.3; 4.0.3 3.7.1). Take [`RecentAuth`] instead of [`AuthUser`] on
-//! those routes:
+//! and 7.5.3). Take [`RecentAuth`] instead of [`AuthUser`] on those routes:
 //!
 //! ```
 //! # use std::convert::Infallible;
@@ -371,13 +295,7 @@
 //! use std::time::Duration;
 //! use axum::{response::Redirect, routing::post, Form, Router};
 //! use tower_sessions_auth::{
-//!     safe_next,
-//!     times::ReauthPolicy,
-//!     AuthError,
-//!     AuthKeys,
-//!     AuthLayer,
-//!     AuthSession,
-//!     LoginRequired,
+//!     safe_next, times::ReauthPolicy, AuthError, AuthKeys, AuthLayer, AuthSession, LoginRequired,
 //!     RecentAuth,
 //! };
 //!
@@ -411,25 +329,221 @@
 //! ```
 //!
 //! A sign-in and [`reauthenticate`](AuthSession::reauthenticate) both count
-//! as a proof; `reauthenticate` changes the session id (ASVS 5.0 7.2.4)
-//! and keeps the registry entry, the tier and the sign-in time. Outside the
+//! as a proof; `reauthenticate` changes the session id (ASVS 5.0 7.2.4) and
+//! keeps the registry entry, the tier and the sign-in time. Outside the
 //! window a browser (its `Accept` names `text/html`, or it posts a form) is
 //! sent with `303` to the confirmation page with `next`; any other client
-//! gets `403` and `{"error":"reauthentication required"}`; anonymous
-//! requests are refused as by [`LoginRequired`] and [`AuthUser`].
+//! gets `403` and `{"error":"reauthentication required"}`.
+//!
+//! # Listing and ending sessions
+//!
+//! With a [`SessionRegistry`](registry::SessionRegistry) on the layer
+//! ([`AuthLayer::with_registry`]), every signed-in session has an entry: an
+//! opaque [`SessionHandle`](registry::SessionHandle) (not the session id,
+//! stable while the session lives), sign-in and last-seen times, and the
+//! user agent and address it signed in from. [`AuthSession`] lists the
+//! user's sessions ([`sessions`](AuthSession::sessions)) and ends one, all
+//! others or all ([`revoke_session`](AuthSession::revoke_session),
+//! [`revoke_other_sessions`](AuthSession::revoke_other_sessions),
+//! [`revoke_all_sessions`](AuthSession::revoke_all_sessions)); an
+//! administrator does the same outside a request through the registry
+//! ([`list`](registry::SessionRegistry::list),
+//! [`revoke`](registry::SessionRegistry::revoke),
+//! [`revoke_all`](registry::SessionRegistry::revoke_all)), and signs
+//! everyone out at once with
+//! [`revoke_everyone`](registry::SessionRegistry::revoke_everyone) (ASVS 5.0
+//! 7.4.5).
+//!
+//! ```
+//! # use std::convert::Infallible;
+//! # use tower_sessions_auth::{SessionUser, UserBackend};
+//! # #[derive(Clone)] struct User;
+//! # impl SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
+//! # #[derive(Clone)] struct Users;
+//! # impl UserBackend for Users { type User = User; type Error = Infallible;
+//! #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
+//! use tower_sessions_auth::{
+//!     registry::{LimitPolicy, MemoryRegistry, Revocation, SessionHandle, SessionRegistry},
+//!     AuthError, AuthKeys, AuthLayer, AuthSession,
+//! };
+//!
+//! async fn sign_out_device(
+//!     mut auth: AuthSession<User>,
+//!     handle: String,
+//! ) -> Result<&'static str, AuthError> {
+//!     let Ok(handle) = handle.parse::<SessionHandle>() else { return Ok("no such session") };
+//!     Ok(match auth.revoke_session(&handle).await? {
+//!         Revocation::Revoked => "that device is signed out",
+//!         Revocation::SignedOut => "you are signed out",
+//!         _ => "no such session",
+//!     })
+//! }
+//!
+//! # fn main() -> Result<(), tower_sessions_auth::error::KeyError> {
+//! let registry = SessionRegistry::new(MemoryRegistry::default())
+//!     .with_limit(10, LimitPolicy::EvictLeastRecentlySeen);
+//! let layer = AuthLayer::new(Users, AuthKeys::new([9; 32])?).with_registry(registry);
+//! # Ok(()) }
+//! ```
+//!
+//! | store | feature | where | expired entries |
+//! |-------|---------|-------|-----------------|
+//! | [`MemoryRegistry`](registry::MemoryRegistry) | none | a map in the process | dropped at the user's next sign-in, and by `remove_expired` |
+//! | `RedisRegistry` | `redis` | one hash per user, `tsa:registry:{<user id>}` (a hash tag: Redis Cluster) | expire by themselves |
+//! | `PostgresRegistry` | `postgres` | table `tsa_session_registry` (`migrate()`) | skipped by reads; removed by `remove_expired` |
+//! | `SqliteRegistry` | `sqlite` | the same table | the same |
+//!
+//! For the stores that keep expired entries, spawn
+//! [`continuously_remove_expired`](registry::SessionRegistry::continuously_remove_expired)
+//! once per process. Another store implements
+//! [`RegistryStore`](registry::RegistryStore), whose documentation shows
+//! how.
+//!
+//! - **Cost.** One registry read per signed-in request (on Redis one
+//!   `HGET`, one round trip); the last-seen time is written at most once per
+//!   touch interval (default a minute).
+//! - **Revocation sticks.** The entry, not the session record, decides: a
+//!   request that loaded the session before a logout or a revocation and
+//!   saves it back afterwards brings back nothing ([why](registry::SessionRegistry#why-revocation-sticks)).
+//! - **Limits.** [`with_limit`](registry::SessionRegistry::with_limit): at
+//!   most `n` sessions per user; one more sign-in evicts the least recently
+//!   seen or is refused ([`AuthError::TooManySessions`], a `409`),
+//!   atomically per user on every store.
+//! - **Turning it on** ends, once, every session signed in before: they have
+//!   no entry, so no list would show them and no revocation could reach
+//!   them (step 4 of the rule).
+//!
+//! # Long-lived connections
+//!
+//! A WebSocket or a Server-Sent Events stream is one request that can last
+//! for hours, which the check on every request never sees again. Give the
+//! registry a [`LiveSessions`](live::LiveSessions)
+//! ([`with_live_sessions`](registry::SessionRegistry::with_live_sessions));
+//! a handler then takes a [`SessionWatch`](live::SessionWatch), a future that
+//! completes as soon as the session stops holding, by the same rule as a
+//! request. Every ending reaches it without another call: a password change
+//! or "sign out everywhere" in another session, a logout (from another tab
+//! of the same session, too), a revocation by the user or an administrator,
+//! a deleted or disabled user, an expired session (at the next re-check).
+//! The session that made a change keeps its connections, as it keeps its
+//! session. The registry announces every ending through its `LiveSessions`:
+//! give the registry of every process, an administrator's too, the same
+//! channel.
+//!
+//! ```
+//! # use std::convert::Infallible;
+//! # #[derive(Clone)] struct User;
+//! # impl tower_sessions_auth::SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
+//! # #[derive(Clone)] struct Users;
+//! # impl tower_sessions_auth::UserBackend for Users { type User = User; type Error = Infallible;
+//! #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
+//! use axum::response::sse::{Event, KeepAlive, Sse};
+//! use futures_util::{stream, Stream, StreamExt as _};
+//! use tower_sessions_auth::{
+//!     live::{LiveSessions, SessionWatch},
+//!     registry::{MemoryRegistry, SessionRegistry},
+//!     AuthKeys, AuthLayer, AuthUser,
+//! };
+//!
+//! async fn events(
+//!     AuthUser(_user): AuthUser<User>,
+//!     watch: SessionWatch,
+//! ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+//!     let hello = stream::once(async { Ok(Event::default().event("hello").data("{}")) });
+//!     // The application's own events would follow `hello`.
+//!     Sse::new(watch.sse(hello.chain(stream::pending()))).keep_alive(KeepAlive::default())
+//! }
+//!
+//! // Several processes: LiveSessions::new().with_channel(RedisChannel::new(pool)).
+//! let registry = SessionRegistry::new(MemoryRegistry::default()).with_live_sessions(LiveSessions::new());
+//! let layer = AuthLayer::new(Users, AuthKeys::new([5; 32])?).with_registry(registry);
+//! # Ok::<(), tower_sessions_auth::error::KeyError>(())
+//! ```
+//!
+//! [`SessionWatch::sse`](live::SessionWatch::sse) ends an event stream with
+//! `event: session-ended` and `{"reason": "…"}`; with the `ws` feature,
+//! `SessionWatch::websocket` closes a socket with code 1008 and the reason.
+//!
+//! - **In one process** an ending reaches the watches at once.
+//! - **Across processes**, through the channel the application already
+//!   runs: `live::RedisChannel` (pub/sub) or `live::PostgresChannel`
+//!   (`LISTEN/NOTIFY`). A notice only makes each process check the user
+//!   again with the rule; it never ends a connection by itself, so a lost,
+//!   repeated or forged notice cannot end a valid session's connection.
+//! - **The backstop**: every watch is checked again once per period
+//!   (default 30 s, [`with_recheck_period`](live::LiveSessions::with_recheck_period)).
+//!   That bounds how long a connection outlives its session when a notice
+//!   is lost, the channel is down (logged when it goes and when it comes
+//!   back; every watch is checked again then), or a password was changed in
+//!   the database directly.
+//! - **Failures**: a check that cannot decide (the backend or the registry
+//!   failing) never ends a connection by itself; after
+//!   [`with_max_failures`](live::LiveSessions::with_max_failures) failures in
+//!   a row (default 3) the watch ends with
+//!   [`WatchEnd::ServerError`](live::WatchEnd::ServerError).
+//! - A check costs one backend lookup and one registry read per user,
+//!   however many connections the user holds. Dropping a watch removes it.
+//!
+//! # Events
+//!
+//! [`AuthLayer::with_events`] hands the application an
+//! [`AuthEvent`](events::AuthEvent) for each sign-in, re-authentication,
+//! sign-out, ended session (with its reason), re-hash under a fallback
+//! secret, and failure answered with a 5xx: for a "new sign-in to your
+//! account" mail, an audit log or a metric. Each carries the user id and
+//! the request details the application chose
+//! ([`capture_header`](events::Events::capture_header),
+//! [`capture_peer_addr`](events::Events::capture_peer_addr)), never the
+//! session id, the hash or a cookie. The request only puts the event into a
+//! bounded queue; one task runs the hook, so a slow or panicking hook
+//! cannot slow or break a request. When the queue is full, events are
+//! dropped and counted in a warning.
+//!
+//! # Running several instances
+//!
+//! Any number of instances can serve the same users behind a load balancer,
+//! without sticky sessions, if they share three things:
+//!
+//! 1. **The secrets**: every instance has the same [`AuthKeys`], current
+//!    secret and fallbacks. An instance that cannot verify a session's hash
+//!    ends it, for all instances.
+//! 2. **The session store**: tower-sessions-redis-store, or
+//!    tower-sessions-sqlx-store on Postgres (`MemoryStore` and an SQLite
+//!    file belong to one process), and the registry's store likewise. No
+//!    per-instance cache in front of it (`CachingSessionStore`): a session
+//!    ended elsewhere would live on in the cache.
+//! 3. **The user table**: [`UserBackend::get_user`] reads the shared source
+//!    of truth, with no cache that outlives the request, or a changed
+//!    password or a deleted user stays signed in on the instance that
+//!    cached it.
+//!
+//! Then a password change, an epoch bump or a revocation made through any
+//! instance ends the other sessions on every instance, on their next
+//! request; only requests already in flight may still be answered as the
+//! user. Give the store clients short timeouts (fred's
+//! `default_command_timeout` and `connection_timeout`, sqlx's
+//! `acquire_timeout`) and add a request timeout layer: a failing store then
+//! fails requests quickly, with the 5xx, and the same session works again
+//! once the store is back.
 //!
 //! # Rotating the secret
 //!
 //! Put the new secret first and keep the old one as a fallback
-//! ([`AuthKeys::with_fallback`]). Sessions signed with the old secret keep
-//! working and are re-signed, under the same id, on their next request.
+//! ([`AuthKeys::with_fallback`]): sessions hashed under the old secret keep
+//! working and are re-hashed, under the same id, on their next request.
 //! Once the fallback is removed, sessions not seen in the meantime end.
 //!
-//! With several instances, all must verify with the same secrets: an
-//! instance still on the old secret alone ends the sessions that an updated
-//! one re-signed. Roll out in two steps: first add the new secret as a
-//! fallback everywhere, then make it current (the README's "Running several
-//! instances" walks through it).
+//! Instances that verify with different secrets disagree: an instance still
+//! on the old secret alone ends the sessions that an updated one re-hashed.
+//! Roll out in two steps:
+//!
+//! 1. everywhere, add the new secret as a fallback only:
+//!    `AuthKeys::new(old)?.with_fallback(new)?`;
+//! 2. once every instance runs step 1, make it current:
+//!    `AuthKeys::new(new)?.with_fallback(old)?`;
+//! 3. after the longest session lifetime, drop the old secret.
+//!
+//! If the secret leaked, deploy the new secret alone: every session ends.
 //!
 //! # Security
 //!
@@ -437,90 +551,85 @@
 //!
 //! - every session of the user whose credential or epoch changed, on its
 //!   next request, through every layer instance that shares the session
-//!   store and the user data;
-//! - deleted and disabled users (when the backend returns `None` for them);
+//!   store and the user data; with live sessions, their open connections
+//!   too;
+//! - deleted and disabled users, when the backend returns `None` for them
+//!   (ASVS 5.0 7.4.2);
 //! - session fixation: every login, re-authentication and
-//!   `update_session_auth_hash` changes the session id;
+//!   `update_session_auth_hash` changes the session id (ASVS 5.0 7.2.4), and
+//!   a login over another user's session flushes it first;
 //! - sessions left open: the idle timeout and the absolute lifetime end
-//!   them server-side, and a remembered session's cookie never outlives
-//!   its absolute deadline;
+//!   them server-side, and a remembered session's cookie never outlives its
+//!   absolute deadline;
 //! - a record moved to another user (a store bug, or someone who can write
 //!   the store but does not hold the secret): the hash covers the user id,
 //!   so it verifies for no other user, even one with the same credential;
 //! - a leak of the session store: it holds a MAC, not the password hash,
-//!   and without the server secret the MAC says nothing about the password.
+//!   and without the server secret the MAC says nothing about the password;
+//! - with a registry, a logout or a revocation racing a request of the same
+//!   session: once it has returned, no request carrying that session is
+//!   answered as the user, on any store (ASVS 5.0 7.4.1).
 //!
 //! What it does not cover:
 //!
-//! - requests already in flight when the password changes run to their end;
-//!   only requests that start afterwards are refused;
+//! - requests already in flight when the password changes or the session is
+//!   revoked run to their end; only requests that start afterwards are
+//!   refused;
 //! - credentials that do not go through the session: stateless tokens
 //!   (JWTs), API keys, or long-lived caches of the user elsewhere;
 //! - a leaked server secret: with it and a store leak, the hash can be
 //!   forged for a user whose id, epoch and password hash are known. Rotate
 //!   the secret if it leaks;
-//! - without a [`SessionRegistry`], a logout racing another request of the
-//!   same browser: tower-sessions saves a changed session at the end of
-//!   each request (every request under `with_always_save(true)`), and the
+//! - without a registry, a logout racing another request of the same
+//!   browser: tower-sessions saves a changed session at the end of each
+//!   request (every request under `with_always_save(true)`), and the
 //!   tower-sessions-sqlx and memory stores save by upsert, so a request that
 //!   loaded the session before the logout and saves it afterwards brings the
 //!   record back, still signed in (the Redis store only updates existing
-//!   keys). With a registry the logout sticks on every store. A password
-//!   change or an epoch bump is not affected either way: a record brought
-//!   back still carries the old hash and ends on its next request;
-//! - per-instance caches of the session store (`CachingSessionStore`): a
-//!   session ended on one instance lives on in another's cache until it
-//!   expires there;
+//!   keys). A password change or an epoch bump is not affected: a record
+//!   brought back still carries the old hash;
+//! - per-instance caches of the session store (`CachingSessionStore`);
 //! - the transport: serve over HTTPS and configure the session cookie
 //!   (`Secure`, `HttpOnly`, `SameSite`) on `SessionManagerLayer`.
 //!
 //! The comparison of hashes is constant time. Secrets are not printed by
 //! `Debug`, and only keys derived from them are kept (the derivation's
 //! temporaries are not zeroized). Nothing the crate logs or prints with
-//! `Debug` carries a secret, a hash or a session id; the `Debug` of your
-//! user type is yours, so keep its password hash out of it, since
-//! [`Identity`] and the extractors print the user.
+//! `Debug` carries a secret, a hash, a session id or a registry handle; the
+//! `Debug` of your user type is yours, so keep its password hash out of it,
+//! since [`Identity`] and the extractors print the user.
 //!
 //! ## Parallel requests of one browser
 //!
 //! A browser sends requests in parallel (a page and its images, tabs
 //! restored together), each with the cookie it held when it started; the
-//! response that reaches it last decides which cookie it keeps.
+//! response that reaches it last decides which cookie it keeps. None of
+//! them signs the browser out:
 //!
-//! Re-signing under a fallback secret keeps the session id, where Django
-//! gives the session a new one. Only the key that signs the session changes:
-//! the user, what they may do and what was exposed stay the same, so a new
-//! id would protect nothing. It would delete the record under the old id,
-//! and the browser's requests already under way with it would be answered
-//! as anonymous, their responses removing the cookie: a key rotation could
-//! sign browsers out. In place, each request of the browser is answered as
-//! the user; parallel ones each write the same record.
-//!
-//! [`login`](AuthSession::login) and
-//! [`update_session_auth_hash`](AuthSession::update_session_auth_hash) do
-//! change the id, against session fixation, and delete the old record at
-//! once: no request carrying the old id is answered as the user once they
-//! have returned. A request of the browser already under way with the old
-//! id finds no record and is answered as anonymous. tower-sessions would
-//! end it with a `Set-Cookie` removing the session cookie (a load that
-//! finds no record drops the id, and a session without id and data has its
-//! cookie removed), and a removal applies to whatever cookie the browser
-//! holds by then: the new one. The layer leaves the cookie alone instead:
-//! once the handler has run, a session that lost its id and was not written
-//! to gets the id of an empty record created and deleted at once, so
-//! tower-sessions neither saves it nor sets a cookie. The same holds for
-//! any cookie whose record is gone (expired, or an id the store never
-//! knew): it stays in the browser until it expires or the session is next
-//! written, and each of its requests costs two store writes more.
-//!
-//! A marker record under the old id would keep the cookie too, but the
-//! layer reaches the store only through tower-sessions' `Session`, which
-//! writes under the id it loaded or a fresh one, and whose `cycle_id`
-//! deletes the old one; a marker would also need a lifetime, after which a
-//! late request would remove the cookie again.
+//! - **Re-hashing in place.** A session found under a fallback secret keeps
+//!   its id, where Django gives it a new one. Only the key changed, not who
+//!   the session is nor what it may do, so a new id would protect nothing;
+//!   it would delete the record under the old id, and the browser's other
+//!   requests with it would be answered as anonymous and remove its cookie.
+//! - **A request that finds no record.** [`login`](AuthSession::login) and
+//!   [`update_session_auth_hash`](AuthSession::update_session_auth_hash)
+//!   change the id and delete the old record at once. A request of the
+//!   browser already under way with the old id finds no record: it is
+//!   anonymous, and the layer leaves the cookie alone, where tower-sessions
+//!   would send a removal that applies to whatever cookie the browser holds
+//!   by then (the new one). The same holds for any cookie whose record is
+//!   gone (expired, deleted, unknown); it costs two store writes on that
+//!   path (an empty record that keeps the cookie, deleted once the response
+//!   is done).
+//! - **A request that read the record before the password change** and
+//!   loads the user after the new hash was stored. The hash no longer
+//!   verifies, but the layer reads the record again: gone means the
+//!   session's own browser rotated it away, so the request is *superseded*,
+//!   anonymous, and ends nothing. A password changed by any other session
+//!   leaves the record in place, and the session ends.
 //!
 //! Not covered: a late request whose handler writes to the session gets a
-//! new, anonymous session, whose cookie replaces the browser's new one; and
+//! new, anonymous session whose cookie replaces the browser's new one; and
 //! under `with_always_save(true)` tower-sessions sets a cookie on every
 //! response, late ones included. Write session data only on the requests
 //! that need it, and leave `always_save` off.
@@ -529,14 +638,15 @@
 //!
 //! None is on by default.
 //!
-//! - `redis`: `RedisRegistry` and `RedisChannel`, on fred (the pool of
-//!   tower-sessions-redis-store).
-//! - `postgres`: `PostgresRegistry` and `PostgresChannel`, on an sqlx 0.8
-//!   Postgres pool.
-//! - `sqlite`: `SqliteRegistry`, on an sqlx 0.8 SQLite pool.
-//! - `ws`: `WatchedSocket`, an axum WebSocket closed with its session.
+//! - `redis`: `registry::RedisRegistry` and `live::RedisChannel`, on fred
+//!   (the pool of tower-sessions-redis-store).
+//! - `postgres`: `registry::PostgresRegistry` and `live::PostgresChannel`,
+//!   on an sqlx 0.8 Postgres pool.
+//! - `sqlite`: `registry::SqliteRegistry`, on an sqlx 0.8 SQLite pool.
+//! - `ws`: `live::WatchedSocket`, an axum WebSocket closed with its session.
 //!
 //! [axum]: https://docs.rs/axum
+//! [tower-sessions]: https://docs.rs/tower-sessions
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -64,11 +64,11 @@ pub enum AuthRejection {
         layer: &'static str,
     },
     /// A [`SessionWatch`](crate::live::SessionWatch) was asked for on a route
-    /// without `AuthLayer`, or whose layer has no
+    /// whose layer has no registry with
     /// [`LiveSessions`](crate::live::LiveSessions): `500 Internal Server Error`.
     #[error(
-        "no live sessions on this route: add `tower_sessions_auth::AuthLayer` with \
-         `with_live_sessions` to watch a session"
+        "no live sessions on this route: give `tower_sessions_auth::AuthLayer` a \
+         `SessionRegistry` built `with_live_sessions` to watch a session"
     )]
     MissingLiveSessions,
 }

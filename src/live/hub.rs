@@ -36,10 +36,11 @@ const MISMATCH_GRACE: Duration = Duration::from_secs(2);
 
 /// The live-session watches of this process and how they learn of changes.
 ///
-/// Add it to the layer with
-/// [`AuthLayer::with_live_sessions`](crate::AuthLayer::with_live_sessions)
-/// (which needs a [session registry](crate::registry::SessionRegistry)); handlers
-/// then take a [`SessionWatch`].
+/// Give it to the layer's session registry with
+/// [`SessionRegistry::with_live_sessions`](crate::registry::SessionRegistry::with_live_sessions);
+/// handlers then take a [`SessionWatch`], and every session that the
+/// registry, the layer or [`AuthSession`](crate::AuthSession) ends reaches
+/// its watches without another call.
 ///
 /// - Changes made in this process reach its watches directly.
 /// - With several processes, give each the same [`LiveChannel`]:

@@ -62,8 +62,9 @@ pub(crate) struct Watched {
 /// or [`revoke_other_sessions`](crate::AuthSession::revoke_other_sessions),
 /// as the session itself does.
 ///
-/// An extractor: anonymous requests are refused with `401`; it needs
-/// [`AuthLayer::with_live_sessions`](crate::AuthLayer::with_live_sessions).
+/// An extractor: anonymous requests are refused with `401`; it needs a
+/// layer whose registry has live sessions
+/// ([`SessionRegistry::with_live_sessions`](crate::registry::SessionRegistry::with_live_sessions)).
 /// Await it, `select!` on it beside the connection's work, or let
 /// [`sse`](Self::sse) or [`WatchedSocket`](crate::live::WatchedSocket) do that.
 /// Dropping it stops watching; nothing stays behind.

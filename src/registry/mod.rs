@@ -211,8 +211,141 @@ impl RegistryError {
 /// Where a registry keeps its entries: one set of entries per user, keyed
 /// by the user's id as JSON.
 ///
-/// Every method is one atomic step of the store; the shared suite in
-/// `tests/common/registry_suite.rs` states what each must do.
+/// Implement it for a store this crate does not ship; each method's
+/// documentation states what it must do. Every method is one atomic step
+/// of the store (a transaction or a script when processes share it), all
+/// times are Unix milliseconds, and an entry whose `expires_at` is not
+/// after `now` is gone for [`touch`](Self::touch) and [`list`](Self::list)
+/// even while it is still stored.
+///
+/// A store for one process, a map behind a mutex (as
+/// [`MemoryRegistry`] is):
+///
+/// ```
+/// use std::{collections::HashMap, sync::{Mutex, MutexGuard, PoisonError}};
+///
+/// use async_trait::async_trait;
+/// use tower_sessions_auth::registry::{
+///     Insertion, LimitPolicy, RegistryEntry, RegistryError, RegistryStore, SessionLimit,
+///     SessionRegistry,
+/// };
+///
+/// /// User key → handle → entry.
+/// #[derive(Debug, Default)]
+/// struct MapRegistry(Mutex<HashMap<String, HashMap<String, RegistryEntry>>>);
+///
+/// impl MapRegistry {
+///     fn users(&self) -> MutexGuard<'_, HashMap<String, HashMap<String, RegistryEntry>>> {
+///         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+///     }
+/// }
+///
+/// #[async_trait]
+/// impl RegistryStore for MapRegistry {
+///     async fn insert(
+///         &self,
+///         user: &str,
+///         entry: &RegistryEntry,
+///         limit: Option<SessionLimit>,
+///         now: i64,
+///     ) -> Result<Insertion, RegistryError> {
+///         let mut users = self.users();
+///         let entries = users.entry(user.to_owned()).or_default();
+///         let mut evicted = 0;
+///         if let Some(limit) = limit {
+///             entries.retain(|_, entry| entry.expires_at > now);
+///             while entries.len() >= limit.max {
+///                 // A policy this store does not know refuses.
+///                 if !matches!(limit.policy, LimitPolicy::EvictLeastRecentlySeen) {
+///                     return Ok(Insertion::Refused);
+///                 }
+///                 let oldest = entries
+///                     .values()
+///                     .min_by_key(|entry| (entry.last_seen_at, entry.created_at))
+///                     .map(|entry| entry.handle.clone());
+///                 let Some(oldest) = oldest else { break };
+///                 entries.remove(&oldest);
+///                 evicted += 1;
+///             }
+///         }
+///         entries.insert(entry.handle.clone(), entry.clone());
+///         Ok(Insertion::Added { evicted })
+///     }
+///
+///     async fn touch(
+///         &self,
+///         user: &str,
+///         handle: &str,
+///         now: i64,
+///         stale_before: i64,
+///         expires_at: i64,
+///     ) -> Result<bool, RegistryError> {
+///         let mut users = self.users();
+///         let Some(entry) = users.get_mut(user).and_then(|entries| entries.get_mut(handle)) else {
+///             return Ok(false);
+///         };
+///         if entry.expires_at <= now {
+///             return Ok(false);
+///         }
+///         if entry.last_seen_at < stale_before {
+///             entry.last_seen_at = now;
+///             entry.expires_at = expires_at;
+///         }
+///         Ok(true)
+///     }
+///
+///     async fn list(&self, user: &str, now: i64) -> Result<Vec<RegistryEntry>, RegistryError> {
+///         let users = self.users();
+///         let entries = users.get(user).into_iter().flat_map(HashMap::values);
+///         Ok(entries.filter(|entry| entry.expires_at > now).cloned().collect())
+///     }
+///
+///     async fn remove(&self, user: &str, handle: &str) -> Result<bool, RegistryError> {
+///         let mut users = self.users();
+///         Ok(users.get_mut(user).and_then(|entries| entries.remove(handle)).is_some())
+///     }
+///
+///     async fn remove_all(&self, user: &str, except: Option<&str>) -> Result<u64, RegistryError> {
+///         let mut users = self.users();
+///         let Some(entries) = users.get_mut(user) else { return Ok(0) };
+///         let before = entries.len();
+///         entries.retain(|handle, _| Some(handle.as_str()) == except);
+///         Ok((before - entries.len()) as u64)
+///     }
+///
+///     async fn remove_expired(&self, now: i64) -> Result<u64, RegistryError> {
+///         let mut users = self.users();
+///         let before: usize = users.values().map(HashMap::len).sum();
+///         for entries in users.values_mut() {
+///             entries.retain(|_, entry| entry.expires_at > now);
+///         }
+///         users.retain(|_, entries| !entries.is_empty());
+///         Ok((before - users.values().map(HashMap::len).sum::<usize>()) as u64)
+///     }
+///
+///     async fn remove_everyone(&self) -> Result<u64, RegistryError> {
+///         let everyone = std::mem::take(&mut *self.users());
+///         Ok(everyone.values().map(HashMap::len).sum::<usize>() as u64)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), RegistryError> {
+/// # let store = MapRegistry::default();
+/// # let entry = RegistryEntry::new("q3XcA9-_kLmN0pQrStUvWx".into(), 1_000, 1_000, 9_000, None, None, None);
+/// # let one = Some(SessionLimit { max: 1, policy: LimitPolicy::RefuseNew });
+/// # assert_eq!(store.insert("42", &entry, one, 1_000).await?, Insertion::Added { evicted: 0 });
+/// # assert_eq!(store.insert("42", &entry, one, 2_000).await?, Insertion::Refused);
+/// # assert!(store.touch("42", &entry.handle, 2_000, 1_500, 10_000).await?);
+/// # assert!(!store.touch("42", &entry.handle, 10_000, 1_500, 20_000).await?);
+/// # assert_eq!(store.list("42", 9_999).await?.len(), 1);
+/// # assert_eq!(store.remove_expired(10_000).await?, 1);
+/// # store.insert("42", &entry, None, 1_000).await?;
+/// # assert_eq!(store.remove_all("42", Some(&entry.handle)).await?, 0);
+/// # assert_eq!(store.remove_everyone().await?, 1);
+/// let registry = SessionRegistry::new(MapRegistry::default());
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait RegistryStore: fmt::Debug + Send + Sync + 'static {
     /// Adds `entry` for `user`. With a `limit`, first drops the user's
@@ -228,7 +361,9 @@ pub trait RegistryStore: fmt::Debug + Send + Sync + 'static {
 
     /// Whether `user` has an unexpired entry `handle` at `now`. When its
     /// last-seen time is before `stale_before`, also sets it to `now` and
-    /// its expiry to `expires_at`. On Redis this is one round trip.
+    /// its expiry to `expires_at`. Called on every signed-in request, so
+    /// make the common case (a fresh entry) one read: `RedisRegistry`
+    /// answers it with one `HGET` and runs a script only for a stale entry.
     async fn touch(
         &self,
         user: &str,
@@ -247,9 +382,10 @@ pub trait RegistryStore: fmt::Debug + Send + Sync + 'static {
     /// Removes every entry of the user but `except`; returns how many.
     async fn remove_all(&self, user: &str, except: Option<&str>) -> Result<u64, RegistryError>;
 
-    /// Removes the entries of every user that expired before `now`; returns
-    /// how many. Stores whose entries expire by themselves (Redis) may do
-    /// nothing.
+    /// Removes every user's entries whose `expires_at` is not after `now`;
+    /// returns how many. Stores whose entries expire by themselves (Redis) may do
+    /// nothing. [`SessionRegistry::continuously_remove_expired`] calls it
+    /// periodically.
     async fn remove_expired(&self, now: i64) -> Result<u64, RegistryError>;
 
     /// Removes every entry of every user; returns how many. The
