@@ -10,43 +10,8 @@ use crate::{
     rejection::{failure_response, no_store},
 };
 
-/// A secret that [`AuthKeys`](crate::AuthKeys) refuses.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// The secret is too short to resist guessing.
-    #[error("session secret is {len} bytes long; at least {min} random bytes are required")]
-    TooShort {
-        /// Length of the secret given.
-        len: usize,
-        /// Minimum length.
-        min: usize,
-    },
-}
-
-/// Why [`AuthKeys::auth_hash`](crate::AuthKeys::auth_hash) refused to sign a user
-/// into a session.
-///
-/// In a handler it reaches you as [`AuthError::Hash`], from
-/// [`login`](crate::AuthSession::login) and
-/// [`update_session_auth_hash`](crate::AuthSession::update_session_auth_hash);
-/// the session is then left as it was.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum HashError {
-    /// The user's [`credential`](crate::SessionUser::credential) is empty.
-    /// A session bound to nothing would survive every password change; give
-    /// an account without a password a random value of its own instead.
-    #[error(
-        "the user's credential is empty: give an account without a password a random value of \
-         its own (see `SessionUser::credential`)"
-    )]
-    EmptyCredential,
-    /// serde_json cannot serialize the user's id (a map with non-string
-    /// keys, say); the session record could not hold it either.
-    #[error("the user id cannot be serialized as JSON")]
-    UnserializableId(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
+#[doc(inline)]
+pub use crate::hash::{HashError, KeyError};
 
 /// A failure in a session operation called from a handler
 /// ([`AuthSession::login`](crate::AuthSession::login) and its siblings).

@@ -29,10 +29,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::{
-    backend::SessionUser,
-    error::{HashError, KeyError},
-};
+use crate::backend::SessionUser;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -302,6 +299,44 @@ impl SigningKey {
 fn keyed(key: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length; `InvalidLength` cannot occur.
     <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
+}
+
+/// A secret that [`AuthKeys`](crate::AuthKeys) refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The secret is too short to resist guessing.
+    #[error("session secret is {len} bytes long; at least {min} random bytes are required")]
+    TooShort {
+        /// Length of the secret given.
+        len: usize,
+        /// Minimum length.
+        min: usize,
+    },
+}
+
+/// Why [`AuthKeys::auth_hash`](crate::AuthKeys::auth_hash) refused to sign a user
+/// into a session.
+///
+/// In a handler it reaches you as [`AuthError::Hash`](crate::AuthError::Hash), from
+/// [`login`](crate::AuthSession::login) and
+/// [`update_session_auth_hash`](crate::AuthSession::update_session_auth_hash);
+/// the session is then left as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HashError {
+    /// The user's [`credential`](crate::SessionUser::credential) is empty.
+    /// A session bound to nothing would survive every password change; give
+    /// an account without a password a random value of its own instead.
+    #[error(
+        "the user's credential is empty: give an account without a password a random value of \
+         its own (see `SessionUser::credential`)"
+    )]
+    EmptyCredential,
+    /// serde_json cannot serialize the user's id (a map with non-string
+    /// keys, say); the session record could not hold it either.
+    #[error("the user id cannot be serialized as JSON")]
+    UnserializableId(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 #[cfg(test)]
