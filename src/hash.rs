@@ -301,7 +301,7 @@ fn keyed(key: &[u8]) -> HmacSha256 {
     <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
 }
 
-/// A secret that [`AuthKeys`](crate::AuthKeys) refuses.
+/// A secret that [`AuthKeys`] refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
