@@ -7,6 +7,9 @@
 //! reason, whether they receive or only send. Across two instances over
 //! Redis pub/sub and Postgres LISTEN/NOTIFY, with a channel outage and its
 //! restoration on both.
+//!
+//! The WebSocket tests need the `ws` feature, the Redis tests `redis`, the
+//! Postgres tests `postgres`; without them the rest still runs.
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,17 +21,29 @@ use axum::{
     body::Body,
     http::{header, Request, StatusCode},
 };
+#[cfg(feature = "postgres")]
+use common::services::pg_pool;
+#[cfg(feature = "redis")]
+use common::services::redis_pool;
+#[cfg(feature = "ws")]
+use common::COOKIE;
 use common::{
     keys,
     live_app::{live_app, Events, Next, SocketLog},
-    proxy::{Mode, Proxy},
-    serve, service_url,
-    services::{pg_pool, redis_pool, unique_name},
-    Client, UserTable, Users, COOKIE, SECRET_A,
+    serve, Client, UserTable, Users, SECRET_A,
 };
+#[cfg(any(feature = "redis", feature = "postgres"))]
+use common::{
+    proxy::{Mode, Proxy},
+    service_url,
+    services::unique_name,
+};
+#[cfg(feature = "ws")]
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
+#[cfg(feature = "ws")]
 use tokio::net::TcpStream;
+#[cfg(feature = "ws")]
 use tokio_tungstenite::{
     connect_async,
     tungstenite::{
@@ -40,8 +55,14 @@ use tokio_tungstenite::{
 };
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+use tower_sessions_auth::live::LiveChannel;
+#[cfg(feature = "postgres")]
+use tower_sessions_auth::live::PostgresChannel;
+#[cfg(feature = "redis")]
+use tower_sessions_auth::live::RedisChannel;
 use tower_sessions_auth::{
-    live::{LiveChannel, LiveSessions, PostgresChannel, RedisChannel, SessionWatch},
+    live::{LiveSessions, SessionWatch},
     registry::{MemoryRegistry, SessionRegistry},
     AuthLayer,
 };
@@ -58,6 +79,8 @@ struct Site {
     base: String,
     users: Users,
     live: LiveSessions,
+    /// Read by the WebSocket tests.
+    #[cfg_attr(not(feature = "ws"), allow(dead_code))]
     sockets: SocketLog,
 }
 
@@ -124,9 +147,11 @@ async fn post(client: &Client, site: &Site, path: &str) {
     assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
 }
 
+#[cfg(feature = "ws")]
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A WebSocket to `path` with the client's session cookie.
+#[cfg(feature = "ws")]
 async fn websocket(client: &Client, site: &Site, path: &str) -> Socket {
     let url = format!("{}{path}", site.base.replacen("http://", "ws://", 1));
     let mut request = url.into_client_request().unwrap();
@@ -137,6 +162,7 @@ async fn websocket(client: &Client, site: &Site, path: &str) -> Socket {
 }
 
 /// The next message of `socket` other than a tick, within [`PROMPT`].
+#[cfg(feature = "ws")]
 async fn next_message(socket: &mut Socket) -> Message {
     loop {
         let message = tokio::time::timeout(PROMPT, socket.next()).await;
@@ -148,6 +174,7 @@ async fn next_message(socket: &mut Socket) -> Message {
 }
 
 /// The close frame a socket gets when its session ends for `reason`.
+#[cfg(feature = "ws")]
 fn policy_close(reason: &str) -> Message {
     Message::Close(Some(CloseFrame {
         code: CloseCode::Policy,
@@ -250,6 +277,7 @@ async fn a_watch_and_its_stream_debug_what_they_are_and_not_whose() {
     );
 }
 
+#[cfg(feature = "ws")]
 #[tokio::test]
 async fn a_websocket_echoes_until_its_session_ends_then_closes_with_1008() {
     let site = site().await;
@@ -279,6 +307,7 @@ async fn a_websocket_echoes_until_its_session_ends_then_closes_with_1008() {
     );
 }
 
+#[cfg(feature = "ws")]
 #[tokio::test]
 async fn a_websocket_that_only_sends_is_closed_at_its_next_send() {
     let site = site().await;
@@ -415,6 +444,7 @@ async fn dropped_streams_leave_no_watch_and_no_task() {
 /// streams at once, and the changer's stream on the other stays. Then an
 /// administrator's process on the same channel revokes: through the
 /// registry alone, with no second call, the instances' streams end.
+#[cfg(any(feature = "redis", feature = "postgres"))]
 async fn two_instances(make: impl Fn() -> LiveSessions) {
     let shared = Shared::new();
     let a = shared.site(make()).await;
@@ -458,6 +488,7 @@ async fn two_instances(make: impl Fn() -> LiveSessions) {
 /// Far longer than the tests: only notices can end their streams.
 const NO_BACKSTOP: Duration = Duration::from_secs(600);
 
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn two_instances_over_redis() {
     let Some(url) = service_url("REDIS_URL") else {
@@ -473,6 +504,7 @@ async fn two_instances_over_redis() {
     .await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn two_instances_over_postgres() {
     let Some(url) = service_url("DATABASE_URL") else {
@@ -490,6 +522,7 @@ async fn two_instances_over_postgres() {
 
 /// Two instances over one channel, the first's `cut_off` (through a proxy
 /// the test cuts), the second's `direct`.
+#[cfg(any(feature = "redis", feature = "postgres"))]
 async fn cut_off_pair<C: LiveChannel>(cut_off: C, direct: C, period_a: Duration) -> (Site, Site) {
     let shared = Shared::new();
     let a = shared
@@ -510,6 +543,7 @@ async fn cut_off_pair<C: LiveChannel>(cut_off: C, direct: C, period_a: Duration)
 }
 
 /// [`cut_off_pair`] over Redis pub/sub.
+#[cfg(feature = "redis")]
 async fn cut_off_over_redis(url: &str, period_a: Duration) -> (Proxy, Site, Site) {
     let proxy = Proxy::start(url).await;
     let name = unique_name();
@@ -521,6 +555,7 @@ async fn cut_off_over_redis(url: &str, period_a: Duration) -> (Proxy, Site, Site
 
 /// While the channel is down, the backstop ends the streams whose notice
 /// was lost, and no valid stream ends for the outage.
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn a_channel_outage_falls_back_on_the_backstop() {
     let Some(url) = service_url("REDIS_URL") else {
@@ -549,6 +584,7 @@ async fn a_channel_outage_falls_back_on_the_backstop() {
 
 /// What was lost while the channel was down is caught when it is back,
 /// without any backstop; then notices are prompt again.
+#[cfg(any(feature = "redis", feature = "postgres"))]
 async fn a_restored_channel_rechecks(proxy: &Proxy, a: &Site, b: &Site) {
     let (user, other) = (signed_in(a, 1).await, signed_in(a, 1).await);
     let mut mine = stream(&user, a).await;
@@ -572,6 +608,7 @@ async fn a_restored_channel_rechecks(proxy: &Proxy, a: &Site, b: &Site) {
     assert_eq!(mine.ended(PROMPT).await.as_deref(), Some("revoked"));
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn a_restored_redis_channel_rechecks_what_it_may_have_missed() {
     let Some(url) = service_url("REDIS_URL") else {
@@ -581,6 +618,7 @@ async fn a_restored_redis_channel_rechecks_what_it_may_have_missed() {
     a_restored_channel_rechecks(&proxy, &a, &b).await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn a_restored_postgres_channel_rechecks_what_it_may_have_missed() {
     let Some(url) = service_url("DATABASE_URL") else {

@@ -115,8 +115,9 @@ pub struct Config {
     /// it as idle.
     pub keep_alive: Duration,
     /// A signed-in session unused this long ends (`DEMO_IDLE_SECS`,
-    /// default [`DEFAULT_IDLE_TIMEOUT`]); a remembered one ("keep me
-    /// signed in") after a week unused instead. Whole seconds.
+    /// default [`DEFAULT_IDLE_TIMEOUT`], or the maximum age when that is
+    /// shorter); a remembered one ("keep me signed in") after a week unused
+    /// instead. Whole seconds.
     pub idle_timeout: Duration,
     /// A signed-in session ends this long after sign-in however active it
     /// is (`DEMO_MAX_AGE_SECS`, default [`DEFAULT_MAX_AGE`]); a remembered

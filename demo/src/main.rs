@@ -31,8 +31,10 @@
 //!   the longest one outlives its session when no notice reached this
 //!   process. Default: 30.
 //! - `DEMO_IDLE_SECS`: a signed-in session unused this many seconds ends.
-//!   Default: 1800 (30 minutes). A remembered session ("Keep me signed
-//!   in") ends after a week unused instead.
+//!   Default: 1800 (30 minutes), or `DEMO_MAX_AGE_SECS` when that is
+//!   shorter. A remembered session ("Keep me signed in") ends after a week
+//!   unused instead. Set longer than `DEMO_MAX_AGE_SECS` (or than its
+//!   default), the demo refuses to start.
 //! - `DEMO_MAX_AGE_SECS`: a signed-in session ends this many seconds after
 //!   sign-in, however active. Default: 43200 (12 hours). A remembered
 //!   session lives `DEMO_REMEMBER_DAYS` instead.
@@ -91,6 +93,10 @@ async fn main() -> Result<(), StartError> {
         var("SESSION_SECRET").as_deref(),
         var("SESSION_SECRET_FALLBACKS").as_deref(),
     )?;
+    let (idle_timeout, max_age) = session_lengths(
+        optional_whole_seconds("DEMO_IDLE_SECS")?,
+        optional_whole_seconds("DEMO_MAX_AGE_SECS")?,
+    )?;
     let config = Config {
         session_store_url: var("SESSION_STORE_URL"),
         postgres_schema: var("DEMO_PG_SCHEMA"),
@@ -113,8 +119,8 @@ async fn main() -> Result<(), StartError> {
             None => DEFAULT_RECHECK_PERIOD,
         },
         keep_alive: DEFAULT_KEEP_ALIVE,
-        idle_timeout: whole_seconds("DEMO_IDLE_SECS", DEFAULT_IDLE_TIMEOUT)?,
-        max_age: whole_seconds("DEMO_MAX_AGE_SECS", DEFAULT_MAX_AGE)?,
+        idle_timeout,
+        max_age,
         remember_days: match var("DEMO_REMEMBER_DAYS") {
             Some(days) => days
                 .trim()
@@ -182,15 +188,52 @@ fn seconds(text: &str) -> Option<Duration> {
 
 /// The whole seconds, 1 or more, in the variable `name`, else `default`.
 fn whole_seconds(name: &str, default: Duration) -> Result<Duration, String> {
-    match var(name) {
-        Some(secs) => secs
-            .trim()
-            .parse()
-            .ok()
-            .filter(|secs| *secs >= 1)
-            .map(Duration::from_secs)
-            .ok_or_else(|| format!("{name} must be a whole number of seconds, 1 or more")),
-        None => Ok(default),
+    Ok(optional_whole_seconds(name)?.unwrap_or(default))
+}
+
+/// The whole seconds, 1 or more, in the variable `name`; `None` when unset.
+fn optional_whole_seconds(name: &str) -> Result<Option<Duration>, String> {
+    var(name)
+        .map(|secs| {
+            secs.trim()
+                .parse()
+                .ok()
+                .filter(|secs| *secs >= 1)
+                .map(Duration::from_secs)
+                .ok_or_else(|| format!("{name} must be a whole number of seconds, 1 or more"))
+        })
+        .transpose()
+}
+
+/// The idle timeout and the maximum age of a signed-in session, from
+/// `DEMO_IDLE_SECS` and `DEMO_MAX_AGE_SECS` (`None` when unset).
+///
+/// An idle timeout nobody set yields to a shorter maximum age, which then
+/// is the idle timeout too: `DEMO_MAX_AGE_SECS=5` alone is a plain setting.
+/// An idle timeout that was set longer than the maximum age is refused,
+/// whether that age was set or is the default: only the user knows which
+/// of the two they meant.
+fn session_lengths(
+    idle: Option<Duration>,
+    max_age: Option<Duration>,
+) -> Result<(Duration, Duration), String> {
+    let age = max_age.unwrap_or(DEFAULT_MAX_AGE);
+    match idle {
+        None => Ok((DEFAULT_IDLE_TIMEOUT.min(age), age)),
+        Some(idle) if idle <= age => Ok((idle, age)),
+        Some(idle) => {
+            let age_source = if max_age.is_some() {
+                ""
+            } else {
+                ", its default"
+            };
+            Err(format!(
+                "DEMO_IDLE_SECS ({} s) must not be longer than DEMO_MAX_AGE_SECS ({} s{age_source}): \
+                 shorten the first or lengthen the second",
+                idle.as_secs(),
+                age.as_secs(),
+            ))
+        }
     }
 }
 
@@ -224,5 +267,47 @@ mod tests {
         for refused in ["0.05", "0", "-1", "NaN", "inf", "1e30", "30s", ""] {
             assert_eq!(seconds(refused), None, "{refused:?}");
         }
+    }
+
+    #[test]
+    fn an_unset_idle_timeout_yields_to_a_shorter_maximum_age() {
+        let secs = Duration::from_secs;
+        let lengths = [
+            (None, None, (DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_AGE)),
+            (None, Some(secs(5)), (secs(5), secs(5))),
+            (None, Some(secs(1800)), (secs(1800), secs(1800))),
+            (None, Some(secs(7200)), (DEFAULT_IDLE_TIMEOUT, secs(7200))),
+            (Some(secs(60)), None, (secs(60), DEFAULT_MAX_AGE)),
+            (Some(secs(5)), Some(secs(5)), (secs(5), secs(5))),
+            (Some(secs(2)), Some(secs(4)), (secs(2), secs(4))),
+        ];
+        for (idle, max_age, expected) in lengths {
+            assert_eq!(
+                session_lengths(idle, max_age),
+                Ok(expected),
+                "{idle:?} {max_age:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_idle_timeout_set_longer_than_the_maximum_age_is_refused_naming_both() {
+        let secs = Duration::from_secs;
+        assert_eq!(
+            session_lengths(Some(secs(10)), Some(secs(5))),
+            Err(
+                "DEMO_IDLE_SECS (10 s) must not be longer than DEMO_MAX_AGE_SECS (5 s): \
+                 shorten the first or lengthen the second"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            session_lengths(Some(secs(86_400)), None),
+            Err(
+                "DEMO_IDLE_SECS (86400 s) must not be longer than DEMO_MAX_AGE_SECS \
+                 (43200 s, its default): shorten the first or lengthen the second"
+                    .to_owned()
+            )
+        );
     }
 }

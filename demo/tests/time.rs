@@ -2,7 +2,8 @@
 //! lifetime (`DEMO_REMEMBER_DAYS`), the idle timeout and the maximum age
 //! (`DEMO_IDLE_SECS`, `DEMO_MAX_AGE_SECS`) with the device list, and the
 //! re-authentication window of the `/sessions` actions (`DEMO_SUDO_SECS`)
-//! with `/confirm`.
+//! with `/confirm`. How the binary reads `DEMO_IDLE_SECS` and
+//! `DEMO_MAX_AGE_SECS` is tested on the binary itself.
 //!
 //! The demo has no injectable clock: these tests wait for real, a few
 //! seconds, with lifetimes of a few seconds. They run in parallel, so the
@@ -12,11 +13,18 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::{
+    process::{ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
 
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader},
+    process::{Child, Command},
+};
 use tower_sessions_auth_demo::Config;
 
 use crate::common::{
@@ -247,6 +255,94 @@ async fn a_session_ends_at_its_maximum_age_however_busy() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(young.me(&server).await.as_deref(), Some("alice"));
+}
+
+// ---------------------------------------------------------------------------
+// The binary's DEMO_IDLE_SECS and DEMO_MAX_AGE_SECS
+
+/// How long the binary may take to start or to give up: a bound so that a
+/// broken start fails the test instead of hanging it.
+const BINARY_START: Duration = Duration::from_secs(60);
+
+/// The demo binary on a fresh SQLite file in `db` and a free loopback
+/// port, with `vars` and none of the `DEMO_` and `SESSION_` variables of
+/// the test's own environment.
+fn binary(db: &TempDir, vars: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tower-sessions-auth-demo"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("DEMO_") || name.starts_with("SESSION_") {
+            command.env_remove(&*name);
+        }
+    }
+    command
+        .current_dir(db.path())
+        .env("DATABASE_URL", db.sqlite_url())
+        .env("SESSION_SECRET", "binary test secret, 32 bytes or more!!")
+        .env("DEMO_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// The URL the binary announces ("Demo running at …").
+async fn announced_url(child: &mut Child) -> String {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let announced = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("Demo running at ") {
+                return rest.split_whitespace().next().map(str::to_owned);
+            }
+        }
+        None
+    };
+    let url = tokio::time::timeout(BINARY_START, announced).await.unwrap();
+    url.unwrap_or_else(|| panic!("the demo did not start"))
+}
+
+/// Waits for the binary to end: its exit status and what it wrote to
+/// standard error.
+async fn refusal(mut child: Child) -> (ExitStatus, String) {
+    let status = tokio::time::timeout(BINARY_START, child.wait())
+        .await
+        .expect("the demo neither started nor ended")
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    (status, stderr)
+}
+
+#[tokio::test]
+async fn a_maximum_age_alone_shorter_than_the_default_idle_timeout_is_a_plain_setting() {
+    let db = TempDir::new("demo_binary");
+    let mut child = binary(&db, &[("DEMO_MAX_AGE_SECS", "5")]);
+    let url = announced_url(&mut child).await;
+    let response = Browser::new().get(&format!("{url}login")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_idle_timeout_set_longer_than_the_maximum_age_is_refused_naming_both() {
+    let db = TempDir::new("demo_binary");
+    let child = binary(&db, &[("DEMO_IDLE_SECS", "10"), ("DEMO_MAX_AGE_SECS", "5")]);
+    let (status, stderr) = refusal(child).await;
+    assert!(!status.success(), "{status}");
+    assert!(
+        stderr.contains("DEMO_IDLE_SECS (10 s) must not be longer than DEMO_MAX_AGE_SECS (5 s)"),
+        "{stderr}"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! The test application with live sessions: the routes of
 //! [`registry_routes`](super::registry_app::registry_routes) plus an SSE
-//! stream, and a client-side reader of the stream.
+//! stream, a WebSocket (with the `ws` feature), and a client-side reader of
+//! the stream.
 
 use std::{
     convert::Infallible,
@@ -8,22 +9,25 @@ use std::{
     time::Duration,
 };
 
+#[cfg(feature = "ws")]
 use axum::{
     extract::{
         ws::{Message, WebSocketUpgrade},
         Path,
     },
-    response::{
-        sse::{Event, Sse},
-        Response,
-    },
+    response::Response,
+};
+use axum::{
+    response::sse::{Event, Sse},
     routing::get,
     Extension, Router,
 };
 use futures_util::{stream, Stream, StreamExt as _};
 use tower_sessions::{SessionManagerLayer, SessionStore};
+#[cfg(feature = "ws")]
+use tower_sessions_auth::live::{WatchEnd, WatchedSocket};
 use tower_sessions_auth::{
-    live::{LiveSessions, SessionWatch, WatchEnd, WatchedSocket},
+    live::{LiveSessions, SessionWatch},
     registry::SessionRegistry,
     AuthKeys, AuthLayer,
 };
@@ -34,9 +38,10 @@ use super::{registry_app::registry_routes, UserTable};
 /// - `GET /events`: `event: hello`, then nothing until the session ends
 ///   (`event: session-ended`);
 /// - `GET /events/debug`: how a fresh watch and its SSE stream debug;
-/// - `GET /ws/echo`: a WebSocket that echoes until its session ends;
-/// - `GET /ws/ticks`: a WebSocket that sends `tick` every 20 ms, and never
-///   receives, until a send fails.
+/// - with the `ws` feature, `GET /ws/echo`: a WebSocket that echoes until
+///   its session ends;
+/// - with the `ws` feature, `GET /ws/ticks`: a WebSocket that sends `tick`
+///   every 20 ms, and never receives, until a send fails.
 ///
 /// When a WebSocket handler is done, it records in `sockets` why the
 /// session ended and how the socket debugs.
@@ -55,12 +60,14 @@ pub fn live_app<S: SessionStore + Clone, T: UserTable>(
 }
 
 /// The routes of [`live_app`], for a layer of the test's own making; the
-/// WebSockets need an `Extension<SocketLog>`.
+/// WebSockets (feature `ws`) need an `Extension<SocketLog>`.
 pub fn live_routes<T: UserTable>(users: T) -> Router {
-    registry_routes(users)
+    let routes = registry_routes(users)
         .route("/events", get(events))
-        .route("/events/debug", get(debug))
-        .route("/ws/{mode}", get(websocket))
+        .route("/events/debug", get(debug));
+    #[cfg(feature = "ws")]
+    let routes = routes.route("/ws/{mode}", get(websocket));
+    routes
 }
 
 async fn events(watch: SessionWatch) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
@@ -75,6 +82,7 @@ async fn debug(watch: SessionWatch) -> String {
 }
 
 /// `GET /ws/echo` and `GET /ws/ticks`.
+#[cfg(feature = "ws")]
 async fn websocket(
     Path(mode): Path<String>,
     upgrade: WebSocketUpgrade,
@@ -104,6 +112,7 @@ async fn websocket(
 pub struct SocketLog(Arc<Mutex<Vec<String>>>);
 
 impl SocketLog {
+    #[cfg(feature = "ws")]
     fn record(&self, socket: &mut WatchedSocket) {
         let reason = socket.ended().map_or("none", WatchEnd::as_str);
         let line = format!("{reason} {socket:?}");
