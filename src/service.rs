@@ -124,13 +124,19 @@ where
                 let presented = session.id().is_some();
                 let outcome = resolve(&backend, &context, &session).await;
                 report(&context, &req, &outcome);
-                let mut claim = None;
+                let mut checked = Checked {
+                    context: context.clone(),
+                    claim: None,
+                    user_key: None,
+                };
                 match outcome {
-                    Ok(Outcome::Authenticated {
-                        user, claim: held, ..
-                    }) => {
+                    Ok(Outcome::Authenticated { user, claim, .. }) => {
+                        if context.live().is_some() {
+                            // The id serialized on the way in, as the record holds it.
+                            checked.user_key = user_key(&user.id()).ok();
+                        }
+                        checked.claim = Some(claim);
                         req.extensions_mut().insert(Identity::Authenticated(user));
-                        claim = Some(held);
                     }
                     Ok(Outcome::Anonymous | Outcome::Superseded) => {
                         req.extensions_mut().insert(Identity::<B::User>::Anonymous);
@@ -141,16 +147,8 @@ where
                     }
                     Err(_) => return Ok(failure_response(context.failure_status)),
                 }
-                let times = claim.as_ref().map(|claim| claim.times);
-                let user_key = match (context.live(), &claim) {
-                    (Some(_), Some(_)) => identity_key::<B::User>(&req),
-                    _ => None,
-                };
-                req.extensions_mut().insert(Checked {
-                    context: context.clone(),
-                    claim,
-                    user_key,
-                });
+                let times = checked.claim.as_ref().map(|claim| claim.times);
+                req.extensions_mut().insert(checked);
                 let response = inner.call(req).await?;
                 keep_cookie_lifetime(&context.times, &session, times);
                 if presented && session.id().is_none() && !session.is_modified() {
@@ -161,12 +159,6 @@ where
             .instrument(span),
         ))
     }
-}
-
-/// The user's id as JSON, for a watch of this request's session.
-fn identity_key<U: SessionUser>(req: &Request) -> Option<String> {
-    let user = req.extensions().get::<Identity<U>>()?.user()?;
-    user_key(&user.id()).ok()
 }
 
 /// What the layer decided about a request's session.
@@ -320,7 +312,8 @@ impl<B: UserBackend> Evidence<B::User> for OnRequest<'_, B> {
     /// Reads the record again: `update_session_auth_hash` of the same
     /// browser deletes it as it rotates the id, before it answers, while a
     /// password changed anywhere else leaves it in place. Only on a
-    /// mismatch, so one store read per ended session at most.
+    /// mismatch: a read, and a second one when the record is gone
+    /// (tower-sessions loads a missing record lazily again).
     async fn superseded(&mut self) -> Result<bool, Self::Error> {
         self.session.load().await.map_err(Failure::Store)?;
         let record = self.session.get_value(SESSION_KEY).await;
