@@ -379,6 +379,41 @@ mod tests {
         assert!(printed.contains("live: Some(LiveSessions {"), "{printed}");
     }
 
+    #[tokio::test]
+    async fn the_builders_give_the_same_layer_in_any_order() {
+        let fixed = || std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let registry = || {
+            SessionRegistry::new(MemoryRegistry::default())
+                .with_live_sessions(crate::live::LiveSessions::new())
+        };
+        let lifetimes = Lifetimes::new(Duration::from_secs(60), Duration::from_secs(600));
+        let orders = [
+            layer()
+                .with_clock(fixed)
+                .with_lifetimes(lifetimes)
+                .with_registry(registry()),
+            layer()
+                .with_registry(registry())
+                .with_lifetimes(lifetimes)
+                .with_clock(fixed),
+        ];
+        for built in orders {
+            let applied = built.applied();
+            let registry = applied.registry.as_ref().unwrap();
+            assert_eq!(
+                registry.clock.now_ms(),
+                1_800_000_000_000,
+                "the layer's clock"
+            );
+            assert!(applied.check.is_some(), "watches are checked");
+            assert_eq!(applied.times.session.idle(), Duration::from_secs(60));
+        }
+        assert!(
+            layer().applied().check.is_none(),
+            "no live sessions, no check"
+        );
+    }
+
     #[test]
     fn builders_do_not_change_a_shared_clone() {
         let original = layer();
