@@ -75,9 +75,9 @@ pub(crate) async fn sessions(
             json!({
                 "handle": device.handle,
                 "current": device.current,
-                "created_at": device.created_at,
-                "last_seen_at": device.last_seen_at,
-                "expires_at": device.expires_at,
+                "created_at": device.created_at.rfc3339,
+                "last_seen_at": device.last_seen_at.rfc3339,
+                "expires_at": device.expires_at.rfc3339,
                 "remembered": device.remembered,
                 "user_agent": device.user_agent,
                 "ip": device.ip,

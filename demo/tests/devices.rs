@@ -43,6 +43,18 @@ async fn own_handle(browser: &Browser, server: &Server) -> String {
     current[0]["handle"].as_str().unwrap().to_owned()
 }
 
+/// Chrome 156 on Linux, as it introduces itself.
+const CHROME_ON_LINUX: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+                               (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+
+/// `<time>` as the device list shows a moment: the exact time (RFC 3339,
+/// UTC, as `/api/sessions` gives it) in `datetime` and, readable, in
+/// `title` for the hover, and `relative` as the text.
+fn time_element(class: &str, rfc3339: &str, relative: &str) -> String {
+    let exact = rfc3339.replacen('T', " ", 1).replace('Z', " UTC");
+    format!(r#"<time{class} datetime="{rfc3339}" title="{exact}">{relative}</time>"#)
+}
+
 fn is_rfc3339_utc(text: &str) -> bool {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .is_ok_and(|at| at.offset().is_utc())
@@ -60,7 +72,7 @@ async fn sessions_page_requires_sign_in() {
 #[tokio::test]
 async fn sessions_page_lists_every_device_and_marks_this_one() {
     let (server, _db) = sqlite_demo().await;
-    let laptop = Browser::with_user_agent("Laptop browser/1.0");
+    let laptop = Browser::with_user_agent(CHROME_ON_LINUX);
     laptop.signup(&server, "alice", PASSWORD).await;
     device(&server, "alice", "Phone browser/2.0").await;
     signed_up(&server, "bob").await;
@@ -72,25 +84,46 @@ async fn sessions_page_lists_every_device_and_marks_this_one() {
     assert_eq!(cache_control(&response), "no-store");
     let body = response.text().await.unwrap();
     assert!(body.contains("Signed-in devices"), "{body}");
-    assert!(body.contains("Laptop browser/1.0") && body.contains("Phone browser/2.0"));
+    // Named for people, with what the browser sent on hover; a user agent
+    // the parser does not know is an unknown browser.
+    assert!(
+        body.contains(&format!(
+            r#"<strong class="agent" title="{CHROME_ON_LINUX}">Chrome 156 on Linux</strong>"#
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            r#"<strong class="agent" title="Phone browser/2.0">Unknown browser</strong>"#
+        ),
+        "{body}"
+    );
     assert!(body.contains("From 127.0.0.1"), "{body}");
     assert_eq!(body.matches("This device").count(), 1, "{body}");
     assert_eq!(body.matches("<li class=\"device").count(), 2, "alice's two");
     // One revoke form, for the phone; the laptop's own handle has none.
     assert_eq!(body.matches(r#"action="/sessions/revoke""#).count(), 1);
-    let phone_handle = api_sessions(&laptop, &server)
-        .await
-        .into_iter()
-        .find(|s| s["current"] == false)
-        .unwrap()["handle"]
+    let sessions = api_sessions(&laptop, &server).await;
+    let phone_handle = sessions.iter().find(|s| s["current"] == false).unwrap()["handle"]
         .as_str()
-        .unwrap()
-        .to_owned();
+        .unwrap();
     assert!(body.contains(&format!(
         r#"<input type="hidden" name="handle" value="{phone_handle}">"#
     )));
     assert!(body.contains(r#"action="/sessions/logout-others""#));
-    assert!(body.contains("Ends if unused until"), "{body}");
+
+    // Times relative to now, the exact time on hover: signed in a moment
+    // ago, ending in the default idle timeout of 30 minutes if unused.
+    let mine = sessions.iter().find(|s| s["current"] == true).unwrap();
+    let signed_in = time_element("", mine["created_at"].as_str().unwrap(), "just now");
+    assert!(body.contains(&signed_in), "{body}");
+    let ends = time_element(
+        r#" class="ends""#,
+        mine["expires_at"].as_str().unwrap(),
+        "in 30 minutes",
+    );
+    assert!(body.contains(&format!("Ends if unused {ends}")), "{body}");
+    assert_eq!(body.matches("Ends if unused <time").count(), 2, "{body}");
 }
 
 #[tokio::test]

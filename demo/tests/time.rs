@@ -190,7 +190,9 @@ async fn device_list_says_when_each_session_ends_if_unused() {
         assert_eq!(remembered, session["current"] == false, "{session}");
     }
     let body = page(&plain, &server, "/sessions").await;
-    assert_eq!(body.matches("Ends if unused until").count(), 2, "{body}");
+    assert_eq!(body.matches("Ends if unused <time").count(), 2, "{body}");
+    assert_eq!(body.matches(">in 10 minutes</time>").count(), 1, "{body}");
+    assert_eq!(body.matches(">in 2 days</time>").count(), 1, "{body}");
     assert_eq!(body.matches("Kept signed in").count(), 1, "{body}");
     assert!(body.contains(r#"id="ends-note""#), "{body}");
 }
