@@ -4,7 +4,8 @@
 //! [`serve`].
 //!
 //! Request path, outermost first: response headers ([`headers`]), body
-//! size and origin checks ([`guard`]), tower-sessions (the store
+//! size and origin checks ([`guard`]), the attributes of removal cookies
+//! ([`cookies`]), tower-sessions (the store
 //! picked in [`stores`]), tower-sessions-auth's `AuthLayer` (users from
 //! [`users`], events into [`activity`], live sessions on the store's
 //! channel), the notice of an ended session
@@ -33,6 +34,7 @@ mod accounts;
 mod activity;
 pub mod admin;
 mod api;
+mod cookies;
 mod devices;
 mod error;
 mod guard;
@@ -238,7 +240,9 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
     let cookies = CookieSettings {
         secure: config.secure_cookies,
     };
-    let with_sessions = sessions.layer(routes, &cookies);
+    let with_sessions = sessions
+        .layer(routes, &cookies)
+        .layer(middleware::from_fn(crate::cookies::secure_removal_cookies));
 
     let origin = OriginPolicy::new(config.origin.as_deref(), config.secure_cookies)?;
     // The headers go on last, so that refusals from the guards carry them too.

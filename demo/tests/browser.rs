@@ -7,7 +7,9 @@
 //! one out, which goes to the sign-in page by itself too.
 //!
 //! A second test restarts Chromium on the same profile: a sign-in with
-//! "Keep me signed in" survives it, a plain one does not.
+//! "Keep me signed in" survives it, a plain one does not. A third signs in
+//! and out with `DEMO_SECURE_COOKIES=1`: the `__Host-` cookie is gone from
+//! the browser afterwards.
 //! A screenshot of every step goes to `target/demo-screenshots/`.
 //!
 //! Needs `chromium` and `chromedriver` on the `PATH` (Debian: packages
@@ -42,6 +44,9 @@ const PASSWORD: &str = "correct horse";
 const NEW_PASSWORD: &str = "battery staple";
 const NEWEST_PASSWORD: &str = "tr0ub4dor&3";
 
+/// The session cookie's name with `DEMO_SECURE_COOKIES=1`.
+const SECURE_COOKIE: &str = "__Host-demo_session";
+
 /// How long a page may take to show what a step expects.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -66,6 +71,22 @@ impl Demo {
             b"browser test secret, 32 bytes or more!!",
         ))
         .await;
+        Self { server, _db: db }
+    }
+
+    /// The demo as with `DEMO_SECURE_COOKIES=1`: a `Secure` cookie named
+    /// [`SECURE_COOKIE`]. Chromium keeps `Secure` cookies from
+    /// `http://127.0.0.1`, a secure context, so no TLS is needed; the site's
+    /// origin is that plain-HTTP address (`DEMO_ORIGIN`), since with secure
+    /// cookies the cross-site check otherwise expects `https`.
+    async fn start_secure() -> Self {
+        let db = TempDir::new("demo_browser");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut config =
+            common::config(&db.sqlite_url(), b"browser test secret, 32 bytes or more!!");
+        config.secure_cookies = true;
+        config.origin = Some(format!("http://{}", listener.local_addr().unwrap()));
+        let server = Server::start_on(listener, config).await;
         Self { server, _db: db }
     }
 }
@@ -311,6 +332,13 @@ impl Browser {
             self.name
         );
         assert_eq!(self.count("#signed-out").await, 0, "{}", self.name);
+    }
+
+    /// Whether the browser holds a cookie named `name` for the current page
+    /// (its value is a session id: it is not returned, nor printed).
+    async fn has_cookie(&self, name: &str) -> bool {
+        let cookies = self.check("cookies", self.client.get_all_cookies().await);
+        cookies.iter().any(|cookie| cookie.name() == name)
     }
 
     /// Saves a screenshot of the page as `target/demo-screenshots/{name}.png`.
@@ -608,6 +636,50 @@ async fn keep_me_signed_in_survives_a_browser_restart() {
     .await;
     kept.close().await;
     plain.close().await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+/// `DEMO_SECURE_COOKIES=1`: signing out really removes the `__Host-` session
+/// cookie from the browser. Chromium refuses a `Set-Cookie` for a
+/// `__Host-` name without `Secure`, so a removal cookie that lacks it would
+/// leave the old cookie in place.
+#[tokio::test]
+async fn signing_out_removes_the_secure_host_cookie_from_the_browser() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let demo = Demo::start_secure().await;
+    let driver = Chromedriver::start(&chromedriver).await;
+    let browser = Arc::new(Browser::open(&driver, &chromium, "secure").await);
+    let base = demo.server.base.clone();
+    let outcome = tokio::spawn({
+        let browser = browser.clone();
+        async move {
+            browser.goto(&format!("{base}/signup")).await;
+            browser.submit_as_alice(PASSWORD).await;
+            browser.expect_page("/", "Signed in as alice").await;
+            assert!(
+                browser.has_cookie(SECURE_COOKIE).await,
+                "no {SECURE_COOKIE} cookie after signing up"
+            );
+            browser.screenshot("30-secure-signed-in").await;
+
+            browser.click(r#"form[action="/logout"] button"#).await;
+            browser.expect_page("/login", "Sign in").await;
+            assert!(
+                !browser.has_cookie(SECURE_COOKIE).await,
+                "the browser still holds its {SECURE_COOKIE} cookie after signing out"
+            );
+            browser.goto(&format!("{base}/")).await;
+            browser.expect_page("/", "You are not signed in").await;
+            assert!(!browser.has_cookie(SECURE_COOKIE).await);
+            browser.screenshot("31-secure-signed-out").await;
+        }
+    })
+    .await;
+    browser.close().await;
     if let Err(failure) = outcome {
         std::panic::resume_unwind(failure.into_panic());
     }

@@ -822,6 +822,46 @@ async fn secure_cookies_are_marked_secure() {
     }
 }
 
+/// The removal cookie of a signed-out session keeps `Secure`, `HttpOnly`
+/// and `Path=/`: without `Secure`, browsers refuse a `__Host-` cookie, and
+/// the old one stays (`tests/browser.rs` shows it in Chromium).
+#[tokio::test]
+async fn signing_out_removes_a_secure_cookie_with_its_attributes() {
+    let db = TempDir::new("demo_http");
+    let mut config = config(&db.sqlite_url());
+    config.secure_cookies = true;
+    let server = Server::start(config).await;
+    let response = Browser::new().signup(&server, "alice", PASSWORD).await;
+    let cookies = set_cookies(&response);
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-demo_session="))
+        .and_then(|c| c.split(';').next())
+        .unwrap();
+
+    // Sent by hand: the cookie jar keeps `Secure` cookies for `https` only.
+    let response = Client::builder()
+        .redirect(redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(server.url("/logout"))
+        .header(header::COOKIE, session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookies = set_cookies(&response);
+    let removal = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-demo_session="))
+        .unwrap();
+    let attributes: Vec<&str> = removal.split("; ").collect();
+    assert_eq!(attributes[0], "__Host-demo_session=", "{removal}");
+    for expected in ["Max-Age=0", "Secure", "HttpOnly", "Path=/"] {
+        assert!(attributes.contains(&expected), "{expected}: {removal}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Restarts, several instances, failures
 

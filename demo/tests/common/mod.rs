@@ -91,8 +91,14 @@ pub struct Server {
 
 impl Server {
     pub async fn start(config: Config) -> Self {
-        let router = build(config).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, config).await
+    }
+
+    /// The demo on `listener`, bound beforehand, for a configuration that
+    /// needs the address (`origin`).
+    pub async fn start_on(listener: TcpListener, config: Config) -> Self {
+        let router = build(config).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
             serve(listener, router, std::future::pending())
