@@ -144,7 +144,7 @@ fn span(secs: u64) -> Option<String> {
         (YEAR, "year")
     };
     let (length, name) = unit;
-    let count = ((secs + length / 2) / length).max(1);
+    let count = (secs.saturating_add(length / 2) / length).max(1);
     Some(if count == 1 {
         format!("1 {name}")
     } else {
