@@ -21,20 +21,14 @@ use std::{
 use crate::common::{
     client::{config, signed_in, signed_up, Browser, PASSWORD},
     events::{assert_ends, watched},
-    services::{delete_redis_sessions, service_url, with_postgres_schema},
+    services::{two_on_postgres, SessionsIn},
     Server, TempDir,
 };
-
-/// The environment a server of `config` reads its stores from.
-struct Env {
-    database_url: String,
-    session_store_url: Option<String>,
-    postgres_schema: Option<String>,
-}
+use tower_sessions_auth_demo::admin::Stores;
 
 /// Runs the demo binary with `args` on the stores of `env`; returns its
 /// output once it exited.
-async fn demo(env: &Env, args: &[&str]) -> Output {
+async fn demo(env: &Stores, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tower-sessions-auth-demo"));
     command
         .args(args)
@@ -64,7 +58,7 @@ fn stderr(output: &Output) -> String {
 /// Two servers on the same stores: alice signed in twice (one on each
 /// server, each with an open event stream), bob once; then the command
 /// signs out alice, then everyone.
-async fn sign_out_across_processes(a: &Server, b: &Server, env: &Env) -> Vec<Browser> {
+async fn sign_out_across_processes(a: &Server, b: &Server, env: &Stores) -> Vec<Browser> {
     let laptop = signed_up(a, "alice").await;
     let phone = signed_in(b, "alice", PASSWORD).await;
     let bob = signed_up(b, "bob").await;
@@ -118,7 +112,7 @@ async fn sign_out_on_sqlite_ends_sessions_and_streams_at_the_recheck() {
         Server::start(config)
     };
     let (a, b) = (start().await, start().await);
-    let env = Env {
+    let env = Stores {
         database_url: db.sqlite_url(),
         session_store_url: None,
         postgres_schema: None,
@@ -130,28 +124,8 @@ async fn sign_out_on_sqlite_ends_sessions_and_streams_at_the_recheck() {
 /// its default 30 s, so only the channel can meet the 2 s.
 #[tokio::test]
 async fn sign_out_with_postgres_users_and_redis_sessions() {
-    let (Some(database_url), Some(redis_url)) =
-        (service_url("DATABASE_URL"), service_url("REDIS_URL"))
-    else {
-        return;
-    };
-    let url = database_url.clone();
-    with_postgres_schema(&database_url, move |schema| async move {
-        let start = || {
-            let mut config = config(&url);
-            config.postgres_schema = Some(schema.clone());
-            config.session_store_url = Some(redis_url.clone());
-            Server::start(config)
-        };
-        let (a, b) = (start().await, start().await);
-        let env = Env {
-            database_url: url.clone(),
-            session_store_url: Some(redis_url.clone()),
-            postgres_schema: Some(schema.clone()),
-        };
-        let browsers = sign_out_across_processes(&a, &b, &env).await;
-        let browsers: Vec<&Browser> = browsers.iter().collect();
-        delete_redis_sessions(&redis_url, &browsers, &a).await;
+    two_on_postgres(SessionsIn::Redis, |a, b, stores| async move {
+        sign_out_across_processes(&a, &b, &stores).await
     })
     .await;
 }
@@ -160,23 +134,8 @@ async fn sign_out_with_postgres_users_and_redis_sessions() {
 /// Postgres too.
 #[tokio::test]
 async fn sign_out_on_one_postgres_database() {
-    let Some(database_url) = service_url("DATABASE_URL") else {
-        return;
-    };
-    let url = database_url.clone();
-    with_postgres_schema(&database_url, move |schema| async move {
-        let start = || {
-            let mut config = config(&url);
-            config.postgres_schema = Some(schema.clone());
-            Server::start(config)
-        };
-        let (a, b) = (start().await, start().await);
-        let env = Env {
-            database_url: url.clone(),
-            session_store_url: None,
-            postgres_schema: Some(schema.clone()),
-        };
-        sign_out_across_processes(&a, &b, &env).await;
+    two_on_postgres(SessionsIn::Postgres, |a, b, stores| async move {
+        sign_out_across_processes(&a, &b, &stores).await
     })
     .await;
 }
@@ -186,7 +145,7 @@ async fn sign_out_on_one_postgres_database() {
 #[tokio::test]
 async fn an_unknown_command_is_a_usage_error() {
     let db = TempDir::new("demo_admin");
-    let env = Env {
+    let env = Stores {
         database_url: db.sqlite_url(),
         session_store_url: None,
         postgres_schema: None,

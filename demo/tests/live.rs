@@ -30,7 +30,7 @@ use crate::common::{
         cache_control, config, signed_in, signed_up, sqlite_demo, Browser, NEW_PASSWORD, PASSWORD,
     },
     events::{assert_ends, assert_stay_open, watched, Ended, EventStream, STAYS_FOR},
-    services::{delete_redis_sessions, service_url, with_postgres_schema},
+    services::{two_on_postgres, SessionsIn},
     Server, TempDir,
 };
 
@@ -407,23 +407,8 @@ async fn two_processes_on_one_sqlite_file_end_streams_at_the_recheck() {
 /// 30 s, so only the channel can meet the 2 s.
 #[tokio::test]
 async fn two_processes_with_postgres_users_and_redis_sessions() {
-    let (Some(database_url), Some(redis_url)) =
-        (service_url("DATABASE_URL"), service_url("REDIS_URL"))
-    else {
-        return;
-    };
-    let url = database_url.clone();
-    with_postgres_schema(&database_url, move |schema| async move {
-        let start = || {
-            let mut config = config(&url);
-            config.postgres_schema = Some(schema.clone());
-            config.session_store_url = Some(redis_url.clone());
-            Server::start(config)
-        };
-        let (a, b) = (start().await, start().await);
-        let browsers = across_processes(&a, &b).await;
-        let browsers: Vec<&Browser> = browsers.iter().collect();
-        delete_redis_sessions(&redis_url, &browsers, &a).await;
+    two_on_postgres(SessionsIn::Redis, |a, b, _| async move {
+        across_processes(&a, &b).await
     })
     .await;
 }
@@ -432,18 +417,8 @@ async fn two_processes_with_postgres_users_and_redis_sessions() {
 /// Postgres too.
 #[tokio::test]
 async fn two_processes_on_one_postgres_database() {
-    let Some(database_url) = service_url("DATABASE_URL") else {
-        return;
-    };
-    let url = database_url.clone();
-    with_postgres_schema(&database_url, move |schema| async move {
-        let start = || {
-            let mut config = config(&url);
-            config.postgres_schema = Some(schema.clone());
-            Server::start(config)
-        };
-        let (a, b) = (start().await, start().await);
-        across_processes(&a, &b).await;
+    two_on_postgres(SessionsIn::Postgres, |a, b, _| async move {
+        across_processes(&a, &b).await
     })
     .await;
 }

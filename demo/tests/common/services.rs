@@ -3,9 +3,14 @@
 
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
-use super::{client::Browser, unique, Server};
+use tower_sessions_auth_demo::admin::Stores;
+
+use super::{
+    client::{self, Browser},
+    unique, Server,
+};
 
 /// The URL in `name`, or `None` (with the reason printed) when unset
 /// outside CI. In CI (`CI=true`) a missing service fails the test.
@@ -22,6 +27,60 @@ pub fn service_url(name: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// Where the sessions of [`two_on_postgres`] live besides the users'
+/// database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionsIn {
+    Postgres,
+    Redis,
+}
+
+/// Runs `test` on two demo servers that share one fresh Postgres schema
+/// (users, registry and, with [`SessionsIn::Postgres`], sessions) or keep
+/// their sessions in Redis; skipped as [`service_url`] says when a service
+/// is not configured. `test` gets the servers and the stores they share
+/// (what the demo's command reads from the environment), and returns the
+/// browsers whose sessions a Redis run deletes afterwards.
+pub async fn two_on_postgres<F, Fut>(sessions: SessionsIn, test: F)
+where
+    F: FnOnce(Arc<Server>, Arc<Server>, Stores) -> Fut + Send + 'static,
+    Fut: Future<Output = Vec<Browser>> + Send + 'static,
+{
+    let Some(database_url) = service_url("DATABASE_URL") else {
+        return;
+    };
+    let redis_url = match sessions {
+        SessionsIn::Postgres => None,
+        SessionsIn::Redis => match service_url("REDIS_URL") {
+            Some(url) => Some(url),
+            None => return,
+        },
+    };
+    let url = database_url.clone();
+    with_postgres_schema(&database_url, move |schema| async move {
+        let stores = Stores {
+            database_url: url,
+            session_store_url: redis_url,
+            postgres_schema: Some(schema),
+        };
+        let start = || {
+            let mut config = client::config(&stores.database_url);
+            config.postgres_schema.clone_from(&stores.postgres_schema);
+            config
+                .session_store_url
+                .clone_from(&stores.session_store_url);
+            Server::start(config)
+        };
+        let (a, b) = (Arc::new(start().await), Arc::new(start().await));
+        let browsers = test(a.clone(), b, stores.clone()).await;
+        if let Some(redis_url) = &stores.session_store_url {
+            let browsers: Vec<&Browser> = browsers.iter().collect();
+            delete_redis_sessions(redis_url, &browsers, &a).await;
+        }
+    })
+    .await;
 }
 
 /// Runs `test` with a fresh Postgres schema, then drops the schema whether
