@@ -804,18 +804,24 @@ async fn session_cookie_is_http_only_lax_and_path_root() {
     assert!(!attributes.contains(&"Secure"), "{cookie}");
 }
 
-#[tokio::test]
-async fn secure_cookies_are_marked_secure() {
+/// A demo with `Secure` cookies, and the `Set-Cookie` of alice's sign-up
+/// on it.
+async fn secure_sign_up() -> (Server, TempDir, String) {
     let db = TempDir::new("demo_http");
     let mut config = config(&db.sqlite_url());
     config.secure_cookies = true;
     let server = Server::start(config).await;
     let response = Browser::new().signup(&server, "alice", PASSWORD).await;
-    let cookies = set_cookies(&response);
-    let cookie = cookies
-        .iter()
+    let cookie = set_cookies(&response)
+        .into_iter()
         .find(|c| c.starts_with("__Host-demo_session="))
         .unwrap();
+    (server, db, cookie)
+}
+
+#[tokio::test]
+async fn secure_cookies_are_marked_secure() {
+    let (_server, _db, cookie) = secure_sign_up().await;
     let attributes: Vec<&str> = cookie.split("; ").collect();
     for expected in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(attributes.contains(&expected), "{expected}: {cookie}");
@@ -827,17 +833,8 @@ async fn secure_cookies_are_marked_secure() {
 /// the old one stays (`tests/browser.rs` shows it in Chromium).
 #[tokio::test]
 async fn signing_out_removes_a_secure_cookie_with_its_attributes() {
-    let db = TempDir::new("demo_http");
-    let mut config = config(&db.sqlite_url());
-    config.secure_cookies = true;
-    let server = Server::start(config).await;
-    let response = Browser::new().signup(&server, "alice", PASSWORD).await;
-    let cookies = set_cookies(&response);
-    let session = cookies
-        .iter()
-        .find(|c| c.starts_with("__Host-demo_session="))
-        .and_then(|c| c.split(';').next())
-        .unwrap();
+    let (server, _db, cookie) = secure_sign_up().await;
+    let session = cookie.split(';').next().unwrap();
 
     // Sent by hand: the cookie jar keeps `Secure` cookies for `https` only.
     let response = Client::builder()
