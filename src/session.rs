@@ -359,7 +359,7 @@ impl<U: SessionUser> AuthSession<U> {
             self.logout().await?;
             return Ok(Revocation::SignedOut);
         }
-        if !registry.revoke(&user.id(), handle).await? {
+        if !registry.end(&user.id(), handle.as_str()).await? {
             return Ok(Revocation::NotFound);
         }
         Ok(Revocation::Revoked)
@@ -396,7 +396,7 @@ impl<U: SessionUser> AuthSession<U> {
         let Some(user) = self.user() else {
             return Ok(0);
         };
-        let revoked = registry.revoke_all(&user.id()).await?;
+        let revoked = registry.end_all(&user.id(), None, None).await?;
         self.logout().await?;
         Ok(revoked)
     }
