@@ -23,7 +23,7 @@
 //! the id. The new salt gives new keys, so a hash of version 1 never
 //! verifies: such a session ends once, as if the credential had changed.
 
-use std::fmt;
+use std::{fmt, io};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use hmac::{Hmac, Mac};
@@ -229,7 +229,7 @@ impl fmt::Debug for AuthKeys {
 /// [`AuthKeys::verify`] and fed to each key tried.
 struct Message<'a> {
     /// The user id as serde_json writes it: the form the record stores.
-    id: Vec<u8>,
+    id: IdJson,
     epoch: u64,
     credential: &'a [u8],
 }
@@ -241,13 +241,66 @@ impl<'a> Message<'a> {
         if credential.is_empty() {
             return Err(HashError::EmptyCredential);
         }
-        let id = serde_json::to_vec(&user.id())
-            .map_err(|error| HashError::UnserializableId(error.into()))?;
+        let id =
+            IdJson::of(&user.id()).map_err(|error| HashError::UnserializableId(error.into()))?;
         Ok(Self {
             id,
             epoch: user.session_epoch(),
             credential,
         })
+    }
+}
+
+/// How long an id's JSON may be and still stay on the stack: an integer, a
+/// UUID or a short name do.
+const INLINE_ID_LEN: usize = 64;
+
+/// A user id as serde_json writes it, on the stack when it is at most
+/// [`INLINE_ID_LEN`] bytes: every request verifies a hash, and the id's
+/// bytes need not cost it an allocation.
+enum IdJson {
+    Inline {
+        bytes: [u8; INLINE_ID_LEN],
+        len: usize,
+    },
+    Spilled(Vec<u8>),
+}
+
+impl IdJson {
+    fn of<T: serde::Serialize>(id: &T) -> serde_json::Result<Self> {
+        let mut json = Self::Inline {
+            bytes: [0; INLINE_ID_LEN],
+            len: 0,
+        };
+        serde_json::to_writer(&mut json, id)?;
+        Ok(json)
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { bytes, len } => &bytes[..*len],
+            Self::Spilled(bytes) => bytes,
+        }
+    }
+}
+
+impl io::Write for IdJson {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Inline { bytes, len } => match bytes.get_mut(*len..*len + buf.len()) {
+                Some(free) => {
+                    free.copy_from_slice(buf);
+                    *len += buf.len();
+                }
+                None => *self = Self::Spilled([&bytes[..*len], buf].concat()),
+            },
+            Self::Spilled(bytes) => bytes.extend_from_slice(buf),
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -280,8 +333,8 @@ impl SigningKey {
     fn mac_of(&self, message: &Message<'_>) -> HmacSha256 {
         self.0
             .clone()
-            .chain_update(length(&message.id))
-            .chain_update(&message.id)
+            .chain_update(length(message.id.as_bytes()))
+            .chain_update(message.id.as_bytes())
             .chain_update(message.epoch.to_be_bytes())
             .chain_update(length(message.credential))
             .chain_update(message.credential)
@@ -425,13 +478,30 @@ mod tests {
     const KAT_ODD_EPOCH_0: &str = "deEtKGyOQrO5m3n9PIz8mOFJ_bPE4y2wdQR8RxqbLak";
     const KAT_ODD_EPOCH_BIG: &str = "Y5VEXCi_bFWQi96AjXZWQSn7Zen-17B88n1ZZCAegT0";
 
+    /// Ids whose JSON fits the stack buffer, fills it, or outgrows it,
+    /// whole or in the middle of serde_json's writes, are the bytes
+    /// serde_json writes.
+    #[test]
+    fn every_id_is_its_json_on_the_stack_or_off_it() {
+        for len in [0, 1, 61, 62, 63, 64, 65, 200] {
+            let id = "é".repeat(len / 2) + &"x".repeat(len % 2);
+            let expected = serde_json::to_vec(&id).unwrap();
+            let json = IdJson::of(&id).unwrap();
+            assert_eq!(json.as_bytes(), expected, "{len}");
+            let inline = matches!(json, IdJson::Inline { .. });
+            assert_eq!(inline, expected.len() <= INLINE_ID_LEN, "{len}");
+        }
+        let big = IdJson::of(&u128::MAX).unwrap();
+        assert_eq!(big.as_bytes(), u128::MAX.to_string().as_bytes());
+    }
+
     /// The bytes the Python above spells out are the ones signed.
     #[test]
     fn the_odd_id_is_signed_as_serde_json_writes_it() {
         let user = user_with(ODD_ID.to_owned(), 0);
         let message = Message::of(&user).unwrap();
         assert_eq!(
-            message.id,
+            message.id.as_bytes(),
             b"\"a:b.c\\\"d\\\\e/\xc3\xa9\xf0\x9f\xa6\x80\\u0001\\n\""
         );
         assert_eq!(message.credential, PHC.as_bytes());
@@ -529,7 +599,7 @@ mod tests {
         ));
         // Not even the tag of the empty credential's own message verifies.
         let message = Message {
-            id: b"42".to_vec(),
+            id: IdJson::of(&42).unwrap(),
             epoch: 0,
             credential: b"",
         };

@@ -95,6 +95,17 @@ impl RecordTimes {
         }
     }
 
+    /// Whether a request at `now` must record itself as the session's
+    /// activity: once the recorded one is an activity interval old.
+    ///
+    /// The recorded activity then lags the last request by less than one
+    /// interval, so an idle session ends up to one interval early, never
+    /// late.
+    pub(crate) fn activity_is_due(&self, times: &TimeConfig, now: UnixMillis) -> bool {
+        let interval = times.activity_interval_ms(times.lifetimes(self.remembered));
+        now.saturating_sub(self.active) >= interval
+    }
+
     /// The cookie's lifetime: until the absolute deadline for a remembered
     /// session (tower-sessions sends `Max-Age` and gives the store record
     /// the same expiry), the browser session otherwise (no `Max-Age`, no

@@ -152,7 +152,8 @@ where
                 let response = inner.call(req).await?;
                 keep_cookie_lifetime(&context.times, &session, times);
                 if presented && session.id().is_none() && !session.is_modified() {
-                    return Ok(keep_cookie_of_missing_record(&session, response).await);
+                    let kept = Box::pin(keep_cookie_of_missing_record(&session, response));
+                    return Ok(kept.await);
                 }
                 Ok(response)
             }
@@ -231,7 +232,7 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
         Ok(Some(record)) => record,
         Ok(None) => return Ok(Outcome::Anonymous),
         Err(session::Error::SerdeJson(_)) => {
-            return end(context, session, EndReason::Malformed, None).await
+            return Box::pin(end(context, session, EndReason::Malformed, None)).await
         }
         Err(err) => return Err(err.into()),
     };
@@ -245,7 +246,9 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
     let verdict = judge(context.rules(), &record.claim, None, now, &mut evidence).await;
     let (user, signed) = match verdict {
         Ok(Verdict::Holds { user, signed }) => (user, signed),
-        Ok(Verdict::Ended(reason)) => return end(context, session, reason, Some(record)).await,
+        Ok(Verdict::Ended(reason)) => {
+            return Box::pin(end(context, session, reason, Some(record))).await
+        }
         Ok(Verdict::Superseded) => {
             tracing::info!("session superseded by its own browser's new id; nothing ended");
             return Ok(Outcome::Superseded);
@@ -254,16 +257,20 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
     };
     let rehashed = signed == Signed::Fallback;
     let record = if rehashed {
-        match rehash(context, session, &user, record).await {
+        match Box::pin(rehash(context, session, &user, record)).await {
             Ok(record) => record,
             Err((failure, user_id)) => return Err(Failed::new(failure, user_id)),
         }
     } else {
         record
     };
-    let record = match record_activity(&context.times, session, record, now).await {
-        Ok(record) => record,
-        Err((error, user_id)) => return Err(Failed::new(Failure::Store(error), user_id)),
+    let record = if record.claim.times.activity_is_due(&context.times, now) {
+        match Box::pin(record_activity(session, record, now)).await {
+            Ok(record) => record,
+            Err((error, user_id)) => return Err(Failed::new(Failure::Store(error), user_id)),
+        }
+    } else {
+        record
     };
     Ok(Outcome::Authenticated {
         user,
@@ -315,28 +322,23 @@ impl<B: UserBackend> Evidence<B::User> for OnRequest<'_, B> {
     /// mismatch: a read, and a second one when the record is gone
     /// (tower-sessions loads a missing record lazily again).
     async fn superseded(&mut self) -> Result<bool, Self::Error> {
-        self.session.load().await.map_err(Failure::Store)?;
-        let record = self.session.get_value(SESSION_KEY).await;
-        Ok(record.map_err(Failure::Store)?.is_none())
+        let session = self.session;
+        let reread = async move {
+            session.load().await?;
+            session.get_value(SESSION_KEY).await
+        };
+        Ok(Box::pin(reread).await.map_err(Failure::Store)?.is_none())
     }
 }
 
-/// Records this request as the session's activity when the recorded one
-/// is at least an activity interval old: the only store write the idle
-/// timeout costs, once per interval at most.
-///
-/// The recorded activity lags the last request by less than one interval,
-/// so an idle session ends up to one interval early, never late.
+/// Records this request as the session's activity, once
+/// [`RecordTimes::activity_is_due`]: the only store write the idle timeout
+/// costs, once per interval at most.
 async fn record_activity<Id: serde::Serialize + Clone>(
-    times: &TimeConfig,
     session: &Session,
     mut record: AuthRecord<Id>,
     now: UnixMillis,
 ) -> Result<AuthRecord<Id>, (session::Error, Id)> {
-    let interval = times.activity_interval_ms(times.lifetimes(record.claim.times.remembered));
-    if now.saturating_sub(record.claim.times.active) < interval {
-        return Ok(record);
-    }
     record.claim.times.active = now;
     match session.insert(SESSION_KEY, &record).await {
         Ok(()) => Ok(record),
