@@ -1,7 +1,11 @@
-//! The registry suite on `RedisRegistry`, under a key prefix of its own per
-//! test; the keys left are deleted when the test ends.
+//! The registry suite on `RedisRegistry`, on one Redis server and on a
+//! Redis Cluster, under a key prefix of its own per test; the keys left
+//! are deleted when the test ends.
 //!
-//! Needs `REDIS_URL` (e.g. `redis://127.0.0.1:6379`).
+//! Needs `REDIS_URL` (e.g. `redis://127.0.0.1:6379`) and, for the
+//! `cluster` tests, `REDIS_CLUSTER_URL` (fred's form,
+//! `redis-cluster://127.0.0.1:7000?node=127.0.0.1:7001`; `.ci/redis-cluster`
+//! starts one).
 
 #![cfg(feature = "redis")]
 
@@ -12,29 +16,34 @@ use common::{
     service_url,
     services::{redis_pool, unique_name, OnDrop},
 };
+use futures_util::TryStreamExt as _;
 use tower_sessions_auth::registry::RedisRegistry;
-use tower_sessions_redis_store::fred::prelude::{HashesInterface, KeysInterface, Pool};
+use tower_sessions_redis_store::fred::prelude::{
+    ClientLike, HashesInterface, Key, KeysInterface, Pool,
+};
 
-/// Every key under `prefix`.
+/// Every key under `prefix`; on a cluster, from every master.
 async fn keys(pool: &Pool, prefix: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut cursor = "0".to_owned();
-    loop {
-        let (next, page): (String, Vec<String>) = pool
-            .next()
-            .scan_page(cursor, format!("{prefix}*"), Some(1000), None)
+    let client = pool.next();
+    let pattern = format!("{prefix}*");
+    let keys: Vec<Key> = if client.is_clustered() {
+        let keys = client.scan_cluster_buffered(pattern, Some(1000), None);
+        keys.try_collect().await
+    } else {
+        client
+            .scan_buffered(pattern, Some(1000), None)
+            .try_collect()
             .await
-            .expect("scan the test keys");
-        keys.extend(page);
-        if next == "0" {
-            return keys;
-        }
-        cursor = next;
     }
+    .expect("scan the test keys");
+    keys.iter()
+        .map(|key| key.as_str().expect("a text key").to_owned())
+        .collect()
 }
 
-async fn fixture() -> Option<(RedisRegistry, Counter, OnDrop)> {
-    let url = service_url("REDIS_URL")?;
+/// The registry on the Redis that the environment variable `var` names.
+async fn fixture_on(var: &str) -> Option<(RedisRegistry, Counter, OnDrop)> {
+    let url = service_url(var)?;
     let pool = redis_pool(&url).await;
     let prefix = format!("{}:", unique_name());
     let store = RedisRegistry::new(pool.clone()).with_key_prefix(prefix.clone());
@@ -62,4 +71,22 @@ async fn fixture() -> Option<(RedisRegistry, Counter, OnDrop)> {
     Some((store, counter, guard))
 }
 
+async fn fixture() -> Option<(RedisRegistry, Counter, OnDrop)> {
+    fixture_on("REDIS_URL").await
+}
+
 registry_suite!(fixture);
+
+/// The same suite on a Redis Cluster (3 masters, 3 replicas in CI): each
+/// user's hash lives on the shard of its hash tag, and the users of one
+/// test spread over the shards.
+mod cluster {
+    use super::{common::registry_suite::registry_suite, fixture_on, Counter, OnDrop};
+    use tower_sessions_auth::registry::RedisRegistry;
+
+    async fn fixture() -> Option<(RedisRegistry, Counter, OnDrop)> {
+        fixture_on("REDIS_CLUSTER_URL").await
+    }
+
+    registry_suite!(fixture);
+}

@@ -2,19 +2,30 @@
 //! uses.
 //!
 //! One hash per user, `tsa:registry:{<user id as JSON>}`: a field per
-//! session handle, its entry as JSON. The braces make the user part the
-//! key's hash tag, so the registry works on Redis Cluster. Every operation
+//! session handle, its entry as JSON. Every operation
 //! is one command or one Lua script, atomic; checking a session is one
 //! `HGET`, and once per touch interval also the script that refreshes its
 //! last-seen time. Expired
 //! fields are dropped by the scripts that meet them (insert, list), and a
 //! user's hash expires with the last of its entries (`PEXPIREAT … GT`,
 //! Redis 7.0 or later), so nothing needs a sweep.
+//!
+//! # Redis Cluster
+//!
+//! On a cluster a script may touch the keys of one hash slot only. Each
+//! script here touches one key, the user's hash, and the braces make the
+//! user part that key's hash tag: whatever the prefix, all of a user's
+//! entries live in the slot of `{<user id>}`, on one shard, and users spread
+//! over the shards. The pool follows `MOVED` and `ASK` redirections and a
+//! failover by itself (fred); the scripts are loaded again on a node that
+//! does not know them (a promoted replica). Only
+//! [`remove_everyone`](RegistryStore::remove_everyone) reads several
+//! shards: it scans every master.
 
 use async_trait::async_trait;
 use fred::{
     clients::Pool,
-    interfaces::{HashesInterface, KeysInterface},
+    interfaces::{ClientLike as _, HashesInterface, KeysInterface},
     types::{scripts::Script, Key},
 };
 use futures_util::TryStreamExt as _;
@@ -106,7 +117,8 @@ end
 return removed
 ";
 
-/// The session registry in Redis (feature `redis`); see the module docs.
+/// The session registry in Redis (feature `redis`), on one server or a
+/// Redis Cluster; see the module docs.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), fred::error::Error> {
@@ -117,6 +129,25 @@ return removed
 /// pool.init().await?;
 /// let registry = SessionRegistry::new(RedisRegistry::new(pool.clone()));
 /// # Ok(()) }
+/// ```
+///
+/// On a cluster, only the URL changes (fred's form: a first node, then
+/// more as `node=` parameters), and each user's entries share one hash
+/// slot:
+///
+/// ```
+/// # fn run() -> Result<(), fred::error::Error> {
+/// use fred::{prelude::{Config, Pool}, util::redis_keyslot};
+/// use tower_sessions_auth::registry::RedisRegistry;
+///
+/// let url = "redis-cluster://127.0.0.1:7000?node=127.0.0.1:7001&node=127.0.0.1:7002";
+/// let pool = Pool::new(Config::from_url(url)?, None, None, None, 4)?;
+/// let store = RedisRegistry::new(pool).with_key_prefix("app:");
+/// // The hash tag is the part in braces: the user's id as JSON.
+/// assert_eq!(store.key("42"), "app:{42}");
+/// assert_eq!(redis_keyslot(store.key("42").as_bytes()), redis_keyslot(b"42"));
+/// # Ok(()) }
+/// # run().unwrap();
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[derive(Clone)]
@@ -277,14 +308,22 @@ impl RegistryStore for RedisRegistry {
     /// Finds the users' hashes with `SCAN` (never `KEYS`, which blocks the
     /// server), then counts and deletes each: an entry added meanwhile to a
     /// hash already deleted survives, as a sign-in after the call would.
+    ///
+    /// On a cluster the scan runs on every master (users' hashes spread
+    /// over the shards); a resharding during the scan may miss a hash.
     async fn remove_everyone(&self) -> Result<u64, RegistryError> {
         let client = self.pool.next();
         let pattern = format!("{}{{*", glob_escape(&self.prefix));
-        let keys: Vec<Key> = client
-            .scan_buffered(pattern, Some(500), None)
-            .try_collect()
-            .await
-            .map_err(RegistryError::backend)?;
+        let keys: Vec<Key> = if client.is_clustered() {
+            let keys = client.scan_cluster_buffered(pattern, Some(500), None);
+            keys.try_collect().await
+        } else {
+            client
+                .scan_buffered(pattern, Some(500), None)
+                .try_collect()
+                .await
+        }
+        .map_err(RegistryError::backend)?;
         let mut removed = 0_u64;
         for key in keys {
             let entries: u64 = client.hlen(&key).await.map_err(RegistryError::backend)?;
