@@ -5,7 +5,8 @@
 //! checks end a stream only after the configured count, and dropped
 //! streams leave nothing behind. WebSockets close with 1008 and the
 //! reason, whether they receive or only send. Across two instances over
-//! Redis pub/sub and Postgres LISTEN/NOTIFY, with a channel outage and its
+//! Redis pub/sub (one server, and a Redis Cluster when `REDIS_CLUSTER_URL`
+//! is set) and Postgres LISTEN/NOTIFY, with a channel outage and its
 //! restoration on both.
 //!
 //! The WebSocket tests need the `ws` feature, the Redis tests `redis`, the
@@ -492,6 +493,25 @@ const NO_BACKSTOP: Duration = Duration::from_secs(600);
 #[tokio::test]
 async fn two_instances_over_redis() {
     let Some(url) = service_url("REDIS_URL") else {
+        return;
+    };
+    let pool = redis_pool(&url).await;
+    let name = unique_name();
+    two_instances(|| {
+        LiveSessions::new()
+            .with_recheck_period(NO_BACKSTOP)
+            .with_channel(RedisChannel::new(pool.clone()).with_channel_name(&name))
+    })
+    .await;
+}
+
+/// The same over a Redis Cluster: notices are classic pub/sub, which the
+/// cluster carries to every node, so each instance's subscriber hears them
+/// wherever it is connected.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn two_instances_over_a_redis_cluster() {
+    let Some(url) = service_url("REDIS_CLUSTER_URL") else {
         return;
     };
     let pool = redis_pool(&url).await;

@@ -24,6 +24,29 @@ const RECONNECT_DELAY_MS: u32 = 500;
 /// itself. Pub/sub delivers to the processes connected at the time, at most
 /// once; what a broken connection misses, the periodic re-check covers.
 ///
+/// # Redis Cluster
+///
+/// On a cluster pool (a `redis-cluster://` URL) the channel works as it
+/// is, with classic pub/sub (`PUBLISH`/`SUBSCRIBE`) rather than sharded
+/// pub/sub (`SPUBLISH`/`SSUBSCRIBE`), for three reasons:
+///
+/// - The cluster forwards a classic message to every node, so a
+///   subscriber hears it whichever node it is connected to, and a
+///   resharding never moves its subscription. A sharded subscription
+///   lives on the shard of the channel's slot: when that slot migrates,
+///   Redis unsubscribes its subscribers, and fred 10 does not subscribe
+///   again by itself, so notices would stop until the next failure.
+/// - Sharding pays off with many channels spread over the shards; an
+///   application has one channel, and its notices (one per sign-out,
+///   password change or revocation, not per request) are a small load for
+///   the cluster bus, even forwarded to every node.
+/// - It needs no Redis 7 on a single server.
+///
+/// When the node the subscriber is connected to fails, fred reconnects to
+/// the cluster as it now is (a replica promoted in its place) and the
+/// listener subscribes again; until then it reports the channel lost, so
+/// every watch is checked again once it is back.
+///
 /// ```no_run
 /// # async fn run() -> Result<(), fred::error::Error> {
 /// use fred::{clients::Pool, interfaces::ClientLike as _, types::config::Config};
