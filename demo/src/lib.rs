@@ -86,7 +86,8 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 pub struct Config {
     /// Where users live: `sqlite://…` or `postgres://…`.
     pub database_url: String,
-    /// Where sessions live: `redis://…`, `postgres://…` or `sqlite://…`;
+    /// Where sessions live: `redis://…`, `redis-cluster://…`,
+    /// `postgres://…` or `sqlite://…`;
     /// `None` keeps them in the users' database.
     pub session_store_url: Option<String>,
     /// A Postgres schema for the demo's tables (users and sessions), created

@@ -12,7 +12,9 @@
 //! - `DEMO_ADDR`: listen address, default `127.0.0.1:3000`.
 //! - `DATABASE_URL`: the users' database, `sqlite://…` (default
 //!   `sqlite://demo.sqlite?mode=rwc`) or `postgres://…`.
-//! - `SESSION_STORE_URL`: the session store, `redis://…`, `postgres://…`
+//! - `SESSION_STORE_URL`: the session store, `redis://…`,
+//!   `redis-cluster://host:port?node=host:port&node=host:port` (a Redis
+//!   Cluster: one node, then others as `node=` parameters), `postgres://…`
 //!   or `sqlite://…`; default: the users' database.
 //! - `SESSION_SECRET`: at least 32 bytes. Unset, a random secret is
 //!   generated once and kept in `demo-secret.key` beside the SQLite file

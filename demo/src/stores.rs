@@ -1,7 +1,8 @@
 //! Where sessions live, and the session cookie.
 //!
 //! By default sessions share the users' database; `SESSION_STORE_URL` moves
-//! them to Redis or to another SQL database. Every demo process that points
+//! them to Redis (one server or a Redis Cluster) or to another SQL
+//! database. Every demo process that points
 //! at the same store (and the same users and secret) serves the same
 //! sessions, and hears of their changes through the same store
 //! ([`Sessions::live_sessions`]).
@@ -107,7 +108,8 @@ pub(crate) enum Sessions {
     Sqlite(SqliteStore),
     /// Postgres: notices through `LISTEN/NOTIFY` on the store's database.
     Postgres { store: PostgresStore, pool: PgPool },
-    /// Redis: notices through pub/sub on the store's server.
+    /// Redis, one server or a cluster: notices through pub/sub on the
+    /// store's servers.
     Redis {
         store: RedisStore<RedisPool>,
         pool: RedisPool,
@@ -127,7 +129,14 @@ impl Sessions {
                 Users::Sqlite(pool) => sqlite(SqliteStore::new(pool.clone())).await,
                 Users::Postgres(pool) => postgres(pool.clone(), postgres_schema).await,
             },
-            Some(url) if url.starts_with("redis:") || url.starts_with("rediss:") => {
+            // fred reads all three: one server, or a Redis Cluster
+            // (`redis-cluster://host:port?node=host:port&node=…`), whose
+            // pool follows redirections and failovers by itself.
+            Some(url)
+                if url.starts_with("redis:")
+                    || url.starts_with("rediss:")
+                    || url.starts_with("redis-cluster:") =>
+            {
                 let pool = RedisPool::new(
                     RedisConfig::from_url(url)?,
                     None,
@@ -149,7 +158,10 @@ impl Sessions {
                 let pool = users::postgres_pool(url, None).await?;
                 postgres(pool, postgres_schema).await
             }
-            Some(_) => Err("SESSION_STORE_URL must start with redis:, postgres: or sqlite:".into()),
+            Some(_) => Err(
+                "SESSION_STORE_URL must start with redis:, redis-cluster:, postgres: or sqlite:"
+                    .into(),
+            ),
         }
     }
 

@@ -130,6 +130,16 @@ async fn sign_out_with_postgres_users_and_redis_sessions() {
     .await;
 }
 
+/// The same with sessions on a Redis Cluster: the command reaches the
+/// servers through the cluster.
+#[tokio::test]
+async fn sign_out_with_postgres_users_and_redis_cluster_sessions() {
+    two_on_postgres(SessionsIn::RedisCluster, |a, b, stores| async move {
+        sign_out_across_processes(&a, &b, &stores).await
+    })
+    .await;
+}
+
 /// Postgres `LISTEN/NOTIFY` carries the revocation when sessions live in
 /// Postgres too.
 #[tokio::test]

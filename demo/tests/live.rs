@@ -413,6 +413,17 @@ async fn two_processes_with_postgres_users_and_redis_sessions() {
     .await;
 }
 
+/// The same with sessions on a Redis Cluster (`SESSION_STORE_URL` of the
+/// form `redis-cluster://…`): records spread over the shards, notices
+/// cross the cluster bus.
+#[tokio::test]
+async fn two_processes_with_postgres_users_and_redis_cluster_sessions() {
+    two_on_postgres(SessionsIn::RedisCluster, |a, b, _| async move {
+        across_processes(&a, &b).await
+    })
+    .await;
+}
+
 /// Postgres `LISTEN/NOTIFY` carries the change when sessions live in
 /// Postgres too.
 #[tokio::test]

@@ -35,11 +35,13 @@ pub fn service_url(name: &str) -> Option<String> {
 pub enum SessionsIn {
     Postgres,
     Redis,
+    /// The Redis Cluster of `REDIS_CLUSTER_URL`.
+    RedisCluster,
 }
 
 /// Runs `test` on two demo servers that share one fresh Postgres schema
 /// (users, registry and, with [`SessionsIn::Postgres`], sessions) or keep
-/// their sessions in Redis; skipped as [`service_url`] says when a service
+/// their sessions in Redis (one server or a cluster); skipped as [`service_url`] says when a service
 /// is not configured. `test` gets the servers and the stores they share
 /// (what the demo's command reads from the environment), and returns the
 /// browsers whose sessions a Redis run deletes afterwards.
@@ -53,10 +55,17 @@ where
     };
     let redis_url = match sessions {
         SessionsIn::Postgres => None,
-        SessionsIn::Redis => match service_url("REDIS_URL") {
-            Some(url) => Some(url),
-            None => return,
-        },
+        SessionsIn::Redis | SessionsIn::RedisCluster => {
+            let var = if sessions == SessionsIn::Redis {
+                "REDIS_URL"
+            } else {
+                "REDIS_CLUSTER_URL"
+            };
+            match service_url(var) {
+                Some(url) => Some(url),
+                None => return,
+            }
+        }
     };
     let url = database_url.clone();
     with_postgres_schema(&database_url, move |schema| async move {
