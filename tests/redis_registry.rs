@@ -14,32 +14,10 @@ mod common;
 use common::{
     registry_suite::{registry_suite, Counter},
     service_url,
-    services::{redis_pool, unique_name, OnDrop},
+    services::{delete_redis_keys_on_drop, redis_keys, redis_pool, unique_name, OnDrop},
 };
-use futures_util::TryStreamExt as _;
 use tower_sessions_auth::registry::RedisRegistry;
-use tower_sessions_redis_store::fred::prelude::{
-    ClientLike, HashesInterface, Key, KeysInterface, Pool,
-};
-
-/// Every key under `prefix`; on a cluster, from every master.
-async fn keys(pool: &Pool, prefix: &str) -> Vec<String> {
-    let client = pool.next();
-    let pattern = format!("{prefix}*");
-    let keys: Vec<Key> = if client.is_clustered() {
-        let keys = client.scan_cluster_buffered(pattern, Some(1000), None);
-        keys.try_collect().await
-    } else {
-        client
-            .scan_buffered(pattern, Some(1000), None)
-            .try_collect()
-            .await
-    }
-    .expect("scan the test keys");
-    keys.iter()
-        .map(|key| key.as_str().expect("a text key").to_owned())
-        .collect()
-}
+use tower_sessions_redis_store::fred::prelude::HashesInterface;
 
 /// The registry on the Redis that the environment variable `var` names.
 async fn fixture_on(var: &str) -> Option<(RedisRegistry, Counter, OnDrop)> {
@@ -53,7 +31,7 @@ async fn fixture_on(var: &str) -> Option<(RedisRegistry, Counter, OnDrop)> {
             let (pool, prefix) = (pool.clone(), prefix.clone());
             Box::pin(async move {
                 let mut entries = 0;
-                for key in keys(&pool, &prefix).await {
+                for key in redis_keys(&pool, &prefix).await {
                     let len: usize = pool.hlen(key).await.expect("count a user's entries");
                     entries += len;
                 }
@@ -61,14 +39,7 @@ async fn fixture_on(var: &str) -> Option<(RedisRegistry, Counter, OnDrop)> {
             })
         })
     };
-    // The clean-up runs on a runtime of its own, so with a pool of its own.
-    let guard = OnDrop::new(move || async move {
-        let pool = redis_pool(&url).await;
-        for key in keys(&pool, &prefix).await {
-            let _: Result<i64, _> = pool.del(key).await;
-        }
-    });
-    Some((store, counter, guard))
+    Some((store, counter, delete_redis_keys_on_drop(&url, &prefix)))
 }
 
 async fn fixture() -> Option<(RedisRegistry, Counter, OnDrop)> {

@@ -13,13 +13,16 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use futures_util::TryStreamExt as _;
 use sqlx::{postgres::PgPoolOptions, sqlite::SqlitePoolOptions, PgPool, SqlitePool};
 use tower_sessions::{
     session::{Id, Record},
     session_store, SessionStore,
 };
 use tower_sessions_redis_store::{
-    fred::prelude::{Builder, Client, ClientLike, Config, KeysInterface, Pool, ReconnectPolicy},
+    fred::prelude::{
+        Builder, Client, ClientLike, Config, Key, KeysInterface, Pool, ReconnectPolicy,
+    },
     RedisStore,
 };
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
@@ -189,7 +192,7 @@ pub async fn sqlite_store() -> SqliteStore {
 /// A fred builder whose commands fail within [`TIMEOUT`] when the server
 /// is out of reach, and whose clients reconnect by themselves (every 100 ms,
 /// forever) when it is back.
-fn redis_builder(url: &str) -> Builder {
+pub fn redis_builder(url: &str) -> Builder {
     let config = Config::from_url(url).expect("a valid REDIS_URL");
     let mut builder = Builder::from_config(config);
     builder
@@ -218,6 +221,36 @@ pub async fn redis_pool(url: &str) -> Pool {
     pool
 }
 
+/// Every key under `prefix`; on a Redis Cluster, from every master.
+pub async fn redis_keys(pool: &Pool, prefix: &str) -> Vec<String> {
+    let client = pool.next();
+    let pattern = format!("{prefix}*");
+    let keys: Vec<Key> = if client.is_clustered() {
+        let keys = client.scan_cluster_buffered(pattern, Some(1000), None);
+        keys.try_collect().await
+    } else {
+        client
+            .scan_buffered(pattern, Some(1000), None)
+            .try_collect()
+            .await
+    }
+    .expect("scan the test keys");
+    keys.iter()
+        .map(|key| key.as_str().expect("a text key").to_owned())
+        .collect()
+}
+
+/// Deletes every key under `prefix` when the returned guard drops.
+pub fn delete_redis_keys_on_drop(url: &str, prefix: &str) -> OnDrop {
+    let (url, prefix) = (url.to_owned(), prefix.to_owned());
+    OnDrop::new(move || async move {
+        let pool = redis_pool(&url).await;
+        for key in redis_keys(&pool, &prefix).await {
+            let _: Result<i64, _> = pool.del(key).await;
+        }
+    })
+}
+
 /// A Redis session store on its own client; see [`Tracked`] for clean-up.
 pub async fn redis_store(url: &str, tracker: &Tracker) -> Tracked<RedisStore<Client>> {
     tracker.track(RedisStore::new(redis_client(url).await))
@@ -243,8 +276,12 @@ impl Tracker {
                 return;
             }
             let client = redis_client(&url).await;
-            if let Err(err) = client.del::<(), _>(keys).await {
-                eprintln!("clean-up: {err}");
+            // One key per command: on a Redis Cluster the keys of one
+            // command must share a hash slot, and session ids do not.
+            for key in keys {
+                if let Err(err) = client.del::<(), _>(key).await {
+                    eprintln!("clean-up: {err}");
+                }
             }
             let _ = client.quit().await;
         });
