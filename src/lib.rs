@@ -526,6 +526,56 @@
 //! fails requests quickly, with the 5xx, and the same session works again
 //! once the store is back.
 //!
+//! ## Redis Cluster
+//!
+//! The Redis pieces run on a Redis Cluster (Redis 7.0 or later) as they
+//! are: make the fred pool of tower-sessions-redis-store,
+//! `registry::RedisRegistry` and `live::RedisChannel` from a cluster URL,
+//! `redis-cluster://host:port?node=host:port&node=host:port`.
+//!
+//! - **Hash slots.** A session record is one key. A user's registry entries
+//!   are one hash whose key has the user's id as its hash tag
+//!   (`tsa:registry:{42}`), and each registry script touches that key only:
+//!   no command crosses slots, and users spread over the shards.
+//! - **Notices** go over classic pub/sub, which the cluster forwards to
+//!   every node, so no resharding moves a subscription (why not sharded
+//!   pub/sub: `RedisChannel`'s docs, "Redis Cluster").
+//! - **Failover.** fred follows `MOVED`, `ASK` and the new masters by
+//!   itself. Measured with the crate's failover test (3 masters and 3
+//!   replicas on one machine, `cluster-node-timeout` 2 s, two instances,
+//!   six browsers signing in, reading, watching and ending sessions; three
+//!   failovers per case; BENCHMARKS.md, "Redis Cluster"):
+//!   - a master that **crashes**: its replica took over after 3.7–4.8 s;
+//!     requests failed for 2.1–3.2 s (18–24 of about 4,000 per failover),
+//!     each with a 5xx, the first after the 1 s command timeout, none
+//!     answered as anonymous; no session and no ending lost;
+//!   - a master that **stalls** for 8 s: its replica took over after
+//!     3.2–4.4 s, but the requests for its shard failed until it answered
+//!     again (fred keeps using a connection that is open but silent; its
+//!     `unresponsive` limit did not shorten this): 22–42 failed over
+//!     6.4–6.9 s. As it woke it still took itself for the master for an
+//!     instant and answered the reads queued during its sleep from its old
+//!     data: 0–3 sessions per failover, signed in on the new master
+//!     meanwhile, looked absent there and were answered as anonymous
+//!     (sessions lost);
+//!   - **no ending lost** in 9 failovers and about 6,500 endings: a
+//!     session once ended never came back signed in.
+//! - **What asynchronous replication can lose.** A master acknowledges a
+//!   write before its replica has it; if it fails in that instant, the
+//!   promoted replica never saw the write. A lost sign-in makes that
+//!   session anonymous. A lost ending brings a session back: a revocation
+//!   (one `HDEL` of its registry entry), or a logout when both its record
+//!   and its registry entry were lost. A password change and an epoch bump
+//!   live in the user table, out of Redis' reach. The window is the
+//!   replication delay (sub-millisecond here, and a crash cuts the
+//!   master's replies and its replication together), and the failover
+//!   test never hit it, so the crate does not send `WAIT` after an ending
+//!   (it would cost every ending a round trip to a replica). When ending
+//!   all of a user's sessions must survive any failure, bump the user's
+//!   epoch: a change in the user table, not in Redis.
+//! - **Give the clients short timeouts** (above): during a failover the
+//!   affected requests then fail within the timeout, with the 5xx.
+//!
 //! # Rotating the secret
 //!
 //! Put the new secret first and keep the old one as a fallback
