@@ -492,17 +492,7 @@ const NO_BACKSTOP: Duration = Duration::from_secs(600);
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn two_instances_over_redis() {
-    let Some(url) = service_url("REDIS_URL") else {
-        return;
-    };
-    let pool = redis_pool(&url).await;
-    let name = unique_name();
-    two_instances(|| {
-        LiveSessions::new()
-            .with_recheck_period(NO_BACKSTOP)
-            .with_channel(RedisChannel::new(pool.clone()).with_channel_name(&name))
-    })
-    .await;
+    two_instances_over_redis_at("REDIS_URL").await;
 }
 
 /// The same over a Redis Cluster: notices are classic pub/sub, which the
@@ -511,7 +501,13 @@ async fn two_instances_over_redis() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn two_instances_over_a_redis_cluster() {
-    let Some(url) = service_url("REDIS_CLUSTER_URL") else {
+    two_instances_over_redis_at("REDIS_CLUSTER_URL").await;
+}
+
+/// Two instances whose notices go through the Redis at `$variable`.
+#[cfg(feature = "redis")]
+async fn two_instances_over_redis_at(variable: &str) {
+    let Some(url) = service_url(variable) else {
         return;
     };
     let pool = redis_pool(&url).await;
