@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 
 use crate::{
     events::EventSink,
+    fast_path::FastPath,
     hash::AuthKeys,
     live::{LiveSessions, Verify},
     record::Claim,
@@ -28,6 +29,8 @@ pub(crate) struct Config {
     pub(crate) user_type: &'static str,
     pub(crate) events: Option<EventSink>,
     pub(crate) registry: Option<SessionRegistry>,
+    /// The fast path, kept only when the registry has live sessions.
+    pub(crate) fast_path: Option<FastPath>,
     /// The layer's validity rule for live watches, with its backend: set
     /// when the layer is applied, if the registry has live sessions.
     pub(crate) check: Option<Arc<dyn Verify>>,
@@ -44,6 +47,7 @@ impl fmt::Debug for Config {
             .field("failure_status", &self.failure_status)
             .field("events", &self.events)
             .field("registry", &self.registry)
+            .field("fast_path", &self.fast_path)
             .field("times", &self.times)
             .finish_non_exhaustive()
     }
@@ -74,6 +78,7 @@ impl Config {
             user_type,
             events: None,
             registry: None,
+            fast_path: None,
             check: None,
             times: TimeConfig::default(),
         }

@@ -26,6 +26,7 @@
 use std::{fmt, io};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use chacha20poly1305::{KeyInit as _, XChaCha20Poly1305};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -41,6 +42,10 @@ const KEY_SALT: &[u8] = b"tower-sessions-auth.session-auth-hash.v2";
 /// Domain separation for [`AuthKeys::log_fingerprint`]: a key of its own, so
 /// nothing that is logged relates to the auth hashes.
 const LOG_SALT: &[u8] = b"tower-sessions-auth.log-fingerprint.v1";
+
+/// Domain separation for the key that encrypts the fast path's credential
+/// cookie (`fast_path/pass.rs`).
+const PASS_SALT: &[u8] = b"tower-sessions-auth.fast-path-pass.v1";
 
 /// The shortest secret [`AuthKeys`] accepts, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -93,6 +98,10 @@ pub struct AuthKeys {
     current: SigningKey,
     fallbacks: Vec<SigningKey>,
     log: SigningKey,
+    /// Encrypts the fast path's credential cookie; from the current secret
+    /// only, so that a rotation refuses every older cookie (the full path
+    /// then takes over and issues a new one).
+    pass: XChaCha20Poly1305,
 }
 
 /// The result of [`AuthKeys::verify`].
@@ -121,6 +130,7 @@ impl AuthKeys {
             current: SigningKey::derive(secret, KEY_SALT)?,
             fallbacks: Vec::new(),
             log: SigningKey::derive(secret, LOG_SALT)?,
+            pass: XChaCha20Poly1305::new(&derive(secret, PASS_SALT).into()),
         })
     }
 
@@ -213,6 +223,13 @@ impl AuthKeys {
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect()
+    }
+}
+
+impl AuthKeys {
+    /// The cipher of the fast path's credential cookie.
+    pub(crate) fn pass_cipher(&self) -> &XChaCha20Poly1305 {
+        &self.pass
     }
 }
 
@@ -325,8 +342,7 @@ impl SigningKey {
                 min: MIN_SECRET_LEN,
             });
         }
-        let derived = keyed(secret).chain_update(salt).finalize().into_bytes();
-        Ok(Self(keyed(&derived)))
+        Ok(Self(keyed(&derive(secret, salt))))
     }
 
     /// The keyed state after the message of the module docs.
@@ -347,6 +363,16 @@ impl SigningKey {
     fn verify(&self, message: &Message<'_>, tag: &[u8]) -> bool {
         self.mac_of(message).verify_slice(tag).is_ok()
     }
+}
+
+/// The key of one purpose: `HMAC-SHA256(secret, salt)`. The caller has
+/// checked the secret's length.
+fn derive(secret: &[u8], salt: &[u8]) -> [u8; TAG_LEN] {
+    keyed(secret)
+        .chain_update(salt)
+        .finalize()
+        .into_bytes()
+        .into()
 }
 
 fn keyed(key: &[u8]) -> HmacSha256 {

@@ -10,6 +10,7 @@ use crate::{
     backend::{SessionUser, UserBackend},
     config::{Config, Context},
     events::{EventHook, Events},
+    fast_path::FastPath,
     hash::AuthKeys,
     recheck::BackendCheck,
     registry::SessionRegistry,
@@ -127,6 +128,41 @@ impl<B: UserBackend> AuthLayer<B> {
     pub fn with_registry(mut self, registry: SessionRegistry) -> Self {
         registry.check();
         self.config_mut().registry = Some(registry);
+        self
+    }
+
+    /// Signs requests in from a short-lived credential cookie, without the
+    /// session store or the registry, while every instance hears of every
+    /// ending through the registry's live sessions: see [the fast
+    /// path](crate::fast_path).
+    ///
+    /// It needs a [registry](Self::with_registry) with
+    /// [live sessions](crate::registry::SessionRegistry::with_live_sessions)
+    /// (and, with several instances, their channel); without them the
+    /// layer has no fast path, and says so in a log event when applied.
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use tower_sessions_auth::{SessionUser, UserBackend};
+    /// # #[derive(Clone)] struct User;
+    /// # impl SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
+    /// # #[derive(Clone)] struct Users;
+    /// # impl UserBackend for Users { type User = User; type Error = Infallible;
+    /// #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
+    /// use tower_sessions_auth::{
+    ///     fast_path::FastPath, live::LiveSessions,
+    ///     registry::{MemoryRegistry, SessionRegistry}, AuthKeys, AuthLayer,
+    /// };
+    ///
+    /// let registry = SessionRegistry::new(MemoryRegistry::default())
+    ///     .with_live_sessions(LiveSessions::new());
+    /// let layer = AuthLayer::new(Users, AuthKeys::new([7; 32])?)
+    ///     .with_fast_path(FastPath::new())
+    ///     .with_registry(registry);
+    /// # Ok::<(), tower_sessions_auth::error::KeyError>(())
+    /// ```
+    pub fn with_fast_path(mut self, fast_path: FastPath) -> Self {
+        self.config_mut().fast_path = Some(fast_path);
         self
     }
 
@@ -263,6 +299,24 @@ impl<B: UserBackend> AuthLayer<B> {
         let mut config = Config::clone(&self.context);
         if let Some(registry) = &mut config.registry {
             registry.clock = config.times.clock.clone();
+        }
+        match (&config.fast_path, config.live()) {
+            (Some(_), Some(live)) => {
+                live.changes().use_clock(config.times.clock.clone());
+                // On a runtime, the heartbeat starts now rather than on the
+                // first request, so that the first sign-in gets a pass.
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    live.start();
+                }
+            }
+            (Some(_), None) => {
+                tracing::error!(
+                    "AuthLayer::with_fast_path: the layer has no registry with live sessions, \
+                     which the fast path needs to hear of endings; it is off"
+                );
+                config.fast_path = None;
+            }
+            (None, _) => {}
         }
         if config.live().is_some() {
             // A copy without the check itself: no reference cycle.

@@ -709,6 +709,7 @@ mod config;
 pub mod error;
 pub mod events;
 mod extract;
+pub mod fast_path;
 mod handle;
 pub mod hash;
 mod identity;

@@ -128,9 +128,10 @@ impl RecordTimes {
     }
 }
 
-impl<Id: Serialize> Serialize for AuthRecord<Id> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let id = serde_json::to_string(&self.user_id).map_err(ser::Error::custom)?;
+impl<Id: Serialize> AuthRecord<Id> {
+    /// The record in its stored form (see [`AuthRecord`]).
+    pub(crate) fn pack(&self) -> serde_json::Result<String> {
+        let id = serde_json::to_string(&self.user_id)?;
         let claim = &self.claim;
         let times = &claim.times;
         let tier = if times.remembered { 'r' } else { 's' };
@@ -142,40 +143,36 @@ impl<Id: Serialize> Serialize for AuthRecord<Id> {
             Some(handle) => (".", handle.as_str()),
             None => ("", ""),
         };
-        let packed = format!(
+        Ok(format!(
             "{}{}{dot}{handle}@{tier}{}.{authenticated}.{active}:{id}",
             claim.auth_hash, claim.epoch, times.signed_in
-        );
-        serializer.serialize_str(&packed)
+        ))
     }
 }
 
-impl<'de, Id: DeserializeOwned> Deserialize<'de> for AuthRecord<Id> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut packed = String::deserialize(deserializer)?;
+impl<Id: DeserializeOwned> AuthRecord<Id> {
+    /// Reads a record in its stored form; says what is wrong when it is
+    /// not one.
+    pub(crate) fn parse(mut packed: String) -> Result<Self, &'static str> {
         if !packed.is_char_boundary(STORED_HASH_LEN) {
-            return Err(de::Error::custom("auth record shorter than its hash"));
+            return Err("auth record shorter than its hash");
         }
         let (meta, id) = packed[STORED_HASH_LEN..]
             .split_once(':')
-            .ok_or_else(|| de::Error::custom("auth record without an epoch"))?;
-        let (meta, times) = meta
-            .split_once('@')
-            .ok_or_else(|| de::Error::custom("auth record without times"))?;
+            .ok_or("auth record without an epoch")?;
+        let (meta, times) = meta.split_once('@').ok_or("auth record without times")?;
         let (epoch, handle) = match meta.split_once('.') {
             Some((epoch, handle)) => (epoch, Some(handle)),
             None => (meta, None),
         };
-        let epoch =
-            number(epoch).ok_or_else(|| de::Error::custom("auth record epoch is malformed"))?;
+        let epoch = number(epoch).ok_or("auth record epoch is malformed")?;
         let handle = match handle {
             Some(handle) if is_handle(handle) => Some(handle.to_owned()),
-            Some(_) => return Err(de::Error::custom("auth record handle is malformed")),
+            Some(_) => return Err("auth record handle is malformed"),
             None => None,
         };
-        let times = parse_times(times)
-            .ok_or_else(|| de::Error::custom("auth record times are malformed"))?;
-        let user_id = serde_json::from_str(id).map_err(de::Error::custom)?;
+        let times = parse_times(times).ok_or("auth record times are malformed")?;
+        let user_id = serde_json::from_str(id).map_err(|_| "auth record id is malformed")?;
         packed.truncate(STORED_HASH_LEN);
         Ok(Self {
             user_id,
@@ -186,6 +183,27 @@ impl<'de, Id: DeserializeOwned> Deserialize<'de> for AuthRecord<Id> {
                 times,
             },
         })
+    }
+}
+
+/// The user id's JSON in a record's stored form: what follows the first
+/// colon after the hash. `None` when the text is no record.
+pub(crate) fn id_json(packed: &str) -> Option<&str> {
+    if !packed.is_char_boundary(STORED_HASH_LEN) {
+        return None;
+    }
+    Some(packed[STORED_HASH_LEN..].split_once(':')?.1)
+}
+
+impl<Id: Serialize> Serialize for AuthRecord<Id> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.pack().map_err(ser::Error::custom)?)
+    }
+}
+
+impl<'de, Id: DeserializeOwned> Deserialize<'de> for AuthRecord<Id> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::parse(String::deserialize(deserializer)?).map_err(de::Error::custom)
     }
 }
 

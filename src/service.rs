@@ -7,7 +7,11 @@ use std::{
     task::{Context as TaskContext, Poll},
 };
 
-use axum::{extract::Request, response::Response};
+use axum::{
+    extract::Request,
+    http::{header, HeaderMap},
+    response::Response,
+};
 use tower::Service;
 use tower_sessions::{session, Session};
 use tracing::{field, Instrument as _, Span};
@@ -17,6 +21,7 @@ use crate::{
     config::{Checked, Context},
     error::HashError,
     events::AuthEventKind,
+    fast_path::{self, admit, Admission, FastPath, Found, Presented},
     identity::{Identity, SessionEnded},
     record::{
         end_session, keep_cookie_of_missing_record, AuthRecord, Claim, EndReason, RecordTimes,
@@ -110,7 +115,12 @@ where
         let context = self.context.clone();
         // The outcome, never an id or a secret: what a log line of this
         // request (here or in the handler) is told about its session.
-        let span = tracing::info_span!("auth", outcome = field::Empty, reason = field::Empty);
+        let span = tracing::info_span!(
+            "auth",
+            outcome = field::Empty,
+            reason = field::Empty,
+            path = field::Empty
+        );
 
         ResponseFuture(Box::pin(
             async move {
@@ -121,37 +131,92 @@ where
                 };
                 // Whether the request carried a session id: reading the
                 // session drops an id that has no record.
-                let presented = session.id().is_some();
-                let outcome = resolve(&backend, &context, &session).await;
-                report(&context, &req, &outcome);
+                let presented = session.id();
+                let started = context.times.clock.now_ms();
+                let mut found = Found {
+                    session: presented,
+                    started,
+                    pass_seen: false,
+                    admitted: false,
+                    verified: None,
+                };
                 let mut checked = Checked {
                     context: context.clone(),
                     claim: None,
                     user_key: None,
                 };
-                match outcome {
-                    Ok(Outcome::Authenticated { user, claim, .. }) => {
-                        if context.live().is_some() {
-                            // The id serialized on the way in, as the record holds it.
-                            checked.user_key = user_key(&user.id()).ok();
+                let admitted = match &context.fast_path {
+                    Some(fast) => {
+                        if let Some(live) = context.live() {
+                            // A layer applied outside a runtime starts the
+                            // listener and the heartbeat here.
+                            live.start();
                         }
+                        let tried =
+                            try_pass(&backend, &context, fast, req.headers(), &session, started);
+                        Box::pin(tried).await
+                    }
+                    None => Ok(None),
+                };
+                match admitted {
+                    Ok(Some(Tried::Admitted {
+                        user,
+                        claim,
+                        user_key,
+                    })) => {
+                        found.pass_seen = true;
+                        found.admitted = true;
+                        Span::current().record("outcome", "authenticated");
+                        Span::current().record("path", "fast");
                         checked.claim = Some(claim);
+                        checked.user_key = Some(user_key);
                         req.extensions_mut().insert(Identity::Authenticated(user));
                     }
-                    Ok(Outcome::Anonymous | Outcome::Superseded) => {
-                        req.extensions_mut().insert(Identity::<B::User>::Anonymous);
+                    Ok(Some(Tried::Refused)) => found.pass_seen = true,
+                    Ok(None) => {}
+                    Err(failed) => {
+                        report::<B::User, B::Error>(&context, &req, &Err(failed));
+                        return Ok(failure_response(context.failure_status));
                     }
-                    Ok(Outcome::Ended { reason, .. }) => {
-                        req.extensions_mut().insert(Identity::<B::User>::Anonymous);
-                        req.extensions_mut().insert(SessionEnded::new(reason));
+                }
+                if !found.admitted {
+                    let outcome = resolve(&backend, &context, &session, started).await;
+                    report(&context, &req, &outcome);
+                    match outcome {
+                        Ok(Outcome::Authenticated { user, claim, .. }) => {
+                            if context.live().is_some() {
+                                // The id serialized on the way in, as the record holds it.
+                                checked.user_key = user_key(&user.id()).ok();
+                            }
+                            if context.fast_path.is_some() {
+                                found.verified = Some(AuthRecord {
+                                    user_id: user.id(),
+                                    claim: claim.clone(),
+                                });
+                            }
+                            checked.claim = Some(claim);
+                            req.extensions_mut().insert(Identity::Authenticated(user));
+                        }
+                        Ok(Outcome::Anonymous | Outcome::Superseded) => {
+                            req.extensions_mut().insert(Identity::<B::User>::Anonymous);
+                        }
+                        Ok(Outcome::Ended { reason, .. }) => {
+                            req.extensions_mut().insert(Identity::<B::User>::Anonymous);
+                            req.extensions_mut().insert(SessionEnded::new(reason));
+                        }
+                        Err(_) => return Ok(failure_response(context.failure_status)),
                     }
-                    Err(_) => return Ok(failure_response(context.failure_status)),
                 }
                 let times = checked.claim.as_ref().map(|claim| claim.times);
                 req.extensions_mut().insert(checked);
-                let response = inner.call(req).await?;
+                let mut response = inner.call(req).await?;
                 keep_cookie_lifetime(&context.times, &session, times);
-                if presented && session.id().is_none() && !session.is_modified() {
+                if let Some(fast) = &context.fast_path {
+                    if let Some(cookie) = fast_path::pass_cookie(fast, &context, &session, found) {
+                        response.headers_mut().append(header::SET_COOKIE, cookie);
+                    }
+                }
+                if presented.is_some() && session.id().is_none() && !session.is_modified() {
                     let kept = Box::pin(keep_cookie_of_missing_record(&session, response));
                     return Ok(kept.await);
                 }
@@ -159,6 +224,44 @@ where
             }
             .instrument(span),
         ))
+    }
+}
+
+/// What the fast path made of a request that carried a pass cookie.
+enum Tried<U> {
+    /// Signed in from the pass.
+    Admitted {
+        user: U,
+        claim: Claim,
+        user_key: String,
+    },
+    /// The full path decides; the pass is replaced or removed.
+    Refused,
+}
+
+/// Signs the request in from its pass, if it carries one that the fast
+/// path admits; `Ok(None)` when it carries none.
+async fn try_pass<B: UserBackend>(
+    backend: &B,
+    context: &Context,
+    fast: &FastPath,
+    headers: &HeaderMap,
+    session: &Session,
+    now: UnixMillis,
+) -> Result<Option<Tried<B::User>>, Failed<IdOf<B>, B::Error>> {
+    let pass = match fast_path::presented::<IdOf<B>>(fast, &context.keys, headers) {
+        Presented::Absent => return Ok(None),
+        Presented::Unreadable => return Ok(Some(Tried::Refused)),
+        Presented::Pass(pass) => pass,
+    };
+    match admit(backend, context, fast, &pass, session.id(), now).await {
+        Ok(Admission::Admitted(user)) => Ok(Some(Tried::Admitted {
+            user,
+            claim: pass.record.claim,
+            user_key: pass.user_key,
+        })),
+        Ok(Admission::FullPath) => Ok(Some(Tried::Refused)),
+        Err(error) => Err(Failed::new(Failure::Backend(error), pass.record.user_id)),
     }
 }
 
@@ -227,7 +330,12 @@ type Resolved<B> =
     Result<Outcome<<B as UserBackend>::User>, Failed<IdOf<B>, <B as UserBackend>::Error>>;
 
 /// Decides who the request is, ending the session when it no longer holds.
-async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Session) -> Resolved<B> {
+async fn resolve<B: UserBackend>(
+    backend: &B,
+    context: &Context,
+    session: &Session,
+    now: UnixMillis,
+) -> Resolved<B> {
     let record = match session.get::<AuthRecord<IdOf<B>>>(SESSION_KEY).await {
         Ok(Some(record)) => record,
         Ok(None) => return Ok(Outcome::Anonymous),
@@ -236,7 +344,6 @@ async fn resolve<B: UserBackend>(backend: &B, context: &Context, session: &Sessi
         }
         Err(err) => return Err(err.into()),
     };
-    let now = context.times.clock.now_ms();
     let mut evidence = OnRequest {
         backend,
         context,

@@ -67,6 +67,12 @@ pub(crate) struct Notice {
 /// a bare `*` is no JSON value, so no user id is written so.
 pub(crate) const EVERYONE: &str = "*";
 
+/// The `user` of a process's heartbeat, which tells it that the channel
+/// carries its notices (see [`Changes`](super::changes::Changes)): no user
+/// id's JSON is empty. Processes that know no heartbeat check no watch for
+/// it.
+pub(crate) const HEARTBEAT: &str = "";
+
 /// The session that made a change and stays signed in, with its new hash.
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Kept {

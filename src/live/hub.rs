@@ -13,7 +13,8 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch as shutdown};
 
 use super::{
-    channel::{ChannelError, Kept, LiveChannel, Notice, Signal, EVERYONE},
+    changes::Changes,
+    channel::{ChannelError, Kept, LiveChannel, Notice, Signal, EVERYONE, HEARTBEAT},
     check::{Probe, Verdict, Verify},
     watch::{SessionWatch, WatchEnd, Watched},
 };
@@ -21,6 +22,10 @@ use crate::{backend::user_key, record::EndReason};
 
 /// Default period of the backstop re-check.
 const DEFAULT_PERIOD: Duration = Duration::from_secs(30);
+
+/// Default period of the channel heartbeat, by which the fast path knows
+/// that notices arrive.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// Default number of failed checks in a row after which a watch ends.
 const DEFAULT_MAX_FAILURES: u32 = 3;
@@ -74,6 +79,7 @@ pub struct LiveSessions {
 struct Settings {
     period: Duration,
     max_failures: u32,
+    heartbeat: Duration,
     channel: Option<Arc<dyn LiveChannel>>,
 }
 
@@ -81,6 +87,9 @@ pub(crate) struct Hub {
     settings: Settings,
     /// Tells notices sent by this process from those of the others.
     instance: u64,
+    /// What the fast path asks: which users changed, and whether notices
+    /// arrive.
+    changes: Changes,
     users: Mutex<HashMap<String, UserWatches>>,
     next_id: std::sync::atomic::AtomicU64,
     started: Once,
@@ -134,6 +143,7 @@ impl LiveSessions {
         Self::from_settings(Settings {
             period: DEFAULT_PERIOD,
             max_failures: DEFAULT_MAX_FAILURES,
+            heartbeat: DEFAULT_HEARTBEAT,
             channel: None,
         })
     }
@@ -142,6 +152,7 @@ impl LiveSessions {
         let (shutdown, _) = shutdown::channel(());
         Self {
             hub: Arc::new(Hub {
+                changes: Changes::new(settings.channel.is_some(), settings.heartbeat),
                 settings,
                 instance: random_u64(),
                 users: Mutex::new(HashMap::new()),
@@ -194,6 +205,23 @@ impl LiveSessions {
             "LiveSessions::with_max_failures: must be at least 1"
         );
         self.with(|settings| settings.max_failures = max)
+    }
+
+    /// Sets how often this process publishes a heartbeat on its channel
+    /// (default 1 s). The [fast path](crate::fast_path) is used only while
+    /// the process heard its own heartbeat within the last three periods:
+    /// the channel carries notices both ways. Without a channel, nothing is
+    /// published.
+    ///
+    /// # Panics
+    ///
+    /// When `period` is under 10 ms.
+    pub fn with_heartbeat(self, period: Duration) -> Self {
+        assert!(
+            period >= Duration::from_millis(10),
+            "LiveSessions::with_heartbeat: {period:?} is under 10 ms"
+        );
+        self.with(|settings| settings.heartbeat = period)
     }
 
     /// How many connections this process watches now.
@@ -257,6 +285,17 @@ impl LiveSessions {
         }
     }
 
+    /// What this process heard of changes, for the fast path.
+    pub(crate) fn changes(&self) -> &Changes {
+        &self.hub.changes
+    }
+
+    /// Starts the background tasks (listener, heartbeat, backstop) on the
+    /// current runtime, once.
+    pub(crate) fn start(&self) {
+        self.hub.start();
+    }
+
     /// Starts watching the session of `ticket`.
     pub(crate) fn watch(&self, ticket: Watched, check: Arc<dyn Verify>) -> SessionWatch {
         self.hub.start();
@@ -310,6 +349,7 @@ impl fmt::Debug for LiveSessions {
         f.debug_struct("LiveSessions")
             .field("period", &self.hub.settings.period)
             .field("max_failures", &self.hub.settings.max_failures)
+            .field("heartbeat", &self.hub.settings.heartbeat)
             .field("channel", &self.hub.settings.channel)
             .field("watches", &self.watch_count())
             .finish()
@@ -346,6 +386,7 @@ impl Hub {
     /// Acts on a notice: notes the kept session's new hash, then checks
     /// the user's watches.
     fn apply(self: &Arc<Self>, notice: &Notice) {
+        self.changes.record(&notice.user);
         if notice.user == EVERYONE {
             let hub = self.clone();
             tokio::spawn(async move { hub.check_everyone().await });
@@ -505,6 +546,11 @@ impl Hub {
             if let Some(channel) = &self.settings.channel {
                 let (signals, received) = mpsc::channel(1024);
                 channel.listen(signals);
+                tokio::spawn(heartbeat(
+                    Arc::downgrade(self),
+                    self.settings.heartbeat,
+                    self.shutdown.subscribe(),
+                ));
                 tokio::spawn(dispatch(
                     Arc::downgrade(self),
                     received,
@@ -529,6 +575,39 @@ async fn backstop(hub: Weak<Hub>, period: Duration, mut shutdown: shutdown::Rece
     }
 }
 
+/// Publishes this process's heartbeat every period, and forgets the
+/// changes that no fast-path credential can predate any more.
+async fn heartbeat(hub: Weak<Hub>, period: Duration, mut shutdown: shutdown::Receiver<()>) {
+    loop {
+        let Some(hub) = hub.upgrade() else {
+            return;
+        };
+        let beat = Notice {
+            user: HEARTBEAT.to_owned(),
+            keep: None,
+            from: hub.instance,
+        };
+        if let Err(error) = hub.publish(&beat).await {
+            tracing::debug!(
+                error = &error as &dyn std::error::Error,
+                "live sessions: heartbeat not published"
+            );
+        }
+        hub.changes.forget_older_than(CHANGES_KEPT_MS);
+        drop(hub);
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// How long a change is remembered: longer than any fast-path credential
+/// lives, with the skew between clocks
+/// ([`FastPath::MAX_LIFETIME`](crate::fast_path::FastPath::MAX_LIFETIME)
+/// and its `MAX_CLOCK_SKEW`).
+const CHANGES_KEPT_MS: i64 = 2 * 3_600_000;
+
 /// Hands the channel's notices to the hub.
 async fn dispatch(
     hub: Weak<Hub>,
@@ -545,16 +624,25 @@ async fn dispatch(
         };
         match signal {
             Signal::Notice(text) => match serde_json::from_str::<Notice>(&text) {
+                Ok(notice) if notice.user == HEARTBEAT => {
+                    if notice.from == hub.instance {
+                        hub.changes.echo();
+                    }
+                }
                 Ok(notice) if notice.from != hub.instance => hub.apply(&notice),
                 Ok(_) => {}
                 Err(_) => tracing::warn!("live sessions: an unreadable notice was ignored"),
             },
-            Signal::Lost => tracing::warn!(
-                period = ?hub.settings.period,
-                "live sessions: the channel is down; connections are re-checked every period \
-                 until it is back"
-            ),
+            Signal::Lost => {
+                hub.changes.lost();
+                tracing::warn!(
+                    period = ?hub.settings.period,
+                    "live sessions: the channel is down; connections are re-checked every period \
+                     until it is back"
+                );
+            }
             Signal::Restored => {
+                hub.changes.restored();
                 tracing::info!("live sessions: the channel is back; re-checking every connection");
                 tokio::spawn(async move { hub.check_everyone().await });
             }

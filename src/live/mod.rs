@@ -16,6 +16,7 @@
 //! the user again against the backend and the session registry, so a lost,
 //! repeated or forged notice cannot end a valid session's connection.
 
+mod changes;
 mod channel;
 mod check;
 mod hub;

@@ -1,5 +1,6 @@
-//! A `MemoryStore` that counts its writes (`create`, `save` and `delete`),
-//! for tests whose point is how often a request writes the session.
+//! A `MemoryStore` that counts its writes (`create`, `save` and `delete`)
+//! and its loads, for tests whose point is how often a request reaches the
+//! session store.
 //!
 //! Also used by the benchmark package's `store_writes` test, by path.
 
@@ -20,12 +21,18 @@ use tower_sessions::{
 pub struct Counted {
     inner: MemoryStore,
     writes: Arc<AtomicUsize>,
+    loads: Arc<AtomicUsize>,
 }
 
 impl Counted {
     /// The writes so far.
     pub fn writes(&self) -> usize {
         self.writes.load(Ordering::SeqCst)
+    }
+
+    /// The loads so far.
+    pub fn loads(&self) -> usize {
+        self.loads.load(Ordering::SeqCst)
     }
 
     fn wrote(&self) {
@@ -46,6 +53,7 @@ impl SessionStore for Counted {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
         self.inner.load(id).await
     }
 

@@ -370,6 +370,16 @@ impl Client {
         })
     }
 
+    /// The `Cookie` header this client sends to `base`: to replay it from
+    /// elsewhere, as a second tab or a thief would.
+    pub fn cookie_header(&self, base: &str) -> String {
+        let url = Url::parse(base).unwrap();
+        self.jar
+            .cookies(&url)
+            .map(|header| header.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
     /// Makes this client send `id` as its session cookie, as an attacker
     /// replaying a stolen cookie would.
     pub fn set_session_id(&self, base: &str, id: Id) {

@@ -1,0 +1,218 @@
+//! The fast path's credential cookie: a session record, sealed.
+//!
+//! The cookie's value is `base64url(nonce || ciphertext || tag)`,
+//! XChaCha20-Poly1305 under a key derived from the current secret, a random
+//! 24-byte nonce per cookie. The plaintext is
+//!
+//! ```text
+//! {issued_at}.{expires_at}.{session_id}|{record}
+//! ```
+//!
+//! with the times in Unix milliseconds, the tower-sessions id it is bound
+//! to as a decimal `i128`, and the record in its stored form (the auth
+//! hash, epoch, registry handle, times and user id). Encrypted because the
+//! user id and the handle are nobody else's business; authenticated, so that
+//! nothing in it can be changed or made up.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use chacha20poly1305::{
+    aead::{Aead as _, Payload},
+    XNonce,
+};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{
+    hash::AuthKeys,
+    record::{id_json, AuthRecord},
+    times::UnixMillis,
+};
+
+/// Bound into every tag: a ciphertext of the same key made for another
+/// purpose never opens as a pass.
+const ASSOCIATED: &[u8] = b"tower-sessions-auth.fast-path-pass.v1";
+
+const NONCE_LEN: usize = 24;
+
+/// The longest cookie value opened: a pass of an id of a few hundred bytes
+/// fits many times over; anything longer is not decoded at all.
+pub(crate) const MAX_VALUE_LEN: usize = 2048;
+
+/// An opened pass: the session `session` held `record` at `issued_at`,
+/// and may be trusted on that until `expires_at`.
+pub(crate) struct Pass<Id> {
+    pub(crate) session: i128,
+    pub(crate) issued_at: UnixMillis,
+    pub(crate) expires_at: UnixMillis,
+    pub(crate) record: AuthRecord<Id>,
+    /// The user id's JSON, as the record holds it: the key of the user in
+    /// the registry and in the live sessions' notices.
+    pub(crate) user_key: String,
+}
+
+/// The cookie value of a pass saying that the session `session` held
+/// `record` at `issued_at`, trusted until `expires_at`; `None` when the id
+/// cannot be serialized or the OS gives no randomness (the response then
+/// simply carries no pass).
+pub(crate) fn seal<Id: Serialize>(
+    keys: &AuthKeys,
+    session: i128,
+    issued_at: UnixMillis,
+    expires_at: UnixMillis,
+    record: &AuthRecord<Id>,
+) -> Option<String> {
+    let record = record.pack().ok()?;
+    let plaintext = format!("{issued_at}.{expires_at}.{session}|{record}");
+    let mut nonce = [0_u8; NONCE_LEN];
+    getrandom::getrandom(&mut nonce).ok()?;
+    let sealed = keys
+        .pass_cipher()
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext.as_bytes(),
+                aad: ASSOCIATED,
+            },
+        )
+        .ok()?;
+    let mut value = Vec::with_capacity(NONCE_LEN + sealed.len());
+    value.extend_from_slice(&nonce);
+    value.extend_from_slice(&sealed);
+    Some(URL_SAFE_NO_PAD.encode(value))
+}
+
+impl<Id: DeserializeOwned> Pass<Id> {
+    /// Opens a cookie value sealed under the current secret; `None` for
+    /// anything else: too long, not base64url, forged, truncated, sealed
+    /// under another secret, or not a pass inside.
+    pub(crate) fn open(keys: &AuthKeys, value: &str) -> Option<Self> {
+        if value.len() > MAX_VALUE_LEN {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
+        if bytes.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let plaintext = keys
+            .pass_cipher()
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: ASSOCIATED,
+                },
+            )
+            .ok()?;
+        let plaintext = String::from_utf8(plaintext).ok()?;
+        let (head, record) = plaintext.split_once('|')?;
+        let mut fields = head.split('.');
+        let issued_at = fields.next()?.parse().ok()?;
+        let expires_at = fields.next()?.parse().ok()?;
+        let session = fields.next()?.parse().ok()?;
+        if fields.next().is_some() {
+            return None;
+        }
+        let user_key = id_json(record)?.to_owned();
+        let record = AuthRecord::parse(record.to_owned()).ok()?;
+        Some(Self {
+            session,
+            issued_at,
+            expires_at,
+            record,
+            user_key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::record::{Claim, RecordTimes};
+
+    fn keys() -> AuthKeys {
+        AuthKeys::new("the secret of the pass tests, long enough").unwrap()
+    }
+
+    const SESSION: i128 = i128::MIN;
+    const ISSUED: UnixMillis = 1_800_000_000_000;
+    const EXPIRES: UnixMillis = 1_800_000_060_000;
+
+    fn record(user_id: String, handle: Option<String>) -> AuthRecord<String> {
+        AuthRecord {
+            user_id,
+            claim: Claim {
+                auth_hash: "iJrSgUXLcbJg1N3uQ7LHtXFof-5f7ILEYAvztu6gh3U".to_owned(),
+                epoch: 3,
+                handle,
+                times: RecordTimes::signed_in_at(1_799_999_000_000, true),
+            },
+        }
+    }
+
+    fn sealed(record: &AuthRecord<String>) -> String {
+        seal(&keys(), SESSION, ISSUED, EXPIRES, record).unwrap()
+    }
+
+    #[test]
+    fn a_sealed_pass_opens_as_it_was_and_hides_what_it_holds() {
+        let original = record(
+            "ana@example.com".to_owned(),
+            Some("q3XcA9-_kLmN0pQrStUvWx".to_owned()),
+        );
+        let value = sealed(&original);
+        assert!(!value.contains("ana") && !value.contains("q3Xc"), "{value}");
+        let opened = Pass::<String>::open(&keys(), &value).unwrap();
+        assert_eq!(opened.session, SESSION);
+        assert_eq!(opened.issued_at, ISSUED);
+        assert_eq!(opened.expires_at, EXPIRES);
+        assert_eq!(opened.record.user_id, "ana@example.com");
+        assert_eq!(opened.record.claim, original.claim);
+        assert_eq!(opened.user_key, r#""ana@example.com""#);
+        assert_ne!(value, sealed(&original), "a nonce per cookie");
+    }
+
+    #[test]
+    fn another_secret_or_another_id_type_does_not_open_it() {
+        let value = sealed(&record("7".to_owned(), None));
+        let other = AuthKeys::new("another secret of the pass tests, as long").unwrap();
+        assert!(Pass::<String>::open(&other, &value).is_none());
+        let rotated = other
+            .with_fallback("the secret of the pass tests, long enough")
+            .unwrap();
+        assert!(
+            Pass::<String>::open(&rotated, &value).is_none(),
+            "only the current secret opens passes"
+        );
+        assert!(
+            Pass::<u64>::open(&keys(), &value).is_none(),
+            "\"7\" is no u64"
+        );
+        assert!(Pass::<String>::open(&keys(), &"A".repeat(MAX_VALUE_LEN + 1)).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn any_change_to_a_sealed_pass_is_refused(
+            id in ".{0,40}",
+            at in 0_usize..400,
+            flip in 1_u8..=255,
+            cut in 0_usize..400,
+        ) {
+            let value = sealed(&record(id, None));
+            let mut bytes = URL_SAFE_NO_PAD.decode(&value).unwrap();
+            let at = at % bytes.len();
+            bytes[at] ^= flip;
+            let flipped = URL_SAFE_NO_PAD.encode(&bytes);
+            prop_assert!(Pass::<String>::open(&keys(), &flipped).is_none());
+            let truncated = &value[..cut % value.len()];
+            prop_assert!(Pass::<String>::open(&keys(), truncated).is_none());
+        }
+
+        #[test]
+        fn arbitrary_values_never_open_nor_panic(value in ".{0,600}") {
+            prop_assert!(Pass::<String>::open(&keys(), &value).is_none());
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! The fast path on one instance: a pass signs requests in without the
+//! session store, every ending refuses it on the very next request, and no
+//! cookie a client can make up signs anybody in.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::{http::StatusCode, routing::post, Extension, Router};
+use tokio::sync::mpsc;
+use tower_sessions::SessionManagerLayer;
+use tower_sessions_auth::{
+    fast_path::FastPath,
+    live::{ChannelError, LiveChannel, LiveSessions, Signal},
+    registry::{MemoryRegistry, RegistryStore, SessionRegistry},
+    AuthKeys, AuthLayer,
+};
+
+use common::{
+    clock::TestClock, counted::Counted, keys, registry_app::registry_routes, serve, Client, Reply,
+    UserTable, Users, SECRET_A, SECRET_B,
+};
+
+const PASS: &str = "tsa_pass";
+
+/// One instance with a fast path over a counted memory store.
+#[derive(Clone)]
+struct Site {
+    base: String,
+    store: Counted,
+    users: Users,
+    registry: SessionRegistry,
+    entries: MemoryRegistry,
+    clock: TestClock,
+}
+
+impl Site {
+    async fn start() -> Self {
+        Self::start_with(LiveSessions::new(), keys(SECRET_A, &[])).await
+    }
+
+    async fn start_with(live: LiveSessions, keys: AuthKeys) -> Self {
+        let store = Counted::default();
+        let users = Users::with_defaults();
+        let entries = MemoryRegistry::default();
+        let registry = SessionRegistry::new(entries.clone()).with_live_sessions(live);
+        let clock = TestClock::new();
+        let app = registry_routes(users.clone())
+            .merge(admin_routes())
+            .layer(Extension(registry.clone()))
+            .layer(
+                AuthLayer::new(users.clone(), keys)
+                    .with_registry(registry.clone())
+                    .with_clock(clock.reader())
+                    .with_fast_path(FastPath::new().with_secure(false)),
+            )
+            .layer(SessionManagerLayer::new(store.clone()).with_secure(false));
+        Self {
+            base: serve(app).await,
+            store,
+            users,
+            registry,
+            entries,
+            clock,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn signed_in(&self, id: u64) -> Client {
+        let client = Client::new();
+        let reply = client.post(&self.url(&format!("/login/{id}")), "").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        // The new session id exists once tower-sessions saved it: the pass
+        // comes with the next request.
+        assert!(!sets_pass(&reply), "{reply:?}");
+        let reply = client.get(&self.url("/me")).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(
+            sets_pass(&reply),
+            "the first request hands out a pass: {reply:?}"
+        );
+        client
+    }
+
+    /// `GET /me` with exactly these cookies, from a client of its own.
+    async fn me_with(&self, cookies: &str) -> Reply {
+        Client::new()
+            .get_with(&self.url("/me"), &[("cookie", cookies)])
+            .await
+    }
+}
+
+/// `POST /admin/revoke-everyone`: the administrator's "sign everyone out".
+fn admin_routes() -> Router {
+    Router::new().route(
+        "/admin/revoke-everyone",
+        post(
+            |Extension(registry): Extension<SessionRegistry>| async move {
+                registry.revoke_everyone().await.unwrap().to_string()
+            },
+        ),
+    )
+}
+
+fn sets_pass(reply: &Reply) -> bool {
+    reply.headers.get_all("set-cookie").iter().any(|cookie| {
+        cookie.to_str().unwrap().starts_with(&format!("{PASS}="))
+            && !removes_pass_value(cookie.to_str().unwrap())
+    })
+}
+
+fn removes_pass_value(cookie: &str) -> bool {
+    cookie.starts_with(&format!("{PASS}=;")) && cookie.contains("Max-Age=0")
+}
+
+fn removes_pass(reply: &Reply) -> bool {
+    reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .any(|cookie| removes_pass_value(cookie.to_str().unwrap()))
+}
+
+/// The value of `name` in a `Cookie` header.
+fn cookie<'a>(header: &'a str, name: &str) -> &'a str {
+    header
+        .split("; ")
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {name} in {header}"))
+}
+
+#[tokio::test]
+async fn a_pass_signs_requests_in_without_reading_the_store() {
+    let site = Site::start().await;
+    let alice = site.signed_in(1).await;
+    let (loads, writes) = (site.store.loads(), site.store.writes());
+    for _ in 0..5 {
+        let reply = alice.get(&site.url("/me")).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "alice")
+        );
+        assert!(reply.header("set-cookie").is_none(), "{reply:?}");
+    }
+    assert_eq!(
+        site.store.loads(),
+        loads,
+        "no session load on the fast path"
+    );
+    assert_eq!(site.store.writes(), writes, "nor any write");
+
+    // A handler that reads the session's data loads it, and only then.
+    let reply = alice.get(&site.url("/cart")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(site.store.loads(), loads + 1);
+}
+
+#[tokio::test]
+async fn an_expired_pass_takes_the_full_path_once_and_is_renewed() {
+    let site = Site::start().await;
+    let alice = site.signed_in(1).await;
+    site.clock.set(site.clock.now() + 61);
+    let loads = site.store.loads();
+    let reply = alice.get(&site.url("/me")).await;
+    assert_eq!(reply.body, "alice");
+    assert!(sets_pass(&reply), "a new pass: {reply:?}");
+    assert_eq!(
+        site.store.loads(),
+        loads + 1,
+        "the full path read the session"
+    );
+    // Issued as of this request: trusted after the clock skew.
+    site.clock.set(site.clock.now() + 2);
+    let reply = alice.get(&site.url("/me")).await;
+    assert_eq!(reply.body, "alice");
+    assert_eq!(site.store.loads(), loads + 1, "the new pass is used");
+}
+
+/// On a site of its own, signs alice in twice (`tab`, and `other` for a
+/// second browser), lets `end` end the session of `tab` through `other` or
+/// the site, and checks that the cookies `tab` held before are refused at
+/// once, without the clock moving: the pass must not outlive the session.
+async fn ended_at_once<F, Fut>(end: F)
+where
+    F: FnOnce(Site, Client, Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let site = Site::start().await;
+    let tab = site.signed_in(1).await;
+    let other = site.signed_in(1).await;
+    let held = tab.cookie_header(&site.base);
+    let loads = site.store.loads();
+    assert_eq!(site.me_with(&held).await.body, "alice", "{held}");
+    assert_eq!(site.store.loads(), loads, "on the fast path");
+    end(site.clone(), tab, other).await;
+    let reply = site.me_with(&held).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+    assert!(
+        removes_pass(&reply),
+        "the refused pass is removed: {reply:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_sign_out_refuses_the_pass_of_another_tab() {
+    ended_at_once(|site, tab, _| async move {
+        let reply = tab.post(&site.url("/logout"), "").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(removes_pass(&reply), "{reply:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_revocation_from_another_browser_refuses_the_pass() {
+    ended_at_once(|site, _, other| async move {
+        let sessions = other.get(&site.url("/sessions")).await.body;
+        let sessions: serde_json::Value = serde_json::from_str(&sessions).unwrap();
+        let theirs = sessions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|session| session["current"] == false)
+            .unwrap()["handle"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let reply = other
+            .post(&site.url(&format!("/revoke/{theirs}")), "")
+            .await;
+        assert_eq!(reply.body, "revoked");
+    })
+    .await;
+    ended_at_once(|site, _, other| async move {
+        assert_eq!(other.post(&site.url("/revoke-others"), "").await.body, "1");
+    })
+    .await;
+    ended_at_once(|site, _, other| async move {
+        assert_eq!(other.post(&site.url("/revoke-all"), "").await.body, "2");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_credential_change_refuses_the_passes_of_the_other_sessions() {
+    ended_at_once(|site, _, other| async move {
+        let reply = other.post(&site.url("/password/1"), "new").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(removes_pass(&reply), "bound to the id it no longer has");
+        let reply = other.get(&site.url("/me")).await;
+        assert_eq!(reply.body, "alice");
+        assert!(
+            sets_pass(&reply),
+            "the session that changed it gets a new pass: {reply:?}"
+        );
+    })
+    .await;
+    ended_at_once(|site, _, other| async move {
+        let reply = other.post(&site.url("/logout-others"), "").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(other.get(&site.url("/me")).await.body, "alice");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_administrators_revocations_refuse_the_pass() {
+    ended_at_once(|site, _, _| async move {
+        assert_eq!(site.registry.revoke_all(&1_u64).await.unwrap(), 2);
+    })
+    .await;
+    ended_at_once(|site, _, _| async move {
+        let reply = Client::new()
+            .post(&site.url("/admin/revoke-everyone"), "")
+            .await;
+        assert_eq!(reply.body, "2");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_deleted_user_is_refused_without_any_notice() {
+    ended_at_once(|site, _, _| async move {
+        site.users.delete(1).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_lifetimes_hold_on_the_fast_path() {
+    let site = Site::start().await;
+    let alice = site.signed_in(1).await;
+    let held = alice.cookie_header(&site.base);
+    // Idle for 30 minutes (the default): ended, whatever the pass says.
+    site.clock.set(site.clock.now() + 30 * 60);
+    let reply = site.me_with(&held).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_secret_rotated_without_fallback_refuses_every_pass() {
+    let before = Site::start().await;
+    let alice = before.signed_in(1).await;
+    let pass = cookie(&alice.cookie_header(&before.base), PASS).to_owned();
+    let after = Site::start_with(LiveSessions::new(), keys(SECRET_B, &[])).await;
+    let reply = after.me_with(&format!("{PASS}={pass}")).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(removes_pass(&reply));
+}
+
+#[tokio::test]
+async fn a_registry_changed_by_hand_is_seen_once_the_pass_expires() {
+    let site = Site::start().await;
+    let alice = site.signed_in(1).await;
+    // Entries removed straight from the store announce nothing: the pass
+    // is trusted until it expires (the documented bound), then refused.
+    assert_eq!(site.entries.remove_all(r#"1"#, None).await.unwrap(), 1);
+    assert_eq!(alice.get(&site.url("/me")).await.body, "alice");
+    site.clock.set(site.clock.now() + 60);
+    assert_eq!(
+        alice.get(&site.url("/me")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn no_made_up_or_borrowed_pass_signs_anybody_in() {
+    let site = Site::start().await;
+    let alice = site.signed_in(1).await;
+    let bob = site.signed_in(2).await;
+    let alice_cookies = alice.cookie_header(&site.base);
+    let bob_cookies = bob.cookie_header(&site.base);
+    let (alice_id, alice_pass) = (cookie(&alice_cookies, "id"), cookie(&alice_cookies, PASS));
+    let (bob_id, bob_pass) = (cookie(&bob_cookies, "id"), cookie(&bob_cookies, PASS));
+
+    // Bob's pass with Alice's session cookie: Alice, by the full path.
+    let swapped = site
+        .me_with(&format!("id={alice_id}; {PASS}={bob_pass}"))
+        .await;
+    assert_eq!(
+        (swapped.status, swapped.body.as_str()),
+        (StatusCode::OK, "alice")
+    );
+    assert!(sets_pass(&swapped), "replaced by Alice's own");
+    // A pass without its session cookie, or with none at all.
+    let alone = site.me_with(&format!("{PASS}={alice_pass}")).await;
+    assert_eq!(alone.status, StatusCode::UNAUTHORIZED);
+    assert!(removes_pass(&alone));
+
+    let truncated = &bob_pass[..bob_pass.len() - 3];
+    let mut flipped = bob_pass.as_bytes().to_vec();
+    flipped[40] = if flipped[40] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    let long = "A".repeat(5000);
+    for forged in [
+        truncated,
+        flipped.as_str(),
+        "",
+        "!!!",
+        long.as_str(),
+        alice_pass,
+    ] {
+        let reply = site.me_with(&format!("id={bob_id}; {PASS}={forged}")).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::OK, "bob"),
+            "{forged:.20}"
+        );
+    }
+    let reply = site
+        .me_with(&format!("id=not-an-id; {PASS}={bob_pass}"))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+/// A channel that never delivers anything, not even its own heartbeat:
+/// what a subscription that died silently looks like.
+#[derive(Debug)]
+struct Silent;
+
+#[async_trait]
+impl LiveChannel for Silent {
+    async fn publish(&self, _: &str) -> Result<(), ChannelError> {
+        Ok(())
+    }
+
+    fn listen(&self, signals: mpsc::Sender<Signal>) {
+        // Holds the sender, so the listener looks alive, and says nothing.
+        tokio::spawn(async move {
+            signals.closed().await;
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_silent_channel_sends_every_request_down_the_full_path() {
+    let live = LiveSessions::new()
+        .with_channel(Silent)
+        .with_heartbeat(Duration::from_millis(20));
+    let site = Site::start_with(live, keys(SECRET_A, &[])).await;
+    let alice = Client::new();
+    alice.post(&site.url("/login/1"), "").await;
+    for _ in 0..3 {
+        let loads = site.store.loads();
+        let reply = alice.get(&site.url("/me")).await;
+        assert_eq!(reply.body, "alice");
+        assert!(!sets_pass(&reply));
+        assert_eq!(site.store.loads(), loads + 1, "the full path");
+    }
+}
