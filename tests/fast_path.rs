@@ -9,131 +9,17 @@ mod common;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::{http::StatusCode, routing::post, Extension, Router};
+use axum::http::StatusCode;
 use tokio::sync::mpsc;
-use tower_sessions::SessionManagerLayer;
 use tower_sessions_auth::{
-    fast_path::FastPath,
     live::{ChannelError, LiveChannel, LiveSessions, Signal},
-    registry::{MemoryRegistry, RegistryStore, SessionRegistry},
-    AuthKeys, AuthLayer,
+    registry::RegistryStore as _,
 };
 
 use common::{
-    clock::TestClock, counted::Counted, keys, registry_app::registry_routes, serve, Client, Reply,
-    UserTable, Users, SECRET_A, SECRET_B,
+    fast_site::{cookie, removes_pass, sets_pass, Site, PASS},
+    keys, Client, UserTable, SECRET_A, SECRET_B,
 };
-
-const PASS: &str = "tsa_pass";
-
-/// One instance with a fast path over a counted memory store.
-#[derive(Clone)]
-struct Site {
-    base: String,
-    store: Counted,
-    users: Users,
-    registry: SessionRegistry,
-    entries: MemoryRegistry,
-    clock: TestClock,
-}
-
-impl Site {
-    async fn start() -> Self {
-        Self::start_with(LiveSessions::new(), keys(SECRET_A, &[])).await
-    }
-
-    async fn start_with(live: LiveSessions, keys: AuthKeys) -> Self {
-        let store = Counted::default();
-        let users = Users::with_defaults();
-        let entries = MemoryRegistry::default();
-        let registry = SessionRegistry::new(entries.clone()).with_live_sessions(live);
-        let clock = TestClock::new();
-        let app = registry_routes(users.clone())
-            .merge(admin_routes())
-            .layer(Extension(registry.clone()))
-            .layer(
-                AuthLayer::new(users.clone(), keys)
-                    .with_registry(registry.clone())
-                    .with_clock(clock.reader())
-                    .with_fast_path(FastPath::new().with_secure(false)),
-            )
-            .layer(SessionManagerLayer::new(store.clone()).with_secure(false));
-        Self {
-            base: serve(app).await,
-            store,
-            users,
-            registry,
-            entries,
-            clock,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn signed_in(&self, id: u64) -> Client {
-        let client = Client::new();
-        let reply = client.post(&self.url(&format!("/login/{id}")), "").await;
-        assert_eq!(reply.status, StatusCode::OK);
-        // The new session id exists once tower-sessions saved it: the pass
-        // comes with the next request.
-        assert!(!sets_pass(&reply), "{reply:?}");
-        let reply = client.get(&self.url("/me")).await;
-        assert_eq!(reply.status, StatusCode::OK);
-        assert!(
-            sets_pass(&reply),
-            "the first request hands out a pass: {reply:?}"
-        );
-        client
-    }
-
-    /// `GET /me` with exactly these cookies, from a client of its own.
-    async fn me_with(&self, cookies: &str) -> Reply {
-        Client::new()
-            .get_with(&self.url("/me"), &[("cookie", cookies)])
-            .await
-    }
-}
-
-/// `POST /admin/revoke-everyone`: the administrator's "sign everyone out".
-fn admin_routes() -> Router {
-    Router::new().route(
-        "/admin/revoke-everyone",
-        post(
-            |Extension(registry): Extension<SessionRegistry>| async move {
-                registry.revoke_everyone().await.unwrap().to_string()
-            },
-        ),
-    )
-}
-
-fn sets_pass(reply: &Reply) -> bool {
-    reply.headers.get_all("set-cookie").iter().any(|cookie| {
-        cookie.to_str().unwrap().starts_with(&format!("{PASS}="))
-            && !removes_pass_value(cookie.to_str().unwrap())
-    })
-}
-
-fn removes_pass_value(cookie: &str) -> bool {
-    cookie.starts_with(&format!("{PASS}=;")) && cookie.contains("Max-Age=0")
-}
-
-fn removes_pass(reply: &Reply) -> bool {
-    reply
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .any(|cookie| removes_pass_value(cookie.to_str().unwrap()))
-}
-
-/// The value of `name` in a `Cookie` header.
-fn cookie<'a>(header: &'a str, name: &str) -> &'a str {
-    header
-        .split("; ")
-        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-        .unwrap_or_else(|| panic!("no {name} in {header}"))
-}
 
 #[tokio::test]
 async fn a_pass_signs_requests_in_without_reading_the_store() {

@@ -1,8 +1,9 @@
 //! The registry costs one Redis round trip per signed-in request (its
-//! last-seen write, once per touch interval, aside): the same
-//! requests with and without it, counted by Redis itself (`INFO
-//! commandstats`). A test binary of its own, so that no other test talks to
-//! Redis meanwhile.
+//! last-seen write, once per touch interval, aside), and the fast path
+//! none: the same requests with and without them, counted by Redis itself
+//! (`INFO commandstats`). A test binary of its own with one test, whose
+//! applications and clean-ups live until its end, so that no other test
+//! talks to Redis meanwhile.
 //!
 //! Needs `REDIS_URL` (e.g. `redis://127.0.0.1:6379`).
 
@@ -15,13 +16,19 @@ use std::collections::HashMap;
 
 use common::{
     app, keys,
-    registry_app::registry_app,
+    registry_app::{registry_app, registry_routes},
     serve, service_url,
     services::{redis_pool, redis_store, unique_name, Tracker},
     Client, Users, SECRET_A,
 };
 use reqwest::StatusCode;
-use tower_sessions_auth::registry::{RedisRegistry, RegistryStore as _, SessionRegistry};
+use tower_sessions::SessionManagerLayer;
+use tower_sessions_auth::{
+    fast_path::FastPath,
+    live::{LiveSessions, RedisChannel},
+    registry::{RedisRegistry, RegistryStore as _, SessionRegistry},
+    AuthLayer,
+};
 use tower_sessions_redis_store::fred::{
     prelude::{ClientLike, Pool},
     types::InfoKind,
@@ -65,25 +72,31 @@ async fn commands_during(
         .collect()
 }
 
+const REQUESTS: u64 = 50;
+
 #[tokio::test]
-async fn the_registry_adds_exactly_one_round_trip_per_signed_in_request() {
-    const REQUESTS: u64 = 50;
+async fn round_trips_per_signed_in_request() {
     let Some(url) = service_url("REDIS_URL") else {
         return;
     };
     let pool = redis_pool(&url).await;
-    let tracker = Tracker::redis(&url);
+    the_registry_adds_exactly_one_round_trip_per_signed_in_request(&url, &pool).await;
+    the_fast_path_sends_no_command_per_signed_in_request(&url, &pool).await;
+}
+
+async fn the_registry_adds_exactly_one_round_trip_per_signed_in_request(url: &str, pool: &Pool) {
+    let tracker = Tracker::redis(url);
     let users = Users::with_defaults();
 
     let plain = serve(app(
-        redis_store(&url, &tracker).await,
+        redis_store(url, &tracker).await,
         users.clone(),
         keys(SECRET_A, &[]),
     ))
     .await;
     let client = Client::new();
     client.post(&format!("{plain}/login/1"), "").await;
-    let without = commands_during(&pool, &client, &plain, REQUESTS).await;
+    let without = commands_during(pool, &client, &plain, REQUESTS).await;
     assert_eq!(
         without,
         HashMap::from([("get".to_owned(), REQUESTS)]),
@@ -92,7 +105,7 @@ async fn the_registry_adds_exactly_one_round_trip_per_signed_in_request() {
 
     let store = RedisRegistry::new(pool.clone()).with_key_prefix(format!("{}:", unique_name()));
     let with_registry = serve(registry_app(
-        redis_store(&url, &tracker).await,
+        redis_store(url, &tracker).await,
         users,
         keys(SECRET_A, &[]),
         SessionRegistry::new(store.clone()),
@@ -101,13 +114,61 @@ async fn the_registry_adds_exactly_one_round_trip_per_signed_in_request() {
     .await;
     let client = Client::new();
     client.post(&format!("{with_registry}/login/1"), "").await;
-    let with = commands_during(&pool, &client, &with_registry, REQUESTS).await;
+    let with = commands_during(pool, &client, &with_registry, REQUESTS).await;
     // One more command per request: the registry's HGET. Last-seen is
     // fresh (it is written once a minute at most), so nothing is written.
     assert_eq!(
         with,
         HashMap::from([("get".to_owned(), REQUESTS), ("hget".to_owned(), REQUESTS),]),
         "per request: the session's GET and the registry's HGET"
+    );
+    store.remove_all("1", None).await.unwrap();
+}
+
+async fn the_fast_path_sends_no_command_per_signed_in_request(url: &str, pool: &Pool) {
+    let tracker = Tracker::redis(url);
+    let name = unique_name();
+    let store = RedisRegistry::new(pool.clone()).with_key_prefix(format!("{name}:"));
+    let live =
+        LiveSessions::new().with_channel(RedisChannel::new(pool.clone()).with_channel_name(&name));
+    let users = Users::with_defaults();
+    let app = registry_routes(users.clone())
+        .layer(
+            AuthLayer::new(users, keys(SECRET_A, &[]))
+                .with_registry(SessionRegistry::new(store.clone()).with_live_sessions(live))
+                // One process: no other clock to allow for, so a pass is
+                // trusted from the millisecond after the heartbeat is heard.
+                .with_fast_path(
+                    FastPath::new()
+                        .with_secure(false)
+                        .with_clock_skew(std::time::Duration::ZERO),
+                ),
+        )
+        .layer(SessionManagerLayer::new(redis_store(url, &tracker).await).with_secure(false));
+    let base = serve(app).await;
+    let client = Client::new();
+    client.post(&format!("{base}/login/1"), "").await;
+    // The first request after the sign-in fetches the pass, once the
+    // process heard its heartbeat.
+    let mut fetched = false;
+    for _ in 0..200 {
+        let reply = client.get(&format!("{base}/me")).await;
+        if reply
+            .header("set-cookie")
+            .is_some_and(|cookie| cookie.starts_with("tsa_pass="))
+        {
+            fetched = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(fetched, "no pass");
+    let with = commands_during(pool, &client, &base, REQUESTS).await;
+    // Only the heartbeat, once a second whatever the requests.
+    assert!(
+        with.keys().all(|command| command == "publish")
+            && with.get("publish").copied().unwrap_or(0) <= 2,
+        "no command per request: {with:?}"
     );
     store.remove_all("1", None).await.unwrap();
 }

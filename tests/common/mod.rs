@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod cluster;
 pub mod counted;
+pub mod fast_site;
 pub mod live_app;
 pub mod panics;
 pub mod pg_users;
