@@ -120,6 +120,11 @@
 //!   the session id (never the id, the hash or the secret).
 //! - *superseded*: anonymous; nothing is ended and no cookie is touched.
 //!
+//! **On the [fast path](#fast-path)**, the layer asks the same rule about
+//! the claim that a short-lived sealed cookie carries, with the registry's
+//! answer taken from what the process heard of endings; anything but
+//! "holds under the current secret" sends the request down the path above.
+//!
 //! **The live check** asks the same rule for each open connection, with the
 //! claim the connection was opened with. It loads the user and lists the
 //! registry entries once for all the connections of that user; it applies
@@ -133,7 +138,8 @@
 //! the status set by [`AuthLayer::with_failure_status`]) and a generic body,
 //! and the error is logged. Every request runs in a `tracing` span named
 //! `auth` whose `outcome` (`authenticated`, `anonymous`, `superseded`,
-//! `ended`, `failed`) and `reason` the handler's own log lines carry.
+//! `ended`, `failed`), `reason` and `path` (`fast` when a pass signed it
+//! in) the handler's own log lines carry.
 //! Configuration mistakes (a login URL that is empty, has a `#fragment` or
 //! is no valid `Location`; a failure status that is not a 5xx; registry
 //! settings that would expire sessions in use) panic when the layer is
@@ -579,6 +585,37 @@
 //!   registry, in a benchmark on a busy machine (BENCHMARKS.md).
 //! - **Give the clients short timeouts** (above): during a failover the
 //!   affected requests then fail within the timeout, with the 5xx.
+//!
+//! # Fast path
+//!
+//! With [`AuthLayer::with_fast_path`], a signed-in request costs no store
+//! round trip: the response of a request that found its session holding
+//! sets a second cookie, a *pass* (sealed with XChaCha20-Poly1305 under a
+//! key derived from the current secret, bound to the session id, trusted
+//! for one minute by default), and a request that presents a valid one is
+//! signed in without reading the session store or the registry. The user
+//! still comes from the backend and the validity rule still judges the
+//! claim, so a changed password, a bumped epoch, a deleted user, an
+//! expired session or a retired secret end the fast path at once, on every
+//! instance, with no notice. What only the store knows (a sign-out, a
+//! revocation, "sign everyone out") reaches every process through the
+//! registry's [live sessions](live::LiveSessions), and each process refuses
+//! the user's passes issued before it heard of it:
+//!
+//! - on the instance that ended the session, from its next request;
+//! - on the others, once the notice arrived (milliseconds; BENCHMARKS.md,
+//!   "Fast path", measures it on Redis and Postgres);
+//! - at worst, for a notice lost while the channel looked healthy, one
+//!   pass lifetime.
+//!
+//! It degrades to the full path, never to trust: while the channel's
+//! listener is down, or the process has not heard its own heartbeat for
+//! three periods, every request takes the full path (a log event says so);
+//! when it is back, every pass issued before is refused. A new session gets
+//! its pass on its second request (its id exists once tower-sessions has
+//! saved it). It needs a registry with live sessions, a channel shared by
+//! every instance, and clocks within one second of each other (settable);
+//! [the module](fast_path) has the details and the settings.
 //!
 //! # Rotating the secret
 //!

@@ -8,7 +8,7 @@
 //! that presents a pass still valid is signed in from it: the layer reads
 //! neither the session store nor the session registry, and tower-sessions
 //! loads the session only if the handler reads it. The user still comes
-//! from the backend, and the [validity rule](crate::validity) still judges
+//! from the backend, and the [validity rule](crate#how-it-works) still judges
 //! the session (the user exists, the auth hash verifies under the current
 //! secret, the lifetimes hold); anything but "holds" sends the request
 //! down the full path, which decides and issues a new pass.
