@@ -117,17 +117,7 @@ async fn endings_reach_the_other_instance(make: impl Fn() -> LiveSessions) {
     let shared = Shared::new();
     let a = shared.site_in_real_time(make(), keys(SECRET_A, &[])).await;
     let b = shared.site_in_real_time(make(), keys(SECRET_A, &[])).await;
-    // Both instances hear their heartbeat before they issue passes.
-    let first = Client::new();
-    first.post(&a.url("/login/1"), "").await;
-    let ready = within(PROMPT, || async {
-        sets_pass(&first.get(&b.url("/me")).await)
-    })
-    .await;
-    assert!(
-        ready.is_some(),
-        "b never issued a pass: its channel is unheard"
-    );
+    ready(&a, &b).await;
 
     let (tab, held) = with_pass_on(&a, &b, 1).await;
     let reply = tab.post(&a.url("/logout"), "").await;
