@@ -17,7 +17,7 @@ use tower_sessions_auth::{
 };
 
 use common::{
-    fast_site::{cookie, removes_pass, sets_pass, Site, PASS},
+    fast_site::{cookie, removes_pass, sets_pass, Shared, Site, PASS},
     keys, Client, UserTable, SECRET_A, SECRET_B,
 };
 
@@ -47,12 +47,21 @@ async fn a_pass_signs_requests_in_without_reading_the_store() {
     assert_eq!(site.store.loads(), loads + 1);
 }
 
+/// The activity interval and the pass's lifetime are both a minute: at
+/// 59 s the pass serves, at 60 s the request takes the full path, which
+/// records the activity (the idle timeout's only write) and renews the
+/// pass; the next request is fast again.
 #[tokio::test]
-async fn an_expired_pass_takes_the_full_path_once_and_is_renewed() {
+async fn a_pass_serves_until_activity_is_due_then_is_renewed() {
     let site = Site::start().await;
     let alice = site.signed_in(1).await;
-    site.clock.set(site.clock.now() + 61);
-    let loads = site.store.loads();
+    let signed_in = site.clock.now();
+    let (loads, writes) = (site.store.loads(), site.store.writes());
+    site.clock.set(signed_in + 59);
+    assert_eq!(alice.get(&site.url("/me")).await.body, "alice");
+    assert_eq!(site.store.loads(), loads, "fast");
+
+    site.clock.set(signed_in + 60);
     let reply = alice.get(&site.url("/me")).await;
     assert_eq!(reply.body, "alice");
     assert!(sets_pass(&reply), "a new pass: {reply:?}");
@@ -61,11 +70,29 @@ async fn an_expired_pass_takes_the_full_path_once_and_is_renewed() {
         loads + 1,
         "the full path read the session"
     );
-    // Issued as of this request: trusted after the clock skew.
-    site.clock.set(site.clock.now() + 2);
+    assert_eq!(site.store.writes(), writes + 1, "and recorded the activity");
+
     let reply = alice.get(&site.url("/me")).await;
     assert_eq!(reply.body, "alice");
     assert_eq!(site.store.loads(), loads + 1, "the new pass is used");
+}
+
+#[tokio::test]
+async fn a_pass_is_trusted_for_its_lifetime_only() {
+    let mut shared = Shared::new();
+    shared.fast_path = shared.fast_path.with_lifetime(Duration::from_secs(10));
+    let site = shared.site(LiveSessions::new(), keys(SECRET_A, &[])).await;
+    let alice = site.signed_in(1).await;
+    let issued = site.clock.now();
+    let loads = site.store.loads();
+    site.clock.set(issued + 9);
+    assert_eq!(alice.get(&site.url("/me")).await.body, "alice");
+    assert_eq!(site.store.loads(), loads, "fast");
+    site.clock.set(issued + 10);
+    let reply = alice.get(&site.url("/me")).await;
+    assert_eq!(reply.body, "alice");
+    assert_eq!(site.store.loads(), loads + 1, "expired: the full path");
+    assert!(sets_pass(&reply), "renewed");
 }
 
 /// On a site of its own, signs alice in twice (`tab`, and `other` for a

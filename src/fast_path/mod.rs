@@ -134,7 +134,11 @@ impl FastPath {
 
     /// Sets how long a pass is trusted (default one minute): what a notice
     /// lost while the channel looks healthy can cost, and how often a
-    /// session takes the full path (once per lifetime).
+    /// session takes the full path. A pass also stops serving once the
+    /// session's activity is due to be recorded
+    /// ([`AuthLayer::with_activity_interval`](crate::AuthLayer::with_activity_interval),
+    /// default one minute): the full path records it, so the idle timeout
+    /// is as exact as without the fast path.
     ///
     /// # Panics
     ///

@@ -21,19 +21,23 @@ use super::{
 /// The pass cookie's default name.
 pub const PASS: &str = "tsa_pass";
 
-/// What the instances of one application share.
-#[derive(Clone, Default)]
+/// What the instances of one application share, and their fast path's
+/// settings.
+#[derive(Clone)]
 pub struct Shared {
     pub store: Counted,
     pub users: Users,
     pub entries: MemoryRegistry,
+    pub fast_path: FastPath,
 }
 
 impl Shared {
     pub fn new() -> Self {
         Self {
+            store: Counted::default(),
             users: Users::with_defaults(),
-            ..Self::default()
+            entries: MemoryRegistry::default(),
+            fast_path: FastPath::new().with_secure(false),
         }
     }
 
@@ -43,7 +47,7 @@ impl Shared {
         let clock = TestClock::new();
         let layer = AuthLayer::new(self.users.clone(), keys)
             .with_clock(clock.reader())
-            .with_fast_path(FastPath::new().with_secure(false));
+            .with_fast_path(self.fast_path.clone());
         self.serve(live, layer, clock).await
     }
 
