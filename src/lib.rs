@@ -743,6 +743,7 @@
 
 mod backend;
 mod config;
+pub mod credential;
 pub mod error;
 pub mod events;
 mod extract;

@@ -15,6 +15,7 @@ use serde::{de, de::DeserializeOwned, ser, Deserialize, Deserializer, Serialize,
 use tower_sessions::{cookie::time::OffsetDateTime, session, Expiry, Session};
 
 use crate::{
+    credential::Factor,
     handle::is_handle,
     hash::STORED_HASH_LEN,
     times::{TimeConfig, UnixMillis},
@@ -30,7 +31,7 @@ pub(crate) const SESSION_KEY: &str = "_auth";
 /// Stored as one string:
 ///
 /// ```text
-/// {hash}{epoch}[.{handle}]@{tier}{signed_in}.{authenticated}.{active}:{id}
+/// {hash}{epoch}[.{handle}]@{tier}{signed_in}.{authenticated}.{active}[;amr=…][;cred=…]:{id}
 /// ```
 ///
 /// - `hash`: the 43-character auth hash;
@@ -43,6 +44,14 @@ pub(crate) const SESSION_KEY: &str = "_auth";
 /// - `authenticated`, `active`: the last proof of the credentials (sign-in
 ///   or re-authentication) and the last recorded request, as milliseconds
 ///   after `signed_in` (a few digits where a full time takes thirteen);
+/// - `amr=`: the factors proved, unless a password alone proved the
+///   session, `+`-separated, each `{factor}.{ms}` (its RFC 8176 name and
+///   its last proof in milliseconds after `signed_in`); a record without
+///   it was proved by a password at `authenticated` (every record written
+///   before factors existed);
+/// - `cred=`: the credentials the session depends on, `+`-separated, each
+///   `{credential id}.{tag}` (both unpadded base64url; the tag is a keyed
+///   MAC of the user, the credential and its version);
 /// - `id`: the user id as JSON.
 ///
 /// `"iJrSg…gh3U0@s1764270000000.0.0:42"` is user `42` at epoch 0, signed
@@ -69,6 +78,47 @@ pub(crate) struct Claim {
     pub(crate) epoch: u64,
     pub(crate) handle: Option<String>,
     pub(crate) times: RecordTimes,
+    /// The factors proved, each with its last proof, unless the session was
+    /// proved by a password alone: `None` is a password proved at
+    /// `times.authenticated`, which every record from before factors
+    /// existed reads as. Boxed: most sessions have none.
+    pub(crate) proofs: Option<Box<[Proof]>>,
+    /// The credentials the session depends on: it ends when one is removed
+    /// or replaced.
+    pub(crate) bound: Vec<Bound>,
+}
+
+/// A factor and when the session last proved it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Proof {
+    pub(crate) factor: Factor,
+    pub(crate) at: UnixMillis,
+}
+
+/// A credential the session depends on: its id, unpadded base64url, and a
+/// keyed MAC of the user, the id and the credential's version when the
+/// session was bound ([`AuthKeys::binding_tag`](crate::AuthKeys)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Bound {
+    pub(crate) credential: String,
+    pub(crate) tag: String,
+}
+
+impl Claim {
+    /// The factors proved and when, a password at the last proof when the
+    /// claim names none.
+    pub(crate) fn proofs(&self) -> impl Iterator<Item = Proof> + '_ {
+        let password = Proof {
+            factor: Factor::PWD,
+            at: self.times.authenticated,
+        };
+        let named = self.proofs.as_deref();
+        named
+            .into_iter()
+            .flatten()
+            .copied()
+            .chain(named.is_none().then_some(password))
+    }
 }
 
 /// The times of a signed-in session, in Unix milliseconds.
@@ -143,10 +193,28 @@ impl<Id: Serialize> AuthRecord<Id> {
             Some(handle) => (".", handle.as_str()),
             None => ("", ""),
         };
-        Ok(format!(
-            "{}{}{dot}{handle}@{tier}{}.{authenticated}.{active}:{id}",
+        let mut packed = format!(
+            "{}{}{dot}{handle}@{tier}{}.{authenticated}.{active}",
             claim.auth_hash, claim.epoch, times.signed_in
-        ))
+        );
+        if let Some(proofs) = &claim.proofs {
+            packed.push_str(";amr=");
+            for (n, proof) in proofs.iter().enumerate() {
+                let after = proof.at.saturating_sub(times.signed_in).max(0);
+                let plus = if n == 0 { "" } else { "+" };
+                packed.push_str(&format!("{plus}{}.{after}", proof.factor));
+            }
+        }
+        if !claim.bound.is_empty() {
+            packed.push_str(";cred=");
+            for (n, bound) in claim.bound.iter().enumerate() {
+                let plus = if n == 0 { "" } else { "+" };
+                packed.push_str(&format!("{plus}{}.{}", bound.credential, bound.tag));
+            }
+        }
+        packed.push(':');
+        packed.push_str(&id);
+        Ok(packed)
     }
 }
 
@@ -171,7 +239,17 @@ impl<Id: DeserializeOwned> AuthRecord<Id> {
             Some(_) => return Err("auth record handle is malformed"),
             None => None,
         };
+        let (times, extra) = match times.split_once(';') {
+            Some((times, extra)) => (times, Some(extra)),
+            None => (times, None),
+        };
         let times = parse_times(times).ok_or("auth record times are malformed")?;
+        let (proofs, bound) = match extra {
+            Some(extra) => {
+                parse_extra(extra, times.signed_in).ok_or("auth record factors are malformed")?
+            }
+            None => (None, Vec::new()),
+        };
         let user_id = serde_json::from_str(id).map_err(|_| "auth record id is malformed")?;
         packed.truncate(STORED_HASH_LEN);
         Ok(Self {
@@ -181,6 +259,8 @@ impl<Id: DeserializeOwned> AuthRecord<Id> {
                 epoch,
                 handle,
                 times,
+                proofs,
+                bound,
             },
         })
     }
@@ -229,6 +309,58 @@ fn parse_times(text: &str) -> Option<RecordTimes> {
         active,
         remembered,
     })
+}
+
+/// The optional sections after the times, in this order:
+/// `amr={factor}.{ms after signed_in}+…` and `;cred={id}.{tag}+…`.
+fn parse_extra(
+    text: &str,
+    signed_in: UnixMillis,
+) -> Option<(Option<Box<[Proof]>>, Vec<Bound>)> {
+    let mut sections = text.split(';');
+    let mut section = sections.next();
+    let proofs = match section.and_then(|text| text.strip_prefix("amr=")) {
+        Some(list) => {
+            section = sections.next();
+            let proofs = list
+                .split('+')
+                .map(|item| {
+                    let (name, after) = item.split_once('.')?;
+                    Some(Proof {
+                        factor: Factor::from_name(name)?,
+                        at: signed_in.checked_add(i64::try_from(number(after)?).ok()?)?,
+                    })
+                })
+                .collect::<Option<Box<[Proof]>>>()?;
+            Some(proofs)
+        }
+        None => None,
+    };
+    let bound = match section.map(|text| text.strip_prefix("cred=")) {
+        Some(Some(list)) => list
+            .split('+')
+            .map(|item| {
+                let (credential, tag) = item.split_once('.')?;
+                let base64url = |text: &str| {
+                    !text.is_empty()
+                        && text
+                            .bytes()
+                            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+                };
+                (base64url(credential) && tag.len() == STORED_HASH_LEN && base64url(tag)).then(
+                    || Bound {
+                        credential: credential.to_owned(),
+                        tag: tag.to_owned(),
+                    },
+                )
+            })
+            .collect::<Option<Vec<Bound>>>()?,
+        Some(None) => return None,
+        None => Vec::new(),
+    };
+    // Nothing more, and not nothing at all.
+    let complete = sections.next().is_none() && (proofs.is_some() || !bound.is_empty());
+    complete.then_some((proofs, bound))
 }
 
 /// A decimal `u64` as the record writes it: digits only (`u64::from_str`
@@ -414,6 +546,8 @@ mod tests {
                 handle: None,
                 auth_hash: HASH.to_owned(),
                 times: RecordTimes::signed_in_at(T0, false),
+                proofs: None,
+                bound: Vec::new(),
             },
         }
     }
@@ -443,6 +577,62 @@ mod tests {
         assert_eq!(
             (back.user_id, back.claim.epoch, back.claim.handle.as_deref()),
             (42, 3, Some(HANDLE))
+        );
+    }
+
+    #[test]
+    fn factors_and_bound_credentials_follow_the_times() {
+        let mut proved = record(7_u64, 0);
+        proved.claim.proofs = Some(Box::new([
+            Proof {
+                factor: Factor::HWK,
+                at: T0,
+            },
+            Proof {
+                factor: Factor::USER,
+                at: T0 + 250,
+            },
+        ]));
+        proved.claim.bound = vec![
+            Bound {
+                credential: "AQID".to_owned(),
+                tag: HASH.to_owned(),
+            },
+            Bound {
+                credential: "q3Xc-_".to_owned(),
+                tag: HASH.to_owned(),
+            },
+        ];
+        let stored = serde_json::to_value(&proved).unwrap();
+        assert_eq!(
+            stored,
+            json!(format!(
+                "{HASH}0@s{T0}.0.0;amr=hwk.0+user.250;cred=AQID.{HASH}+q3Xc-_.{HASH}:7"
+            ))
+        );
+        let back: AuthRecord<u64> = decode(stored).unwrap();
+        assert_eq!(back.claim, proved.claim);
+        let factors: Vec<_> = back.claim.proofs().map(|proof| proof.factor).collect();
+        assert_eq!(factors, [Factor::HWK, Factor::USER]);
+
+        // Either section alone.
+        let bound_only = format!("{HASH}0@s{T0}.0.0;cred=AQID.{HASH}:7");
+        let back: AuthRecord<u64> = decode(json!(bound_only)).unwrap();
+        assert_eq!((back.claim.proofs, back.claim.bound.len()), (None, 1));
+    }
+
+    #[test]
+    fn a_record_from_before_factors_was_proved_by_its_password() {
+        let back: AuthRecord<u64> = decode(json!(format!("{HASH}0@s{T0}.5.9:7"))).unwrap();
+        assert_eq!(back.claim.proofs, None);
+        assert!(back.claim.bound.is_empty());
+        let proofs: Vec<_> = back.claim.proofs().collect();
+        assert_eq!(
+            proofs,
+            [Proof {
+                factor: Factor::PWD,
+                at: T0 + 5
+            }]
         );
     }
 
@@ -538,6 +728,20 @@ mod tests {
             json!(format!("{HASH}0@s@{T0}.0.0:1")),
             json!(format!("{HASH}0@@s{T0}.0.0:1")),
             json!(format!("{HASH}0@s{T0}.0.0 :1")),
+            // Factors and credentials: known names, numbers, in order.
+            json!(format!("{HASH}0@s{T0}.0.0;:1")),
+            json!(format!("{HASH}0@s{T0}.0.0;amr=:1")),
+            json!(format!("{HASH}0@s{T0}.0.0;amr=pass.0:1")),
+            json!(format!("{HASH}0@s{T0}.0.0;amr=pwd:1")),
+            json!(format!("{HASH}0@s{T0}.0.0;amr=pwd.-1:1")),
+            json!(format!("{HASH}0@s{T0}.0.0;amr=pwd.0+:1")),
+            json!(format!("{HASH}0@s{T0}.0.0;cred=AQID:1")),
+            json!(format!("{HASH}0@s{T0}.0.0;cred=AQID.short:1")),
+            json!(format!("{HASH}0@s{T0}.0.0;cred=.{HASH}:1")),
+            json!(format!("{HASH}0@s{T0}.0.0;cred=A/ID.{HASH}:1")),
+            json!(format!("{HASH}0@s{T0}.0.0;cred=AQID.{HASH};amr=pwd.0:1")),
+            json!(format!("{HASH}0@s{T0}.0.0;amr=pwd.0;amr=pwd.0:1")),
+            json!(format!("{HASH}0@s{T0}.0.0;other=1:1")),
             json!(42),
             json!({ "id": 1, "hash": HASH }),
             json!(null),

@@ -438,6 +438,8 @@ impl<U: SessionUser> AuthSession<U> {
                 epoch: user.session_epoch(),
                 handle,
                 times,
+                proofs: None,
+                bound: Vec::new(),
             },
         };
         self.session.insert(SESSION_KEY, &record).await?;

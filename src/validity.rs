@@ -271,6 +271,8 @@ mod tests {
             epoch: user.epoch,
             handle: Some("q3XcA9-_kLmN0pQrStUvWx".to_owned()),
             times: RecordTimes::signed_in_at(T0, false),
+            proofs: None,
+            bound: Vec::new(),
         }
     }
 

@@ -147,6 +147,8 @@ mod tests {
                 epoch: 3,
                 handle,
                 times: RecordTimes::signed_in_at(1_799_999_000_000, true),
+                proofs: None,
+                bound: Vec::new(),
             },
         }
     }

@@ -791,6 +791,8 @@ mod tests {
                 epoch: 0,
                 handle: Some("h".to_owned()),
                 times: crate::record::RecordTimes::signed_in_at(0, false),
+                proofs: None,
+                bound: Vec::new(),
             },
         }
     }
