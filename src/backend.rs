@@ -31,26 +31,49 @@ pub trait SessionUser: Clone + Send + Sync + 'static {
     /// Only a keyed MAC of this value reaches the session store, never the
     /// value itself. Return the stored *hash*, never a plaintext password.
     ///
-    /// It must not be empty. [`login`](crate::AuthSession::login) and
-    /// [`update_session_auth_hash`](crate::AuthSession::update_session_auth_hash)
-    /// refuse a user whose credential is empty
+    /// It is empty only for an account without a password (passkeys
+    /// alone): its sessions are signed in with a credential they depend on
+    /// ([`SignIn::credential`](crate::SignIn::credential), see
+    /// [`credential_version`](Self::credential_version)). A session that
+    /// depends on no credential is never signed for an empty value:
+    /// [`login`](crate::AuthSession::login) refuses it
     /// ([`HashError::EmptyCredential`](crate::error::HashError::EmptyCredential)),
-    /// and no session of such a user verifies: one signed earlier ends on its
-    /// next request.
+    /// and one signed earlier ends on its next request.
     ///
     /// The MAC also covers the user's id, so two accounts with the same
-    /// credential do not share sessions. Still give each account without a
-    /// password (single sign-on, passkeys) a random value of its own, as
-    /// Django does with its unusable passwords, and replace it when its
-    /// sessions must end (a password set, an identity provider unlinked): a
-    /// constant shared by all of them never changes, and so never ends a
-    /// session.
+    /// credential do not share sessions.
     ///
-    /// Rehashing a password (say, a cost upgrade at login) changes this value
-    /// and so ends the user's other sessions, as in Django; call
-    /// [`AuthSession::update_session_auth_hash`](crate::AuthSession::update_session_auth_hash)
-    /// afterwards to keep the current one.
+    /// Rehashing a password (say, a cost upgrade at login) changes the
+    /// stored hash and so, when this returns the hash, ends the user's
+    /// other sessions, as in Django. To keep them, return what changes only
+    /// when the password does: a password version the application bumps on
+    /// every real change, or the time the password was set (its bytes in
+    /// any stable form). The crate cannot tell a rehash from a change by
+    /// itself; the application can.
     fn credential(&self) -> &[u8];
+
+    /// The version of the user's credential `id` (a passkey's credential
+    /// id, a one-time-password device's id) as the application stores it
+    /// now, or `None` when the user no longer has it.
+    ///
+    /// A session signed in or re-authenticated with a credential
+    /// ([`SignIn::credential`](crate::SignIn::credential)) keeps a keyed MAC
+    /// of its version, and ends (reason
+    /// [`CredentialRemoved`](crate::EndReason::CredentialRemoved)) on its
+    /// next request once this returns `None` or another version: removing
+    /// a lost phone's passkey ends the sessions that passkey proved, and
+    /// only those. Bump the version when a credential is replaced (a new
+    /// TOTP secret under the same device id), not when a passkey's
+    /// signature counter moves.
+    ///
+    /// Return it from the user the backend loads, which then carries every
+    /// credential's id and version: the check adds no round trip. The
+    /// default has no credentials: implement it before binding a session
+    /// to one.
+    fn credential_version(&self, id: &[u8]) -> Option<u64> {
+        let _ = id;
+        None
+    }
 
     /// A per-user counter mixed into the session hash (a "security stamp").
     ///

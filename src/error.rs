@@ -28,7 +28,8 @@ pub enum AuthError {
     #[error("session registry operation failed")]
     Registry(#[from] RegistryError),
     /// The user cannot be signed into a session: their credential is empty
-    /// ([`HashError::EmptyCredential`]) or their id cannot be serialized, a
+    /// ([`HashError::EmptyCredential`]), the credential named does not exist
+    /// ([`HashError::UnknownCredential`]) or their id cannot be serialized, a
     /// bug of the application or of its data. As a response: a generic 500.
     /// The session was left as it was.
     #[error("cannot sign the user into the session")]

@@ -47,6 +47,10 @@ const LOG_SALT: &[u8] = b"tower-sessions-auth.log-fingerprint.v1";
 /// cookie (`fast_path/pass.rs`).
 const PASS_SALT: &[u8] = b"tower-sessions-auth.fast-path-pass.v1";
 
+/// Domain separation for the MAC that binds a session to a credential
+/// ([`AuthKeys::binding_tag`]).
+const BINDING_SALT: &[u8] = b"tower-sessions-auth.credential-binding.v1";
+
 /// The shortest secret [`AuthKeys`] accepts, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
 
@@ -97,6 +101,8 @@ pub(crate) const STORED_HASH_LEN: usize = 43;
 pub struct AuthKeys {
     current: SigningKey,
     fallbacks: Vec<SigningKey>,
+    /// The binding keys of the current secret, then of each fallback.
+    binding: Vec<SigningKey>,
     log: SigningKey,
     /// Encrypts the fast path's credential cookie; from the current secret
     /// only, so that a rotation refuses every older cookie (the full path
@@ -129,6 +135,7 @@ impl AuthKeys {
         Ok(Self {
             current: SigningKey::derive(secret, KEY_SALT)?,
             fallbacks: Vec::new(),
+            binding: vec![SigningKey::derive(secret, BINDING_SALT)?],
             log: SigningKey::derive(secret, LOG_SALT)?,
             pass: XChaCha20Poly1305::new(&derive(secret, PASS_SALT).into()),
         })
@@ -144,6 +151,8 @@ impl AuthKeys {
     pub fn with_fallback(mut self, secret: impl AsRef<[u8]>) -> Result<Self, KeyError> {
         self.fallbacks
             .push(SigningKey::derive(secret.as_ref(), KEY_SALT)?);
+        self.binding
+            .push(SigningKey::derive(secret.as_ref(), BINDING_SALT)?);
         Ok(self)
     }
 
@@ -176,7 +185,18 @@ impl AuthKeys {
     /// them. [`HashError::UnserializableId`] when serde_json cannot
     /// serialize the user's id.
     pub fn auth_hash<U: SessionUser>(&self, user: &U) -> Result<String, HashError> {
-        let message = Message::of(user)?;
+        self.auth_hash_of(user, false)
+    }
+
+    /// [`auth_hash`](Self::auth_hash), for a session bound to at least one
+    /// credential when `bound`: such a session depends on something even
+    /// when the user has no password, so an empty credential is signed.
+    pub(crate) fn auth_hash_of<U: SessionUser>(
+        &self,
+        user: &U,
+        bound: bool,
+    ) -> Result<String, HashError> {
+        let message = Message::of(user, bound)?;
         Ok(URL_SAFE_NO_PAD.encode(self.current.tag(&message)))
     }
 
@@ -195,12 +215,23 @@ impl AuthKeys {
     /// client.
     #[must_use]
     pub fn verify<U: SessionUser>(&self, user: &U, stored: &str) -> Verification {
+        self.verify_of(user, stored, false)
+    }
+
+    /// [`verify`](Self::verify), for a session bound to at least one
+    /// credential when `bound` (see [`auth_hash_of`](Self::auth_hash_of)).
+    pub(crate) fn verify_of<U: SessionUser>(
+        &self,
+        user: &U,
+        stored: &str,
+        bound: bool,
+    ) -> Verification {
         let mut tag = [0_u8; TAG_LEN];
         match URL_SAFE_NO_PAD.decode_slice(stored, &mut tag) {
             Ok(TAG_LEN) => {}
             _ => return Verification::Mismatch,
         }
-        let Ok(message) = Message::of(user) else {
+        let Ok(message) = Message::of(user, bound) else {
             return Verification::Mismatch;
         };
         if self.current.verify(&message, &tag) {
@@ -227,6 +258,52 @@ impl AuthKeys {
 }
 
 impl AuthKeys {
+    /// The tag that binds a session of `user` to their credential
+    /// `credential` at `version`, in stored form: a MAC of the user's id,
+    /// the credential's id and its version under the current secret.
+    pub(crate) fn binding_tag<U: SessionUser>(
+        &self,
+        user: &U,
+        credential: &[u8],
+        version: u64,
+    ) -> Result<String, HashError> {
+        let id =
+            IdJson::of(&user.id()).map_err(|error| HashError::UnserializableId(error.into()))?;
+        let tag = binding_mac(&self.binding[0], &id, credential, version)
+            .finalize()
+            .into_bytes();
+        Ok(URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// Checks a binding tag, under the current secret and then each
+    /// fallback, each comparison in constant time.
+    pub(crate) fn verify_binding<U: SessionUser>(
+        &self,
+        user: &U,
+        credential: &[u8],
+        version: u64,
+        stored: &str,
+    ) -> Verification {
+        let mut tag = [0_u8; TAG_LEN];
+        match URL_SAFE_NO_PAD.decode_slice(stored, &mut tag) {
+            Ok(TAG_LEN) => {}
+            _ => return Verification::Mismatch,
+        }
+        let Ok(id) = IdJson::of(&user.id()) else {
+            return Verification::Mismatch;
+        };
+        let verifies = |key: &SigningKey| {
+            binding_mac(key, &id, credential, version)
+                .verify_slice(&tag)
+                .is_ok()
+        };
+        match self.binding.iter().position(verifies) {
+            Some(0) => Verification::Current,
+            Some(_) => Verification::Fallback,
+            None => Verification::Mismatch,
+        }
+    }
+
     /// The cipher of the fast path's credential cookie.
     pub(crate) fn pass_cipher(&self) -> &XChaCha20Poly1305 {
         &self.pass
@@ -252,10 +329,12 @@ struct Message<'a> {
 }
 
 impl<'a> Message<'a> {
-    /// Refuses an empty credential here, so that no path can sign one.
-    fn of<U: SessionUser>(user: &'a U) -> Result<Self, HashError> {
+    /// Refuses an empty credential here, unless the session is `bound` to
+    /// another credential, so that no path can sign a session that depends
+    /// on nothing.
+    fn of<U: SessionUser>(user: &'a U, bound: bool) -> Result<Self, HashError> {
         let credential = user.credential();
-        if credential.is_empty() {
+        if credential.is_empty() && !bound {
             return Err(HashError::EmptyCredential);
         }
         let id =
@@ -365,6 +444,18 @@ impl SigningKey {
     }
 }
 
+/// `len(id) || id || len(credential) || credential || version`, each
+/// length and the version 8 bytes big-endian, under `key`.
+fn binding_mac(key: &SigningKey, id: &IdJson, credential: &[u8], version: u64) -> HmacSha256 {
+    key.0
+        .clone()
+        .chain_update(length(id.as_bytes()))
+        .chain_update(id.as_bytes())
+        .chain_update(length(credential))
+        .chain_update(credential)
+        .chain_update(version.to_be_bytes())
+}
+
 /// The key of one purpose: `HMAC-SHA256(secret, salt)`. The caller has
 /// checked the secret's length.
 fn derive(secret: &[u8], salt: &[u8]) -> [u8; TAG_LEN] {
@@ -404,14 +495,23 @@ pub enum KeyError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HashError {
-    /// The user's [`credential`](crate::SessionUser::credential) is empty.
-    /// A session bound to nothing would survive every password change; give
-    /// an account without a password a random value of its own instead.
+    /// The user's [`credential`](crate::SessionUser::credential) is empty
+    /// and the session is bound to no other credential: it would depend on
+    /// nothing and survive every change. Sign an account without a
+    /// password in with the credential it proved
+    /// ([`SignIn::credential`](crate::SignIn::credential)).
     #[error(
-        "the user's credential is empty: give an account without a password a random value of \
-         its own (see `SessionUser::credential`)"
+        "the user's credential is empty: sign an account without a password in with the \
+         credential it proved (see `SignIn::credential`)"
     )]
     EmptyCredential,
+    /// A sign-in named a credential
+    /// ([`SignIn::credential`](crate::SignIn::credential)) that the user
+    /// does not have
+    /// ([`SessionUser::credential_version`](crate::SessionUser::credential_version)
+    /// returned `None`): a bug of the application.
+    #[error("the user has no such credential (see `SessionUser::credential_version`)")]
+    UnknownCredential,
     /// serde_json cannot serialize the user's id (a map with non-string
     /// keys, say); the session record could not hold it either.
     #[error("the user id cannot be serialized as JSON")]
@@ -525,7 +625,7 @@ mod tests {
     #[test]
     fn the_odd_id_is_signed_as_serde_json_writes_it() {
         let user = user_with(ODD_ID.to_owned(), 0);
-        let message = Message::of(&user).unwrap();
+        let message = Message::of(&user, false).unwrap();
         assert_eq!(
             message.id.as_bytes(),
             b"\"a:b.c\\\"d\\\\e/\xc3\xa9\xf0\x9f\xa6\x80\\u0001\\n\""

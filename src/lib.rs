@@ -96,7 +96,11 @@
 //!    `credential_changed`, or `epoch_changed` when the user's epoch moved;
 //!    unless, on a request, the session was *superseded*: its own browser
 //!    rotated its id away meanwhile (see [Parallel
-//!    requests](#parallel-requests-of-one-browser)).
+//!    requests](#parallel-requests-of-one-browser)). Then **the
+//!    credentials** the session depends on (the passkey it signed in with;
+//!    [Credentials and factors](#credentials-and-factors)): one the user no
+//!    longer has, or has at another version, ends it as
+//!    `credential_removed`.
 //! 4. **The registry entry**, when the layer has a
 //!    [`SessionRegistry`](registry::SessionRegistry): gone (signed out,
 //!    revoked, expired) or never made (a session from before the registry):

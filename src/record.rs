@@ -313,10 +313,7 @@ fn parse_times(text: &str) -> Option<RecordTimes> {
 
 /// The optional sections after the times, in this order:
 /// `amr={factor}.{ms after signed_in}+…` and `;cred={id}.{tag}+…`.
-fn parse_extra(
-    text: &str,
-    signed_in: UnixMillis,
-) -> Option<(Option<Box<[Proof]>>, Vec<Bound>)> {
+fn parse_extra(text: &str, signed_in: UnixMillis) -> Option<(Option<Box<[Proof]>>, Vec<Bound>)> {
     let mut sections = text.split(';');
     let mut section = sections.next();
     let proofs = match section.and_then(|text| text.strip_prefix("amr=")) {
@@ -343,9 +340,9 @@ fn parse_extra(
                 let (credential, tag) = item.split_once('.')?;
                 let base64url = |text: &str| {
                     !text.is_empty()
-                        && text
-                            .bytes()
-                            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+                        && text.bytes().all(|byte| {
+                            byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'
+                        })
                 };
                 (base64url(credential) && tag.len() == STORED_HASH_LEN && base64url(tag)).then(
                     || Bound {
@@ -399,12 +396,16 @@ pub enum EndReason {
     /// The session passed its idle timeout or its absolute lifetime (see
     /// [`Lifetimes`](crate::times::Lifetimes)).
     Expired,
+    /// A credential the session depends on (the passkey it signed in with,
+    /// say) was removed or replaced
+    /// ([`SessionUser::credential_version`](crate::SessionUser::credential_version)).
+    CredentialRemoved,
 }
 
 impl EndReason {
     /// A short, stable name: `credential_changed`, `epoch_changed`,
-    /// `user_gone`, `malformed`, `revoked` or `expired`; for logs, metrics
-    /// and JSON.
+    /// `user_gone`, `malformed`, `revoked`, `expired` or
+    /// `credential_removed`; for logs, metrics and JSON.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -414,6 +415,7 @@ impl EndReason {
             Self::Malformed => "malformed",
             Self::Revoked => "revoked",
             Self::Expired => "expired",
+            Self::CredentialRemoved => "credential_removed",
         }
     }
 }
@@ -791,6 +793,7 @@ mod tests {
             EndReason::Malformed,
             EndReason::Revoked,
             EndReason::Expired,
+            EndReason::CredentialRemoved,
         ]
         .map(|reason| reason.to_string());
         assert_eq!(
@@ -801,7 +804,8 @@ mod tests {
                 "user_gone",
                 "malformed",
                 "revoked",
-                "expired"
+                "expired",
+                "credential_removed"
             ]
         );
     }

@@ -12,6 +12,7 @@ use axum::{
     http::{header, HeaderMap},
     response::Response,
 };
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use tower::Service;
 use tower_sessions::{session, Session};
 use tracing::{field, Instrument as _, Span};
@@ -20,6 +21,7 @@ use crate::{
     backend::{SessionUser, UserBackend},
     config::{Checked, Context},
     error::HashError,
+    hash::AuthKeys,
     events::AuthEventKind,
     fast_path::{self, admit, Admission, FastPath, Found, Presented},
     identity::{Identity, SessionEnded},
@@ -485,15 +487,31 @@ async fn rehash<U: SessionUser, E>(
     mut record: AuthRecord<U::Id>,
 ) -> Result<AuthRecord<U::Id>, (Failure<E>, U::Id)> {
     // The epoch stays: it is the user's, which the fallback hash covered.
-    record.claim.auth_hash = match context.keys.auth_hash(user) {
-        Ok(auth_hash) => auth_hash,
-        Err(error) => return Err((Failure::Sign(error), record.user_id)),
-    };
+    if let Err(error) = resign(&context.keys, user, &mut record.claim) {
+        return Err((Failure::Sign(error), record.user_id));
+    }
     if let Err(error) = session.insert(SESSION_KEY, &record).await {
         return Err((Failure::Store(error), record.user_id));
     }
     tracing::info!(session = %fingerprint(context, session), "session re-hashed under the current secret");
     Ok(record)
+}
+
+/// Signs `claim`'s hash and its credential bindings under the current
+/// secret. The rule verified them for `user` a moment ago, so every bound
+/// credential is still the user's.
+fn resign<U: SessionUser>(keys: &AuthKeys, user: &U, claim: &mut Claim) -> Result<(), HashError> {
+    claim.auth_hash = keys.auth_hash_of(user, !claim.bound.is_empty())?;
+    for bound in &mut claim.bound {
+        let id = URL_SAFE_NO_PAD
+            .decode(&bound.credential)
+            .map_err(|_| HashError::UnknownCredential)?;
+        let version = user
+            .credential_version(&id)
+            .ok_or(HashError::UnknownCredential)?;
+        bound.tag = keys.binding_tag(user, &id, version)?;
+    }
+    Ok(())
 }
 
 /// Ends the session (its record is deleted, the cookie removed, and its

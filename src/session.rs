@@ -4,18 +4,20 @@
 use std::{fmt, time::SystemTime};
 
 use axum::{extract::FromRequestParts, http::request::Parts};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use tower_sessions::Session;
 
 use crate::{
     backend::SessionUser,
     config::{Checked, Context},
-    error::AuthError,
+    error::{AuthError, HashError},
     events::{AuthEventKind, RequestInfo},
     identity::{extension, identity, Identity},
-    record::{end_session, AuthRecord, Claim, RecordTimes, SESSION_KEY},
+    credential::Factor,
+    record::{end_session, AuthRecord, Bound, Claim, Proof, RecordTimes, SESSION_KEY},
     registry::{user_key, Revocation, SessionHandle, SessionInfo, SessionRegistry, SignInDetails},
     rejection::AuthRejection,
-    times::{from_unix_millis, SignIn},
+    times::{from_unix_millis, SignIn, UnixMillis},
 };
 
 /// Signs users in and out of the current session.
@@ -172,17 +174,48 @@ impl<U: SessionUser> AuthSession<U> {
     ///
     /// As [`login`](Self::login).
     pub async fn reauthenticate(&mut self, user: &U) -> Result<(), AuthError> {
+        self.reauthenticate_with(user, SignIn::new()).await
+    }
+
+    /// Records a new proof of this session's user, as
+    /// [`reauthenticate`](Self::reauthenticate) does, with the factors
+    /// and the credential of `options` (a step-up: a passkey or a one-time
+    /// password after a password sign-in). The session keeps the factors
+    /// it proved before, each with its last proof, and depends on the new
+    /// credential too; the tier stays (`options.remember` is not read). The
+    /// session id changes (ASVS 5.0 7.2.4). Another user, or an anonymous
+    /// request, is signed in as [`login_with`](Self::login_with) does.
+    ///
+    /// # Errors
+    ///
+    /// As [`login_with`](Self::login_with).
+    pub async fn reauthenticate_with(&mut self, user: &U, options: SignIn) -> Result<(), AuthError> {
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
-        let times = match &self.claim {
-            Some(claim) if same_user => Some(claim.times),
-            _ => None,
-        };
-        match times {
-            Some(times) => {
-                let options = SignIn::new().remember(times.remembered);
-                self.sign_in(user, options, Some(times)).await
+        let kept = self.claim.clone().filter(|_| same_user);
+        match kept {
+            Some(kept) => {
+                let options = SignIn {
+                    remember: kept.times.remembered,
+                    ..options
+                };
+                self.sign_in(user, options, Some(kept)).await
             }
-            None => self.login(user).await,
+            None => self.sign_in(user, options, None).await,
+        }
+    }
+
+    /// The factors this session's user proved, each with its last proof
+    /// (a password at the sign-in for a session signed in without
+    /// [`SignIn::factors`]); empty when anonymous. For an `amr` claim, or
+    /// to show how a session was proved.
+    #[must_use]
+    pub fn factors(&self) -> Vec<(Factor, SystemTime)> {
+        match (self.user(), &self.claim) {
+            (Some(_), Some(claim)) => claim
+                .proofs()
+                .map(|proof| (proof.factor, from_unix_millis(proof.at)))
+                .collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -196,24 +229,25 @@ impl<U: SessionUser> AuthSession<U> {
         Some(from_unix_millis(claim.times.authenticated))
     }
 
-    /// Signs `user` in with `options`; `kept` holds the times of this
+    /// Signs `user` in with `options`; `kept` holds the claim of this
     /// session when it is a re-authentication of its user.
     async fn sign_in(
         &mut self,
         user: &U,
         options: SignIn,
-        kept: Option<RecordTimes>,
+        kept: Option<Claim>,
     ) -> Result<(), AuthError> {
         // First, so that a user who cannot be signed in changes nothing.
-        let auth_hash = self.context.keys.auth_hash(user)?;
+        let now = self.context.times.clock.now_ms();
+        let (proofs, bound) = proved(&self.context.keys, user, &options, kept.as_ref(), now)?;
+        let auth_hash = self.context.keys.auth_hash_of(user, !bound.is_empty())?;
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
         let kept_handle = if same_user { self.handle() } else { None };
-        let now = self.context.times.clock.now_ms();
-        let times = match kept {
+        let times = match &kept {
             Some(kept) => RecordTimes {
                 authenticated: now,
                 active: now,
-                ..kept
+                ..kept.times
             },
             None => RecordTimes::signed_in_at(now, options.remember),
         };
@@ -244,7 +278,15 @@ impl<U: SessionUser> AuthSession<U> {
             }
             None => None,
         };
-        self.store_hash(user, handle, auth_hash, times).await?;
+        let claim = Claim {
+            auth_hash,
+            epoch: user.session_epoch(),
+            handle,
+            times,
+            proofs,
+            bound,
+        };
+        self.store_claim(user, claim).await?;
         let kind = if kept.is_some() {
             AuthEventKind::Reauthenticated
         } else {
@@ -294,18 +336,22 @@ impl<U: SessionUser> AuthSession<U> {
     pub async fn update_session_auth_hash(&mut self, user: &U) -> Result<(), AuthError> {
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
         // Hashed first, so that a user who cannot be signed in changes nothing.
-        let (auth_hash, claim) = match &self.claim {
-            Some(claim) if same_user => (Some(self.context.keys.auth_hash(user)?), Some(claim)),
-            _ => (None, None),
+        let claim = match self.claim.clone() {
+            Some(claim) if same_user => Some(Claim {
+                auth_hash: self
+                    .context
+                    .keys
+                    .auth_hash_of(user, !claim.bound.is_empty())?,
+                epoch: user.session_epoch(),
+                ..claim
+            }),
+            _ => None,
         };
-        let (handle, times) = match claim {
-            Some(claim) => (claim.handle.clone(), Some(claim.times)),
-            None => (None, None),
-        };
+        let handle = claim.as_ref().and_then(|claim| claim.handle.clone());
+        let auth_hash = claim.as_ref().map(|claim| claim.auth_hash.clone());
         self.session.cycle_id().await?;
-        if let (Some(auth_hash), Some(times)) = (&auth_hash, times) {
-            self.store_hash(user, handle.clone(), auth_hash.clone(), times)
-                .await?;
+        if let Some(claim) = claim {
+            self.store_claim(user, claim).await?;
         }
         if let Some(registry) = &self.context.registry {
             // Announced with this session's new hash, so that its own open
@@ -421,30 +467,16 @@ impl<U: SessionUser> AuthSession<U> {
         Ok(())
     }
 
-    /// Stores `auth_hash`, which the caller computed for `user` before it
-    /// changed anything, with the session's times, and gives the cookie
-    /// its tier's lifetime.
-    async fn store_hash(
-        &mut self,
-        user: &U,
-        handle: Option<String>,
-        auth_hash: String,
-        times: RecordTimes,
-    ) -> Result<(), AuthError> {
+    /// Stores `claim`, which the caller made for `user` before it changed
+    /// anything, and gives the cookie its tier's lifetime.
+    async fn store_claim(&mut self, user: &U, claim: Claim) -> Result<(), AuthError> {
         let record = AuthRecord {
             user_id: user.id(),
-            claim: Claim {
-                auth_hash,
-                epoch: user.session_epoch(),
-                handle,
-                times,
-                proofs: None,
-                bound: Vec::new(),
-            },
+            claim,
         };
         self.session.insert(SESSION_KEY, &record).await?;
         self.session
-            .set_expiry(Some(times.cookie_expiry(&self.context.times)));
+            .set_expiry(Some(record.claim.times.cookie_expiry(&self.context.times)));
         self.claim = Some(record.claim);
         self.identity = Identity::Authenticated(user.clone());
         Ok(())
@@ -597,4 +629,45 @@ mod tests {
         assert!(format!("{session:?}").contains(&id.0.to_string()));
         assert!(!printed.contains(&stored[..43]), "{printed}");
     }
+}
+
+/// The factors and credentials a sign-in (or, with `kept`, a
+/// re-authentication of the same user) leaves the session with: the
+/// factors of `options` proved `now` beside those `kept` proved before, and
+/// the credential of `options` beside those `kept` depends on.
+fn proved<U: SessionUser>(
+    keys: &crate::AuthKeys,
+    user: &U,
+    options: &SignIn,
+    kept: Option<&Claim>,
+    now: UnixMillis,
+) -> Result<(Option<Box<[Proof]>>, Vec<Bound>), AuthError> {
+    let mut bound = kept.map(|kept| kept.bound.clone()).unwrap_or_default();
+    if let Some(id) = &options.credential {
+        let version = user
+            .credential_version(id)
+            .ok_or(HashError::UnknownCredential)?;
+        let credential = URL_SAFE_NO_PAD.encode(id);
+        bound.retain(|old| old.credential != credential);
+        bound.push(Bound {
+            tag: keys.binding_tag(user, id, version)?,
+            credential,
+        });
+    }
+    let factors: &[Factor] = if options.factors.is_empty() {
+        &[Factor::PWD]
+    } else {
+        &options.factors
+    };
+    let mut proofs: Vec<Proof> = kept
+        .map(|kept| kept.proofs().filter(|old| !factors.contains(&old.factor)).collect())
+        .unwrap_or_default();
+    proofs.extend(factors.iter().map(|&factor| Proof { factor, at: now }));
+    proofs.sort_unstable_by_key(|proof| proof.factor);
+    // A password alone, proved now: what a record without factors says.
+    let password_only = proofs.len() == 1 && proofs[0].factor == Factor::PWD;
+    Ok((
+        (!password_only).then(|| proofs.into_boxed_slice()),
+        bound,
+    ))
 }

@@ -1,6 +1,7 @@
 //! Time in the session: the clock, the lifetimes of the two sign-in tiers,
 //! the re-authentication window, and the options of a sign-in.
 
+use crate::credential::Factor;
 use std::{
     fmt,
     sync::Arc,
@@ -217,15 +218,21 @@ impl Default for ReauthPolicy {
 /// The options of one sign-in, for [`AuthSession::login_with`](crate::AuthSession::login_with).
 ///
 /// ```
-/// use tower_sessions_auth::SignIn;
+/// use tower_sessions_auth::{credential::Factor, SignIn};
 ///
 /// let options = SignIn::new().remember(true).label("password");
+/// let passkey = SignIn::new()
+///     .factors([Factor::HWK, Factor::USER])
+///     .credential(b"credential id".to_vec());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[must_use]
 pub struct SignIn {
     pub(crate) remember: bool,
     pub(crate) label: Option<String>,
+    /// Empty: a password.
+    pub(crate) factors: Vec<Factor>,
+    pub(crate) credential: Option<Vec<u8>>,
 }
 
 impl SignIn {
@@ -246,6 +253,29 @@ impl SignIn {
     /// Names the sign-in in the session registry ("password", "passkey").
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
+        self
+    }
+
+    /// The factors the user proved ([RFC 8176](https://www.rfc-editor.org/rfc/rfc8176)
+    /// `amr` values): `[Factor::HWK, Factor::USER]` for a passkey that
+    /// verified its user. Default: a password ([`Factor::PWD`]). The session
+    /// keeps when each was last proved, for
+    /// [`AuthSession::factors`](crate::AuthSession::factors) and routes that
+    /// ask for a factor.
+    pub fn factors(mut self, factors: impl IntoIterator<Item = Factor>) -> Self {
+        self.factors = factors.into_iter().collect();
+        self.factors.sort_unstable();
+        self.factors.dedup();
+        self
+    }
+
+    /// The credential that proved the user (a passkey's credential id, a
+    /// one-time-password device's id): the session then depends on it, and
+    /// ends when the user no longer has it at the version they had now
+    /// ([`SessionUser::credential_version`](crate::SessionUser::credential_version)).
+    /// An account without a password signs in this way.
+    pub fn credential(mut self, id: impl Into<Vec<u8>>) -> Self {
+        self.credential = Some(id.into());
         self
     }
 }

@@ -15,6 +15,8 @@
 //!    to be re-hashed) or a newer hash the session announced (holds, with
 //!    that hash); a mismatch ends the session, unless the path finds that
 //!    the session was superseded (its id rotated away by the same browser);
+//!    then each credential the session depends on: gone or at another
+//!    version ends it as `credential_removed`;
 //! 4. the registry entry, when the layer keeps a registry: gone ends the
 //!    session; then the idle timeout by the latest activity known, the
 //!    claim's or the registry's last-seen time (a watch's copy of the
@@ -23,6 +25,8 @@
 //! All times are Unix milliseconds from the layer's clock.
 
 use std::{borrow::Borrow, future::Future};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 
 use crate::{
     backend::SessionUser,
@@ -131,11 +135,12 @@ where
         return Ok(Verdict::Ended(EndReason::UserGone));
     };
     let user: &U = found.borrow();
-    let signed = match rules.keys.verify(user, &claim.auth_hash) {
+    let bound = !claim.bound.is_empty();
+    let signed = match rules.keys.verify_of(user, &claim.auth_hash, bound) {
         Verification::Current => Signed::Current,
         Verification::Fallback => Signed::Fallback,
         Verification::Mismatch => match announced {
-            Some(hash) if rules.keys.verify(user, hash) != Verification::Mismatch => {
+            Some(hash) if rules.keys.verify_of(user, hash, bound) != Verification::Mismatch => {
                 Signed::Announced {
                     hash: hash.to_owned(),
                     epoch: user.session_epoch(),
@@ -147,6 +152,14 @@ where
             }
             _ => return Ok(Verdict::Ended(EndReason::EpochChanged)),
         },
+    };
+    let signed = match bindings(rules.keys, user, claim) {
+        Some(Verification::Current) => signed,
+        Some(Verification::Fallback) if signed == Signed::Current => Signed::Fallback,
+        Some(Verification::Fallback) => signed,
+        Some(Verification::Mismatch) | None => {
+            return Ok(Verdict::Ended(EndReason::CredentialRemoved))
+        }
     };
     if let Some(touch_interval) = rules.registry {
         // A claim without a handle was signed in before the registry was
@@ -174,12 +187,34 @@ where
     })
 }
 
+/// How the credentials the session depends on verify: `Current` when
+/// every one does under the current secret (or there is none), `Fallback`
+/// when one needs a fallback secret, `Mismatch` when one was replaced;
+/// `None` when the user no longer has one.
+fn bindings<U: SessionUser>(keys: &AuthKeys, user: &U, claim: &Claim) -> Option<Verification> {
+    let mut verdict = Verification::Current;
+    for bound in &claim.bound {
+        // Written by this crate as base64url; unreadable is as gone.
+        let id = URL_SAFE_NO_PAD.decode(&bound.credential).ok()?;
+        let version = user.credential_version(&id)?;
+        match keys.verify_binding(user, &id, version, &bound.tag) {
+            Verification::Current => {}
+            Verification::Fallback => verdict = Verification::Fallback,
+            Verification::Mismatch => return Some(Verification::Mismatch),
+        }
+    }
+    Some(verdict)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{record::RecordTimes, times::Lifetimes};
+    use crate::{
+        record::{Bound, RecordTimes},
+        times::Lifetimes,
+    };
 
     const T0: UnixMillis = 1_800_000_000_000;
     const SECOND: i64 = 1000;
@@ -189,7 +224,11 @@ mod tests {
     struct User {
         credential: &'static str,
         epoch: u64,
+        /// The version of the user's passkey [`PASSKEY`], if they have it.
+        passkey: Option<u64>,
     }
+
+    const PASSKEY: &[u8] = b"passkey credential id";
 
     impl SessionUser for User {
         type Id = u64;
@@ -201,6 +240,9 @@ mod tests {
         }
         fn session_epoch(&self) -> u64 {
             self.epoch
+        }
+        fn credential_version(&self, id: &[u8]) -> Option<u64> {
+            self.passkey.filter(|_| id == PASSKEY)
         }
     }
 
@@ -263,7 +305,27 @@ mod tests {
     const ALICE: User = User {
         credential: "argon2id$first",
         epoch: 0,
+        passkey: None,
     };
+
+    /// Alice with her passkey at version 1.
+    const ALICE_WITH_PASSKEY: User = User {
+        passkey: Some(1),
+        ..ALICE
+    };
+
+    /// A claim of `user` bound to their passkey at `version`, its binding
+    /// signed with `binding_keys`.
+    fn bound_claim(user: &User, version: u64, binding_keys: &AuthKeys) -> Claim {
+        Claim {
+            auth_hash: keys().auth_hash_of(user, true).unwrap(),
+            bound: vec![Bound {
+                credential: URL_SAFE_NO_PAD.encode(PASSKEY),
+                tag: binding_keys.binding_tag(user, PASSKEY, version).unwrap(),
+            }],
+            ..claim_for(&keys(), &ALICE)
+        }
+    }
 
     fn claim_for(keys: &AuthKeys, user: &User) -> Claim {
         Claim {
@@ -509,7 +571,96 @@ mod tests {
                 asked: &["user"],
                 ..case("and holds without a registry")
             },
+            Case {
+                claim: bound_claim(&ALICE_WITH_PASSKEY, 1, &keys()),
+                facts: facts_of(ALICE_WITH_PASSKEY),
+                verdict: Verdict::Holds {
+                    user: ALICE_WITH_PASSKEY,
+                    signed: Signed::Current,
+                },
+                ..case("a session bound to a passkey the user still has holds")
+            },
+            Case {
+                claim: bound_claim(&ALICE_WITH_PASSKEY, 1, &keys()),
+                facts: facts_of(ALICE),
+                verdict: ended(EndReason::CredentialRemoved),
+                asked: &["user"],
+                ..case("removing the passkey ends it, before the registry is asked")
+            },
+            Case {
+                claim: bound_claim(&ALICE_WITH_PASSKEY, 1, &keys()),
+                facts: facts_of(User {
+                    passkey: Some(2),
+                    ..ALICE
+                }),
+                verdict: ended(EndReason::CredentialRemoved),
+                asked: &["user"],
+                ..case("replacing it (a new version) ends it")
+            },
+            Case {
+                claim: bound_claim(&ALICE_WITH_PASSKEY, 1, &old_keys()),
+                facts: facts_of(ALICE_WITH_PASSKEY),
+                verdict: Verdict::Holds {
+                    user: ALICE_WITH_PASSKEY,
+                    signed: Signed::Fallback,
+                },
+                ..case("a binding under a fallback secret holds, to be re-signed")
+            },
+            Case {
+                claim: bound_claim(&ALICE_WITH_PASSKEY, 1, &keys()),
+                facts: facts_of(User {
+                    credential: "argon2id$second",
+                    ..ALICE_WITH_PASSKEY
+                }),
+                verdict: ended(EndReason::CredentialChanged),
+                asked: &["user", "superseded"],
+                ..case("a changed password ends a passkey's session too (Django's rule)")
+            },
+            Case {
+                claim: bound_claim(&PASSWORDLESS, 1, &keys()),
+                facts: facts_of(PASSWORDLESS),
+                verdict: Verdict::Holds {
+                    user: PASSWORDLESS,
+                    signed: Signed::Current,
+                },
+                ..case("an account without a password holds by its passkey")
+            },
+            Case {
+                claim: Claim {
+                    bound: Vec::new(),
+                    ..bound_claim(&PASSWORDLESS, 1, &keys())
+                },
+                facts: facts_of(PASSWORDLESS),
+                verdict: ended(EndReason::CredentialChanged),
+                asked: &["user", "superseded"],
+                ..case("and never by nothing: an empty credential unbound mismatches")
+            },
+            Case {
+                claim: bound_claim(&PASSWORDLESS, 1, &keys()),
+                facts: facts_of(User {
+                    passkey: None,
+                    ..PASSWORDLESS
+                }),
+                verdict: ended(EndReason::CredentialRemoved),
+                asked: &["user"],
+                ..case("its passkey removed, it ends")
+            },
         ]
+    }
+
+    /// An account with a passkey and no password.
+    const PASSWORDLESS: User = User {
+        credential: "",
+        ..ALICE_WITH_PASSKEY
+    };
+
+    /// `user` found, their entry living.
+    fn facts_of(user: User) -> Facts {
+        Facts {
+            user: Some(user),
+            entry: Some(Entry::Lives { last_seen: None }),
+            ..Facts::default()
+        }
     }
 
     #[tokio::test]
