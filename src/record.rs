@@ -82,11 +82,15 @@ pub(crate) struct Claim {
     /// proved by a password alone: `None` is a password proved at
     /// `times.authenticated`, which every record from before factors
     /// existed reads as. Boxed: most sessions have none.
-    pub(crate) proofs: Option<Box<[Proof]>>,
+    pub(crate) proofs: Proofs,
     /// The credentials the session depends on: it ends when one is removed
     /// or replaced.
     pub(crate) bound: Vec<Bound>,
 }
+
+/// The factors a session proved, `None` for a password alone (see
+/// [`Claim::proofs`](Claim#structfield.proofs)).
+pub(crate) type Proofs = Option<Box<[Proof]>>;
 
 /// A factor and when the session last proved it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,7 +317,7 @@ fn parse_times(text: &str) -> Option<RecordTimes> {
 
 /// The optional sections after the times, in this order:
 /// `amr={factor}.{ms after signed_in}+…` and `;cred={id}.{tag}+…`.
-fn parse_extra(text: &str, signed_in: UnixMillis) -> Option<(Option<Box<[Proof]>>, Vec<Bound>)> {
+fn parse_extra(text: &str, signed_in: UnixMillis) -> Option<(Proofs, Vec<Bound>)> {
     let mut sections = text.split(';');
     let mut section = sections.next();
     let proofs = match section.and_then(|text| text.strip_prefix("amr=")) {

@@ -21,9 +21,9 @@ use crate::{
     backend::{SessionUser, UserBackend},
     config::{Checked, Context},
     error::HashError,
-    hash::AuthKeys,
     events::AuthEventKind,
     fast_path::{self, admit, Admission, FastPath, Found, Presented},
+    hash::AuthKeys,
     identity::{Identity, SessionEnded},
     record::{
         end_session, keep_cookie_of_missing_record, AuthRecord, Claim, EndReason, RecordTimes,

@@ -10,11 +10,11 @@ use tower_sessions::Session;
 use crate::{
     backend::SessionUser,
     config::{Checked, Context},
+    credential::Factor,
     error::{AuthError, HashError},
     events::{AuthEventKind, RequestInfo},
     identity::{extension, identity, Identity},
-    credential::Factor,
-    record::{end_session, AuthRecord, Bound, Claim, Proof, RecordTimes, SESSION_KEY},
+    record::{end_session, AuthRecord, Bound, Claim, Proof, Proofs, RecordTimes, SESSION_KEY},
     registry::{user_key, Revocation, SessionHandle, SessionInfo, SessionRegistry, SignInDetails},
     rejection::AuthRejection,
     times::{from_unix_millis, SignIn, UnixMillis},
@@ -189,7 +189,11 @@ impl<U: SessionUser> AuthSession<U> {
     /// # Errors
     ///
     /// As [`login_with`](Self::login_with).
-    pub async fn reauthenticate_with(&mut self, user: &U, options: SignIn) -> Result<(), AuthError> {
+    pub async fn reauthenticate_with(
+        &mut self,
+        user: &U,
+        options: SignIn,
+    ) -> Result<(), AuthError> {
         let same_user = self.user().is_some_and(|current| current.id() == user.id());
         let kept = self.claim.clone().filter(|_| same_user);
         match kept {
@@ -531,6 +535,48 @@ where
     }
 }
 
+/// The factors and credentials a sign-in (or, with `kept`, a
+/// re-authentication of the same user) leaves the session with: the
+/// factors of `options` proved `now` beside those `kept` proved before, and
+/// the credential of `options` beside those `kept` depends on.
+fn proved<U: SessionUser>(
+    keys: &crate::AuthKeys,
+    user: &U,
+    options: &SignIn,
+    kept: Option<&Claim>,
+    now: UnixMillis,
+) -> Result<(Proofs, Vec<Bound>), AuthError> {
+    let mut bound = kept.map(|kept| kept.bound.clone()).unwrap_or_default();
+    if let Some(id) = &options.credential {
+        let version = user
+            .credential_version(id)
+            .ok_or(HashError::UnknownCredential)?;
+        let credential = URL_SAFE_NO_PAD.encode(id);
+        bound.retain(|old| old.credential != credential);
+        bound.push(Bound {
+            tag: keys.binding_tag(user, id, version)?,
+            credential,
+        });
+    }
+    let factors: &[Factor] = if options.factors.is_empty() {
+        &[Factor::PWD]
+    } else {
+        &options.factors
+    };
+    let mut proofs: Vec<Proof> = kept
+        .map(|kept| {
+            kept.proofs()
+                .filter(|old| !factors.contains(&old.factor))
+                .collect()
+        })
+        .unwrap_or_default();
+    proofs.extend(factors.iter().map(|&factor| Proof { factor, at: now }));
+    proofs.sort_unstable_by_key(|proof| proof.factor);
+    // A password alone, proved now: what a record without factors says.
+    let password_only = proofs.len() == 1 && proofs[0].factor == Factor::PWD;
+    Ok(((!password_only).then(|| proofs.into_boxed_slice()), bound))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -629,45 +675,4 @@ mod tests {
         assert!(format!("{session:?}").contains(&id.0.to_string()));
         assert!(!printed.contains(&stored[..43]), "{printed}");
     }
-}
-
-/// The factors and credentials a sign-in (or, with `kept`, a
-/// re-authentication of the same user) leaves the session with: the
-/// factors of `options` proved `now` beside those `kept` proved before, and
-/// the credential of `options` beside those `kept` depends on.
-fn proved<U: SessionUser>(
-    keys: &crate::AuthKeys,
-    user: &U,
-    options: &SignIn,
-    kept: Option<&Claim>,
-    now: UnixMillis,
-) -> Result<(Option<Box<[Proof]>>, Vec<Bound>), AuthError> {
-    let mut bound = kept.map(|kept| kept.bound.clone()).unwrap_or_default();
-    if let Some(id) = &options.credential {
-        let version = user
-            .credential_version(id)
-            .ok_or(HashError::UnknownCredential)?;
-        let credential = URL_SAFE_NO_PAD.encode(id);
-        bound.retain(|old| old.credential != credential);
-        bound.push(Bound {
-            tag: keys.binding_tag(user, id, version)?,
-            credential,
-        });
-    }
-    let factors: &[Factor] = if options.factors.is_empty() {
-        &[Factor::PWD]
-    } else {
-        &options.factors
-    };
-    let mut proofs: Vec<Proof> = kept
-        .map(|kept| kept.proofs().filter(|old| !factors.contains(&old.factor)).collect())
-        .unwrap_or_default();
-    proofs.extend(factors.iter().map(|&factor| Proof { factor, at: now }));
-    proofs.sort_unstable_by_key(|proof| proof.factor);
-    // A password alone, proved now: what a record without factors says.
-    let password_only = proofs.len() == 1 && proofs[0].factor == Factor::PWD;
-    Ok((
-        (!password_only).then(|| proofs.into_boxed_slice()),
-        bound,
-    ))
 }

@@ -347,6 +347,20 @@ impl Client {
         .await
     }
 
+    /// A POST of `json` as `application/json`.
+    pub async fn post_json(&self, url: &str, json: &str) -> Reply {
+        Reply::from(
+            self.http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(json.to_owned())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     /// A GET with these extra headers (`Accept`, say).
     pub async fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Reply {
         let mut request = self.http.get(url);

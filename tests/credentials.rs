@@ -1,0 +1,299 @@
+//! Sessions bound to the credential that proved them, over HTTP: removing
+//! a passkey ends the sessions it proved and only those; a rehashed
+//! password ends nothing when the application binds to its version; an
+//! account without a password signs in with a passkey; a step-up adds a
+//! factor and a credential, under a new session id.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{Arc, RwLock},
+};
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    routing::{get, post},
+    Json, Router,
+};
+use serde::Deserialize;
+use tower_sessions::{MemoryStore, SessionManagerLayer};
+use tower_sessions_auth::{
+    credential::Factor,
+    registry::{MemoryRegistry, SessionRegistry},
+    AuthError, AuthLayer, AuthSession, AuthUser, SessionEnded, SessionUser, SignIn, UserBackend,
+};
+
+use common::{keys, serve, Client, SECRET_A};
+
+/// A user with a password version (bumped on a real change, not on a
+/// rehash) and any number of passkeys, by id, each with its version.
+#[derive(Clone, Debug, Default)]
+struct Account {
+    id: u64,
+    name: String,
+    /// The PHC string, rehashed at will; not what sessions bind to.
+    password_hash: Option<String>,
+    /// What sessions bind to: empty without a password.
+    password_version: Vec<u8>,
+    passkeys: HashMap<Vec<u8>, u64>,
+}
+
+impl SessionUser for Account {
+    type Id = u64;
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn credential(&self) -> &[u8] {
+        &self.password_version
+    }
+
+    fn credential_version(&self, id: &[u8]) -> Option<u64> {
+        self.passkeys.get(id).copied()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Accounts(Arc<RwLock<HashMap<u64, Account>>>);
+
+impl Accounts {
+    fn get(&self, id: u64) -> Option<Account> {
+        self.0.read().unwrap().get(&id).cloned()
+    }
+
+    fn change(&self, id: u64, change: impl FnOnce(&mut Account)) {
+        change(self.0.write().unwrap().get_mut(&id).unwrap());
+    }
+}
+
+impl UserBackend for Accounts {
+    type User = Account;
+    type Error = Infallible;
+
+    async fn get_user(&self, id: &u64) -> Result<Option<Account>, Infallible> {
+        Ok(self.get(*id))
+    }
+}
+
+/// How a test signs in: `{"factors": ["hwk", "user"], "credential": "pk-a"}`.
+#[derive(Deserialize)]
+struct Proof {
+    #[serde(default)]
+    factors: Vec<String>,
+    credential: Option<String>,
+}
+
+impl Proof {
+    fn options(self) -> SignIn {
+        let factors = self
+            .factors
+            .iter()
+            .filter_map(|name| Factor::from_name(name));
+        let options = SignIn::new().factors(factors);
+        match self.credential {
+            Some(credential) => options.credential(credential.into_bytes()),
+            None => options,
+        }
+    }
+}
+
+async fn login(
+    State(accounts): State<Accounts>,
+    Path(id): Path<u64>,
+    mut auth: AuthSession<Account>,
+    Json(proof): Json<Proof>,
+) -> Result<StatusCode, AuthError> {
+    let account = accounts.get(id).unwrap();
+    auth.login_with(&account, proof.options()).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn step_up(
+    State(accounts): State<Accounts>,
+    AuthUser(account): AuthUser<Account>,
+    mut auth: AuthSession<Account>,
+    Json(proof): Json<Proof>,
+) -> Result<StatusCode, AuthError> {
+    let account = accounts.get(account.id).unwrap();
+    auth.reauthenticate_with(&account, proof.options()).await?;
+    Ok(StatusCode::OK)
+}
+
+/// `name amr…`, the factors in the order the session lists them.
+async fn me(auth: AuthSession<Account>) -> (StatusCode, String) {
+    let Some(user) = auth.user() else {
+        return (StatusCode::UNAUTHORIZED, String::new());
+    };
+    let factors: Vec<&str> = auth
+        .factors()
+        .iter()
+        .map(|(factor, _)| factor.as_str())
+        .collect();
+    (
+        StatusCode::OK,
+        format!("{} {}", user.name, factors.join(" ")),
+    )
+}
+
+struct Site {
+    base: String,
+    accounts: Accounts,
+}
+
+impl Site {
+    async fn start() -> Self {
+        let accounts = Accounts::default();
+        for (id, name, password) in [(1, "ana", true), (2, "ben", false)] {
+            accounts.0.write().unwrap().insert(
+                id,
+                Account {
+                    id,
+                    name: name.to_owned(),
+                    password_hash: password
+                        .then(|| "$argon2id$v=19$m=19456,t=2,p=1$a$b".to_owned()),
+                    password_version: if password { b"1".to_vec() } else { Vec::new() },
+                    passkeys: HashMap::from([(b"pk-a".to_vec(), 1), (b"pk-b".to_vec(), 1)]),
+                },
+            );
+        }
+        let app = Router::new()
+            .route("/login/{id}", post(login))
+            .route("/step-up", post(step_up))
+            .with_state(accounts.clone())
+            .route("/me", get(me))
+            .route(
+                "/why",
+                get(|ended: Option<SessionEnded>| async move {
+                    ended.map_or("none", |ended| ended.reason().as_str())
+                }),
+            )
+            .layer(
+                AuthLayer::new(accounts.clone(), keys(SECRET_A, &[]))
+                    .with_registry(SessionRegistry::new(MemoryRegistry::default())),
+            )
+            .layer(SessionManagerLayer::new(MemoryStore::default()).with_secure(false));
+        Self {
+            base: serve(app).await,
+            accounts,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn signed_in(&self, id: u64, proof: &str) -> Client {
+        let client = Client::new();
+        let reply = client
+            .post_json(&self.url(&format!("/login/{id}")), proof)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{proof}: {reply:?}");
+        client
+    }
+
+    async fn me(&self, client: &Client) -> String {
+        client.get(&self.url("/me")).await.body
+    }
+
+    /// What ended the session on its next request, `none` if it holds.
+    async fn why(&self, client: &Client) -> String {
+        client.get(&self.url("/why")).await.body
+    }
+}
+
+const PASSWORD: &str = r#"{}"#;
+const PASSKEY_A: &str = r#"{"factors": ["hwk", "user"], "credential": "pk-a"}"#;
+const PASSKEY_B: &str = r#"{"factors": ["swk", "user"], "credential": "pk-b"}"#;
+
+#[tokio::test]
+async fn removing_a_passkey_ends_the_sessions_it_proved_and_only_those() {
+    let site = Site::start().await;
+    let by_password = site.signed_in(1, PASSWORD).await;
+    let by_a = site.signed_in(1, PASSKEY_A).await;
+    let by_a_too = site.signed_in(1, PASSKEY_A).await;
+    let by_b = site.signed_in(1, PASSKEY_B).await;
+    assert_eq!(site.me(&by_password).await, "ana pwd");
+    assert_eq!(site.me(&by_a).await, "ana hwk user");
+    assert_eq!(site.me(&by_b).await, "ana swk user");
+
+    site.accounts.change(1, |ana| {
+        ana.passkeys.remove(b"pk-a".as_slice());
+    });
+    assert_eq!(site.why(&by_a).await, "credential_removed");
+    assert_eq!(site.why(&by_a_too).await, "credential_removed");
+    assert_eq!(site.me(&by_a).await, "", "signed out");
+    assert_eq!(site.me(&by_password).await, "ana pwd");
+    assert_eq!(site.me(&by_b).await, "ana swk user");
+
+    // Replaced: the same id at a new version.
+    site.accounts.change(1, |ana| {
+        ana.passkeys.insert(b"pk-b".to_vec(), 2);
+    });
+    assert_eq!(site.why(&by_b).await, "credential_removed");
+    assert_eq!(site.me(&by_password).await, "ana pwd");
+}
+
+#[tokio::test]
+async fn a_rehashed_password_ends_nothing_a_changed_one_ends_every_other_session() {
+    let site = Site::start().await;
+    let by_password = site.signed_in(1, PASSWORD).await;
+    let by_a = site.signed_in(1, PASSKEY_A).await;
+    site.accounts.change(1, |ana| {
+        ana.password_hash = Some("$argon2id$v=19$m=65536,t=3,p=4$c$d".to_owned());
+    });
+    assert_eq!(site.why(&by_password).await, "none");
+    assert_eq!(site.why(&by_a).await, "none");
+
+    // A real change: every session ends, whatever factor proved it.
+    site.accounts
+        .change(1, |ana| ana.password_version = b"2".to_vec());
+    assert_eq!(site.why(&by_password).await, "credential_changed");
+    assert_eq!(site.why(&by_a).await, "credential_changed");
+}
+
+#[tokio::test]
+async fn an_account_without_a_password_signs_in_with_a_passkey_only() {
+    let site = Site::start().await;
+    let ben = site.signed_in(2, PASSKEY_A).await;
+    assert_eq!(site.me(&ben).await, "ben hwk user");
+    // Nothing to bind a password sign-in to: refused, nothing signed in.
+    let client = Client::new();
+    let reply = client.post_json(&site.url("/login/2"), PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(site.me(&client).await, "");
+    // A credential the account does not have: refused too.
+    let reply = client
+        .post_json(&site.url("/login/2"), r#"{"credential": "pk-z"}"#)
+        .await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+
+    site.accounts.change(2, |ben| ben.passkeys.clear());
+    assert_eq!(site.why(&ben).await, "credential_removed");
+}
+
+#[tokio::test]
+async fn a_step_up_adds_a_factor_and_a_credential_under_a_new_session_id() {
+    let site = Site::start().await;
+    let ana = site.signed_in(1, PASSWORD).await;
+    let before = ana.session_id(&site.base).unwrap();
+    let reply = ana.post_json(&site.url("/step-up"), PASSKEY_B).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_ne!(
+        ana.session_id(&site.base).unwrap(),
+        before,
+        "ASVS 5.0 7.2.4"
+    );
+    assert_eq!(site.me(&ana).await, "ana pwd swk user");
+
+    // The session now depends on the passkey it stepped up with.
+    site.accounts.change(1, |ana| {
+        ana.passkeys.remove(b"pk-b".as_slice());
+    });
+    assert_eq!(site.why(&ana).await, "credential_removed");
+}
