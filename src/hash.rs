@@ -508,7 +508,7 @@ pub enum HashError {
     /// A sign-in named a credential
     /// ([`SignIn::credential`](crate::SignIn::credential)) that the user
     /// does not have
-    /// ([`SessionUser::credential_version`](crate::SessionUser::credential_version)
+    /// ([`SessionUser::credential_version`]
     /// returned `None`): a bug of the application.
     #[error("the user has no such credential (see `SessionUser::credential_version`)")]
     UnknownCredential,
