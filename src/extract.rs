@@ -17,7 +17,7 @@ use axum::{
 
 /// What the layer left on the request, or the rejection that says the
 /// layer is missing.
-fn checked(parts: &Parts) -> Result<&Checked, AuthRejection> {
+pub(crate) fn checked(parts: &Parts) -> Result<&Checked, AuthRejection> {
     parts
         .extensions
         .get::<Checked>()
@@ -218,7 +218,7 @@ where
 
 /// Whether the request comes from a page (see [`RecentAuth`]): `Accept`
 /// names `text/html`, or the body is a form.
-fn is_browser(headers: &HeaderMap) -> bool {
+pub(crate) fn is_browser(headers: &HeaderMap) -> bool {
     let html = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -242,7 +242,7 @@ fn is_browser(headers: &HeaderMap) -> bool {
 
 /// The requested path and query, for `next`. Inside a nested router
 /// `parts.uri` lacks the prefix.
-fn requested(parts: &Parts) -> &str {
+pub(crate) fn requested(parts: &Parts) -> &str {
     let uri = parts
         .extensions
         .get::<OriginalUri>()
@@ -252,7 +252,7 @@ fn requested(parts: &Parts) -> &str {
 
 /// `login_url` with `next` appended as a query parameter. The layer refused
 /// login URLs with a fragment, which would swallow the query.
-fn login_location(login_url: &str, next: &str) -> String {
+pub(crate) fn login_location(login_url: &str, next: &str) -> String {
     let separator = if login_url.contains('?') { '&' } else { '?' };
     let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
     format!("{login_url}{separator}{query}")

@@ -763,6 +763,7 @@ pub mod registry;
 mod rejection;
 pub mod service;
 mod session;
+pub mod step_up;
 #[cfg(test)]
 mod test_support;
 pub mod times;

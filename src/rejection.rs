@@ -5,6 +5,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use crate::credential::Factor;
+
 /// Why an extractor of this crate refused a request.
 ///
 /// Each variant answers with the status and message of
@@ -36,6 +38,15 @@ pub enum AuthRejection {
     ReauthRedirect {
         /// Where to send the browser.
         location: String,
+    },
+    /// A [`RecentFactor`](crate::step_up::RecentFactor) route, and the
+    /// session proved none of its factors within the window; the client is
+    /// not a browser: `403 Forbidden` with the JSON body
+    /// `{"error":"factor required","factors":["hwk","swk"]}`.
+    #[error("factor required")]
+    FactorRequired {
+        /// Any one of these would do.
+        factors: Vec<Factor>,
     },
     /// The extractor ran on a route that `AuthLayer` does not wrap:
     /// `500 Internal Server Error`.
@@ -80,7 +91,7 @@ impl AuthRejection {
         match self {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::LoginRequired { .. } | Self::ReauthRedirect { .. } => StatusCode::SEE_OTHER,
-            Self::ReauthRequired => StatusCode::FORBIDDEN,
+            Self::ReauthRequired | Self::FactorRequired { .. } => StatusCode::FORBIDDEN,
             Self::MissingAuthLayer
             | Self::MissingSessionLayer
             | Self::WrongUserType { .. }
@@ -89,11 +100,16 @@ impl AuthRejection {
     }
 
     /// The body of this rejection: plain text, but for
-    /// [`ReauthRequired`](Self::ReauthRequired), whose body is JSON.
+    /// [`ReauthRequired`](Self::ReauthRequired) and
+    /// [`FactorRequired`](Self::FactorRequired), whose body is JSON.
     #[must_use]
     pub fn body_text(&self) -> String {
         match self {
             Self::ReauthRequired => REAUTH_REQUIRED_JSON.to_owned(),
+            Self::FactorRequired { factors } => {
+                let names: Vec<&str> = factors.iter().map(|factor| factor.as_str()).collect();
+                serde_json::json!({ "error": "factor required", "factors": names }).to_string()
+            }
             _ => self.to_string(),
         }
     }
@@ -106,7 +122,7 @@ impl IntoResponse for AuthRejection {
             tracing::error!(rejection = %self, "misconfigured router");
         }
         let mut response = (status, self.body_text()).into_response();
-        if let Self::ReauthRequired = self {
+        if let Self::ReauthRequired | Self::FactorRequired { .. } = self {
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),

@@ -25,6 +25,7 @@ use tower_sessions::{MemoryStore, SessionManagerLayer};
 use tower_sessions_auth::{
     credential::Factor,
     registry::{MemoryRegistry, SessionRegistry},
+    step_up::{Passkey, RecentFactor},
     AuthError, AuthLayer, AuthSession, AuthUser, SessionEnded, SessionUser, SignIn, UserBackend,
 };
 
@@ -168,6 +169,10 @@ impl Site {
             .with_state(accounts.clone())
             .route("/me", get(me))
             .route(
+                "/sensitive",
+                get(|RecentFactor(user, _): RecentFactor<Account, Passkey>| async move { user.name }),
+            )
+            .route(
                 "/why",
                 get(|ended: Option<SessionEnded>| async move {
                     ended.map_or("none", |ended| ended.reason().as_str())
@@ -296,4 +301,31 @@ async fn a_step_up_adds_a_factor_and_a_credential_under_a_new_session_id() {
         ana.passkeys.remove(b"pk-b".as_slice());
     });
     assert_eq!(site.why(&ana).await, "credential_removed");
+}
+
+#[tokio::test]
+async fn a_route_that_asks_for_a_passkey_says_so_until_one_is_proved() {
+    let site = Site::start().await;
+    let ana = site.signed_in(1, PASSWORD).await;
+    let reply = ana.get(&site.url("/sensitive")).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(
+        reply.body,
+        r#"{"error":"factor required","factors":["hwk","swk"]}"#
+    );
+    let page = ana
+        .get_with(&site.url("/sensitive?x=1"), &[("accept", "text/html")])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.header("location"),
+        Some("/login?next=%2Fsensitive%3Fx%3D1&factors=hwk%2Cswk")
+    );
+
+    ana.post_json(&site.url("/step-up"), PASSKEY_B).await;
+    let reply = ana.get(&site.url("/sensitive")).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "ana"));
+    let by_a = site.signed_in(1, PASSKEY_A).await;
+    assert_eq!(by_a.get(&site.url("/sensitive")).await.body, "ana");
 }
