@@ -345,7 +345,58 @@
 //! sent with `303` to the confirmation page with `next`; any other client
 //! gets `403` and `{"error":"reauthentication required"}`.
 //!
-//! # Listing and ending sessions
+//! # Credentials and factors
+//!
+//! Django's rule binds a session to one value, the password hash. This
+//! crate keeps that rule and adds the credential that proved the session:
+//!
+//! - **How it was proved.** [`SignIn::factors`] names the factors (RFC 8176
+//!   `amr`: [`Factor::PWD`](credential::Factor::PWD),
+//!   [`HWK`](credential::Factor::HWK), [`SWK`](credential::Factor::SWK),
+//!   [`OTP`](credential::Factor::OTP), [`USER`](credential::Factor::USER),
+//!   …; default a password) and [`SignIn::credential`] the credential used
+//!   (a passkey's credential id, a TOTP device's id). The session keeps
+//!   when each factor was last proved ([`AuthSession::factors`]) and a
+//!   keyed MAC of the user, the credential's id and its version.
+//! - **It ends when its credential goes.** On every request (and every
+//!   live check) the user the backend returns says which version of each
+//!   credential it holds ([`SessionUser::credential_version`]): `None` or
+//!   another version ends the session as
+//!   [`credential_removed`](EndReason::CredentialRemoved). Removing a lost
+//!   phone's passkey ends the sessions it proved and no other; the check
+//!   adds no round trip, since the user carries its credentials.
+//! - **The password still ends everything.** A changed
+//!   [`credential`](SessionUser::credential) or epoch ends every other
+//!   session, whatever factor proved it: a changed password signals a
+//!   compromise (ASVS 5.0 7.4.3).
+//! - **A rehash ends nothing**, when [`SessionUser::credential`] returns
+//!   what changes only with the password (a version the application bumps,
+//!   the time the password was set) rather than the PHC string, which a
+//!   cost upgrade rewrites. The crate cannot tell a rehash from a change;
+//!   the application can, so the choice is its own. Returning the hash
+//!   keeps Django's behaviour.
+//! - **Accounts without a password** return an empty credential and sign
+//!   in with the credential they proved: such a session depends on that
+//!   credential, with nothing invented. A session bound to nothing is
+//!   never signed for an empty credential.
+//! - **Step-up.** [`AuthSession::reauthenticate_with`] records a new proof
+//!   (a passkey after a password sign-in): the factors add up, the session
+//!   then depends on the new credential too, and its id changes (ASVS 5.0
+//!   7.2.4). [`step_up::RecentFactor`] guards a route with "one of these
+//!   factors within this window" ([`step_up::Passkey`]: a passkey within
+//!   the re-authentication window); a browser is sent to the confirmation
+//!   page with the factors in the query, an API client gets `403` and
+//!   `{"error":"factor required","factors":[…]}`.
+//! - **Migration.** Sessions signed in before factors existed read as
+//!   proved by a password at their last proof, and depend on no other
+//!   credential: they keep working.
+//!
+//! Removing a credential reaches a session's next request on every
+//! instance and its [fast path](#fast-path) at once (both ask the
+//! backend); its open connections hear of it at the next periodic check,
+//! or at once after [`LiveSessions::notify`](live::LiveSessions::notify).
+//!
+//! //! # Listing and ending sessions
 //!
 //! With a [`SessionRegistry`](registry::SessionRegistry) on the layer
 //! ([`AuthLayer::with_registry`]), every signed-in session has an entry: an
