@@ -17,7 +17,7 @@ use axum::{
 
 /// What the layer left on the request, or the rejection that says the
 /// layer is missing.
-pub(crate) fn checked(parts: &Parts) -> Result<&Checked, AuthRejection> {
+fn checked(parts: &Parts) -> Result<&Checked, AuthRejection> {
     parts
         .extensions
         .get::<Checked>()
@@ -184,19 +184,8 @@ where
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let identity = identity::<U>(&parts.extensions)?;
-        let checked = checked(parts)?;
+        let (user, checked, browser) = proving_user::<U>(parts)?;
         let context = &checked.context;
-        let browser = is_browser(&parts.headers);
-        let Some(user) = identity.into_user() else {
-            if !browser {
-                return Err(AuthRejection::Unauthenticated);
-            }
-            return Err(AuthRejection::LoginRequired {
-                location: login_location(&context.login_url, requested(parts)),
-            });
-        };
-        let policy = &context.times.reauth;
         let now = context.times.clock.now_ms();
         // The claim the layer verified on this request.
         let recent = checked.claim.as_ref().is_some_and(|claim| {
@@ -209,16 +198,48 @@ where
         if !browser {
             return Err(AuthRejection::ReauthRequired);
         }
-        let confirm_url = policy.confirm_url.as_deref().unwrap_or(&context.login_url);
         Err(AuthRejection::ReauthRedirect {
-            location: login_location(confirm_url, requested(parts)),
+            location: confirm_location(checked, parts),
         })
     }
 }
 
+/// The user of a route that asks for a recent proof, what the layer
+/// verified, and whether the client is a browser. An anonymous request is
+/// refused as [`LoginRequired`] refuses a browser and [`AuthUser`] any
+/// other client.
+pub(crate) fn proving_user<U: SessionUser>(
+    parts: &Parts,
+) -> Result<(U, &Checked, bool), AuthRejection> {
+    let identity = identity::<U>(&parts.extensions)?;
+    let checked = checked(parts)?;
+    let browser = is_browser(&parts.headers);
+    match identity.into_user() {
+        Some(user) => Ok((user, checked, browser)),
+        None if browser => Err(AuthRejection::LoginRequired {
+            location: login_location(&checked.context.login_url, requested(parts)),
+        }),
+        None => Err(AuthRejection::Unauthenticated),
+    }
+}
+
+/// Where a browser proves itself again: the confirmation URL of the
+/// layer's [`ReauthPolicy`](crate::times::ReauthPolicy) (default: the
+/// login URL), with the requested path in `next`.
+pub(crate) fn confirm_location(checked: &Checked, parts: &Parts) -> String {
+    let context = &checked.context;
+    let confirm_url = context
+        .times
+        .reauth
+        .confirm_url
+        .as_deref()
+        .unwrap_or(&context.login_url);
+    login_location(confirm_url, requested(parts))
+}
+
 /// Whether the request comes from a page (see [`RecentAuth`]): `Accept`
 /// names `text/html`, or the body is a form.
-pub(crate) fn is_browser(headers: &HeaderMap) -> bool {
+fn is_browser(headers: &HeaderMap) -> bool {
     let html = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -242,7 +263,7 @@ pub(crate) fn is_browser(headers: &HeaderMap) -> bool {
 
 /// The requested path and query, for `next`. Inside a nested router
 /// `parts.uri` lacks the prefix.
-pub(crate) fn requested(parts: &Parts) -> &str {
+fn requested(parts: &Parts) -> &str {
     let uri = parts
         .extensions
         .get::<OriginalUri>()
@@ -252,7 +273,7 @@ pub(crate) fn requested(parts: &Parts) -> &str {
 
 /// `login_url` with `next` appended as a query parameter. The layer refused
 /// login URLs with a fragment, which would swallow the query.
-pub(crate) fn login_location(login_url: &str, next: &str) -> String {
+fn login_location(login_url: &str, next: &str) -> String {
     let separator = if login_url.contains('?') { '&' } else { '?' };
     let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
     format!("{login_url}{separator}{query}")

@@ -8,8 +8,7 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use crate::{
     backend::SessionUser,
     credential::Factor,
-    extract::{checked, is_browser, login_location, requested},
-    identity::identity,
+    extract::{confirm_location, proving_user},
     rejection::AuthRejection,
     times::millis,
 };
@@ -90,18 +89,8 @@ where
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let identity = identity::<U>(&parts.extensions)?;
-        let checked = checked(parts)?;
+        let (user, checked, browser) = proving_user::<U>(parts)?;
         let context = &checked.context;
-        let browser = is_browser(&parts.headers);
-        let Some(user) = identity.into_user() else {
-            if !browser {
-                return Err(AuthRejection::Unauthenticated);
-            }
-            return Err(AuthRejection::LoginRequired {
-                location: login_location(&context.login_url, requested(parts)),
-            });
-        };
         let window = P::WINDOW.map_or_else(|| context.times.reauth_window_ms(), millis);
         let now = context.times.clock.now_ms();
         let recent = checked.claim.as_ref().is_some_and(|claim| {
@@ -116,13 +105,10 @@ where
         if !browser {
             return Err(AuthRejection::FactorRequired { factors });
         }
-        let policy = &context.times.reauth;
-        let confirm_url = policy.confirm_url.as_deref().unwrap_or(&context.login_url);
         let names: Vec<&str> = factors.iter().map(|factor| factor.as_str()).collect();
-        let location = login_location(confirm_url, requested(parts));
         let query = serde_urlencoded::to_string([("factors", names.join(","))]).unwrap_or_default();
         Err(AuthRejection::ReauthRedirect {
-            location: format!("{location}&{query}"),
+            location: format!("{}&{query}", confirm_location(checked, parts)),
         })
     }
 }
