@@ -25,8 +25,8 @@
 
 use std::{fmt, io};
 
+use aes_gcm_siv::{Aes256GcmSiv, KeyInit as _};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use chacha20poly1305::{KeyInit as _, XChaCha20Poly1305};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -107,7 +107,7 @@ pub struct AuthKeys {
     /// Encrypts the fast path's credential cookie; from the current secret
     /// only, so that a rotation refuses every older cookie (the full path
     /// then takes over and issues a new one).
-    pass: XChaCha20Poly1305,
+    pass: Aes256GcmSiv,
 }
 
 /// The result of [`AuthKeys::verify`].
@@ -137,7 +137,7 @@ impl AuthKeys {
             fallbacks: Vec::new(),
             binding: vec![SigningKey::derive(secret, BINDING_SALT)?],
             log: SigningKey::derive(secret, LOG_SALT)?,
-            pass: XChaCha20Poly1305::new(&derive(secret, PASS_SALT).into()),
+            pass: Aes256GcmSiv::new(&derive(secret, PASS_SALT).into()),
         })
     }
 
@@ -305,7 +305,7 @@ impl AuthKeys {
     }
 
     /// The cipher of the fast path's credential cookie.
-    pub(crate) fn pass_cipher(&self) -> &XChaCha20Poly1305 {
+    pub(crate) fn pass_cipher(&self) -> &Aes256GcmSiv {
         &self.pass
     }
 }

@@ -645,7 +645,7 @@
 //!
 //! With [`AuthLayer::with_fast_path`], a signed-in request costs no store
 //! round trip: the response of a request that found its session holding
-//! sets a second cookie, a *pass* (sealed with XChaCha20-Poly1305 under a
+//! sets a second cookie, a *pass* (sealed with AES-256-GCM-SIV under a
 //! key derived from the current secret, bound to the session id, trusted
 //! for one minute by default), and a request that presents a valid one is
 //! signed in without reading the session store or the registry. The user

@@ -24,6 +24,8 @@ use serde::Deserialize;
 use tower_sessions::{MemoryStore, SessionManagerLayer};
 use tower_sessions_auth::{
     credential::Factor,
+    fast_path::FastPath,
+    live::LiveSessions,
     registry::{MemoryRegistry, SessionRegistry},
     step_up::{Passkey, RecentFactor},
     AuthError, AuthLayer, AuthSession, AuthUser, SessionEnded, SessionUser, SignIn, UserBackend,
@@ -149,6 +151,12 @@ struct Site {
 
 impl Site {
     async fn start() -> Self {
+        Self::pair().await.0
+    }
+
+    /// Two instances over one session store, registry and user table, each
+    /// with live sessions of its own and the fast path.
+    async fn pair() -> (Self, Self) {
         let accounts = Accounts::default();
         for (id, name, password) in [(1, "ana", true), (2, "ben", false)] {
             accounts.0.write().unwrap().insert(
@@ -163,7 +171,25 @@ impl Site {
                 },
             );
         }
-        let app = Router::new()
+        let store = MemoryStore::default();
+        let entries = MemoryRegistry::default();
+        let instance = || {
+            let registry =
+                SessionRegistry::new(entries.clone()).with_live_sessions(LiveSessions::new());
+            Self::app(&accounts, store.clone(), registry)
+        };
+        let (one, two) = (instance(), instance());
+        let site = |app| async {
+            Self {
+                base: serve(app).await,
+                accounts: accounts.clone(),
+            }
+        };
+        (site(one).await, site(two).await)
+    }
+
+    fn app(accounts: &Accounts, store: MemoryStore, registry: SessionRegistry) -> Router {
+        Router::new()
             .route("/login/{id}", post(login))
             .route("/step-up", post(step_up))
             .with_state(accounts.clone())
@@ -180,13 +206,10 @@ impl Site {
             )
             .layer(
                 AuthLayer::new(accounts.clone(), keys(SECRET_A, &[]))
-                    .with_registry(SessionRegistry::new(MemoryRegistry::default())),
+                    .with_registry(registry)
+                    .with_fast_path(FastPath::new().with_secure(false)),
             )
-            .layer(SessionManagerLayer::new(MemoryStore::default()).with_secure(false));
-        Self {
-            base: serve(app).await,
-            accounts,
-        }
+            .layer(SessionManagerLayer::new(store).with_secure(false))
     }
 
     fn url(&self, path: &str) -> String {
@@ -328,4 +351,26 @@ async fn a_route_that_asks_for_a_passkey_says_so_until_one_is_proved() {
     assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "ana"));
     let by_a = site.signed_in(1, PASSKEY_A).await;
     assert_eq!(by_a.get(&site.url("/sensitive")).await.body, "ana");
+}
+
+/// Every instance asks the backend on every request, the fast path too: a
+/// removed passkey ends its sessions on the other instance at once, with
+/// no notice sent.
+#[tokio::test]
+async fn a_passkey_removed_ends_its_sessions_on_every_instance_at_once() {
+    let (one, two) = Site::pair().await;
+    let by_a = one.signed_in(1, PASSKEY_A).await;
+    let by_b = one.signed_in(1, PASSKEY_B).await;
+    for client in [&by_a, &by_b] {
+        // The second request hands out a pass, the third is served by it.
+        for _ in 0..2 {
+            assert_eq!(two.why(client).await, "none");
+        }
+        assert!(client.cookie_header(&two.base).contains("tsa_pass="));
+    }
+    one.accounts.change(1, |ana| {
+        ana.passkeys.remove(b"pk-a".as_slice());
+    });
+    assert_eq!(two.why(&by_a).await, "credential_removed");
+    assert_eq!(two.me(&by_b).await, "ana swk user");
 }

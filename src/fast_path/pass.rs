@@ -1,24 +1,24 @@
 //! The fast path's credential cookie: a session record, sealed.
 //!
-//! The cookie's value is `base64url(nonce || ciphertext || tag)`,
-//! XChaCha20-Poly1305 under a key derived from the current secret, a random
-//! 24-byte nonce per cookie. The plaintext is
+//! The cookie's value is `base64url(nonce || ciphertext || tag)`:
+//! AES-256-GCM-SIV (RFC 8452) under a key derived from the current secret,
+//! with a random 12-byte nonce per cookie (GCM-SIV stays safe should two
+//! nonces ever repeat, which random nonces over a secret's lifetime could).
+//! The plaintext is
 //!
 //! ```text
-//! {issued_at}.{expires_at}.{session_id}|{record}
+//! issued_at (8 bytes) || expires_at (8 bytes) || session_id (16 bytes) || record
 //! ```
 //!
-//! with the times in Unix milliseconds, the tower-sessions id it is bound
-//! to as a decimal `i128`, and the record in its stored form (the auth
-//! hash, epoch, registry handle, times and user id). Encrypted because the
-//! user id and the handle are nobody else's business; authenticated, so that
-//! nothing in it can be changed or made up.
+//! with the times in Unix milliseconds and the tower-sessions id it is bound
+//! to, big-endian, and the record in its stored form (the auth hash, epoch,
+//! registry handle, times, factors and user id). Encrypted because the user
+//! id and the handle are nobody else's business; authenticated, so that
+//! nothing in it can be changed or made up. Opening one allocates only the
+//! record's strings: the cookie is decoded and decrypted on the stack.
 
+use aes_gcm_siv::{aead::AeadInPlace as _, Nonce, Tag};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use chacha20poly1305::{
-    aead::{Aead as _, Payload},
-    XNonce,
-};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
@@ -29,13 +29,19 @@ use crate::{
 
 /// Bound into every tag: a ciphertext of the same key made for another
 /// purpose never opens as a pass.
-const ASSOCIATED: &[u8] = b"tower-sessions-auth.fast-path-pass.v1";
+const ASSOCIATED: &[u8] = b"tower-sessions-auth.fast-path-pass.v2";
 
-const NONCE_LEN: usize = 24;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// The times and the session id before the record.
+const HEADER_LEN: usize = 8 + 8 + 16;
 
 /// The longest cookie value opened: a pass of an id of a few hundred bytes
 /// fits many times over; anything longer is not decoded at all.
 pub(crate) const MAX_VALUE_LEN: usize = 2048;
+
+/// The most bytes [`MAX_VALUE_LEN`] characters of base64 decode to.
+const MAX_DECODED_LEN: usize = MAX_VALUE_LEN / 4 * 3;
 
 /// An opened pass: the session `session` held `record` at `issued_at`,
 /// and may be trusted on that until `expires_at`.
@@ -51,8 +57,8 @@ pub(crate) struct Pass<Id> {
 
 /// The cookie value of a pass saying that the session `session` held
 /// `record` at `issued_at`, trusted until `expires_at`; `None` when the id
-/// cannot be serialized or the OS gives no randomness (the response then
-/// simply carries no pass).
+/// cannot be serialized, the pass would be too long, or the OS gives no
+/// randomness (the response then simply carries no pass).
 pub(crate) fn seal<Id: Serialize>(
     keys: &AuthKeys,
     session: i128,
@@ -61,23 +67,25 @@ pub(crate) fn seal<Id: Serialize>(
     record: &AuthRecord<Id>,
 ) -> Option<String> {
     let record = record.pack().ok()?;
-    let plaintext = format!("{issued_at}.{expires_at}.{session}|{record}");
+    let mut sealed = Vec::with_capacity(NONCE_LEN + HEADER_LEN + record.len() + TAG_LEN);
     let mut nonce = [0_u8; NONCE_LEN];
     getrandom::getrandom(&mut nonce).ok()?;
-    let sealed = keys
+    sealed.extend_from_slice(&nonce);
+    sealed.extend_from_slice(&issued_at.to_be_bytes());
+    sealed.extend_from_slice(&expires_at.to_be_bytes());
+    sealed.extend_from_slice(&session.to_be_bytes());
+    sealed.extend_from_slice(record.as_bytes());
+    let tag = keys
         .pass_cipher()
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext.as_bytes(),
-                aad: ASSOCIATED,
-            },
+        .encrypt_in_place_detached(
+            Nonce::from_slice(&nonce),
+            ASSOCIATED,
+            &mut sealed[NONCE_LEN..],
         )
         .ok()?;
-    let mut value = Vec::with_capacity(NONCE_LEN + sealed.len());
-    value.extend_from_slice(&nonce);
-    value.extend_from_slice(&sealed);
-    Some(URL_SAFE_NO_PAD.encode(value))
+    sealed.extend_from_slice(&tag);
+    let value = URL_SAFE_NO_PAD.encode(sealed);
+    (value.len() <= MAX_VALUE_LEN).then_some(value)
 }
 
 impl<Id: DeserializeOwned> Pass<Id> {
@@ -88,30 +96,27 @@ impl<Id: DeserializeOwned> Pass<Id> {
         if value.len() > MAX_VALUE_LEN {
             return None;
         }
-        let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
-        if bytes.len() < NONCE_LEN {
+        let mut bytes = [0_u8; MAX_DECODED_LEN];
+        let len = URL_SAFE_NO_PAD.decode_slice(value, &mut bytes).ok()?;
+        let bytes = &mut bytes[..len];
+        if len < NONCE_LEN + HEADER_LEN + TAG_LEN {
             return None;
         }
-        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
-        let plaintext = keys
-            .pass_cipher()
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: ASSOCIATED,
-                },
+        let (nonce, rest) = bytes.split_at_mut(NONCE_LEN);
+        let (plaintext, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+        keys.pass_cipher()
+            .decrypt_in_place_detached(
+                Nonce::from_slice(nonce),
+                ASSOCIATED,
+                plaintext,
+                Tag::from_slice(tag),
             )
             .ok()?;
-        let plaintext = String::from_utf8(plaintext).ok()?;
-        let (head, record) = plaintext.split_once('|')?;
-        let mut fields = head.split('.');
-        let issued_at = fields.next()?.parse().ok()?;
-        let expires_at = fields.next()?.parse().ok()?;
-        let session = fields.next()?.parse().ok()?;
-        if fields.next().is_some() {
-            return None;
-        }
+        let (header, record) = plaintext.split_at(HEADER_LEN);
+        let issued_at = i64::from_be_bytes(header[..8].try_into().ok()?);
+        let expires_at = i64::from_be_bytes(header[8..16].try_into().ok()?);
+        let session = i128::from_be_bytes(header[16..].try_into().ok()?);
+        let record = std::str::from_utf8(record).ok()?;
         let user_key = id_json(record)?.to_owned();
         let record = AuthRecord::parse(record.to_owned()).ok()?;
         Some(Self {
@@ -192,6 +197,26 @@ mod tests {
             "\"7\" is no u64"
         );
         assert!(Pass::<String>::open(&keys(), &"A".repeat(MAX_VALUE_LEN + 1)).is_none());
+    }
+
+    #[test]
+    fn an_id_too_long_for_a_cookie_gets_no_pass() {
+        assert!(seal(
+            &keys(),
+            SESSION,
+            ISSUED,
+            EXPIRES,
+            &record("x".repeat(1600), None)
+        )
+        .is_none());
+        assert!(seal(
+            &keys(),
+            SESSION,
+            ISSUED,
+            EXPIRES,
+            &record("x".repeat(1300), None)
+        )
+        .is_some());
     }
 
     proptest! {
