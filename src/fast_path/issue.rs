@@ -5,7 +5,7 @@ use serde::Serialize;
 use tower_sessions::{session, Session};
 
 use super::{pass::seal, FastPath};
-use crate::{config::Config, record::AuthRecord, times::UnixMillis};
+use crate::{config::Config, record::AuthRecord, registry::user_key, times::UnixMillis};
 
 /// How the layer found the request, for [`pass_cookie`].
 pub(crate) struct Found<Id> {
@@ -30,8 +30,8 @@ pub(crate) struct Found<Id> {
 ///
 /// A session whose id the handler changed (a sign-in, a password change)
 /// gets its pass on its next request: its new id exists only once
-/// tower-sessions saves it, after this layer. No pass is issued while the
-/// push is unhealthy: it would not be trusted.
+/// tower-sessions saves it, after this layer. No pass is issued that would
+/// not be trusted.
 pub(crate) fn pass_cookie<Id: Serialize>(
     fast: &FastPath,
     config: &Config,
@@ -42,11 +42,20 @@ pub(crate) fn pass_cookie<Id: Serialize>(
     if found.admitted && unchanged.is_some() {
         return None;
     }
-    let healthy = config
-        .live()
-        .is_some_and(|live| live.changes().healthy(found.started));
+    // A pass the next request would refuse is not worth sealing: while the
+    // push is unhealthy, or within the clock skew after a change of the
+    // user (the first heartbeat heard counts as one for everybody).
+    let trusted = |record: &AuthRecord<Id>| {
+        config.live().is_some_and(|live| {
+            let changes = live.changes();
+            changes.healthy(found.started)
+                && user_key(&record.user_id).is_ok_and(|key| {
+                    !changes.predates_change(&key, found.started, fast.skew_ms())
+                })
+        })
+    };
     let issued = match (found.verified, unchanged) {
-        (Some(record), Some(id)) if healthy => {
+        (Some(record), Some(id)) if trusted(&record) => {
             let expires = found.started.saturating_add(fast.lifetime_ms());
             seal(&config.keys, id.0, found.started, expires, &record)
                 .and_then(|value| fast.set_cookie(&value))
