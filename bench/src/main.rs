@@ -15,6 +15,7 @@
 
 mod drive;
 mod inproc;
+mod redis_stats;
 mod report;
 mod serve;
 

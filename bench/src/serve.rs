@@ -6,12 +6,15 @@
 //! created (they may live in a shared Redis) and exits. Seeding happens
 //! before `ready`, so it is never inside a measurement.
 
-use std::{io::Write as _, str::FromStr};
+use std::{io::Write as _, str::FromStr, time::Duration};
 
 use tokio::io::AsyncReadExt as _;
 use tower_sessions::{session::Id, MemoryStore, SessionStore};
-use tower_sessions_auth::registry::{MemoryRegistry, RedisRegistry, SessionRegistry};
-use tower_sessions_auth_bench::{check_in_process, router, seed, Kind, Users};
+use tower_sessions_auth::{
+    live::{LiveSessions, RedisChannel},
+    registry::{RedisRegistry, SessionRegistry},
+};
+use tower_sessions_auth_bench::{check_in_process, memory_registry, router, sign_in, Kind, Users};
 use tower_sessions_redis_store::{
     fred::prelude::{ClientLike as _, Config, Pool},
     RedisStore,
@@ -23,13 +26,25 @@ const USAGE: &str = "\
 tower-sessions-auth-bench serve: one server under test
 
   --kind K          axum | tower-sessions | axum-login | tower-sessions-auth
-                    | tower-sessions-auth+registry (or a-e)
+                    | tower-sessions-auth+registry | tower-sessions-auth+fast
+                    (or a-f)
   --store S         memory | redis (default memory)
   --sessions N      live sessions to create (default 1)
   --users N         users in the backend (default: as many as sessions)
-  --cookies PATH    where to write the cookies, one `id=...` a line (required)
+  --cookies PATH    where to write the cookies, one `Cookie` header value a
+                    line (required)
+  --prefix P        what names this server's data in a shared store:
+                    Redis registry keys `P:registry:`, the live-session
+                    channel `P_live` (Redis pub/sub); lower-case letters,
+                    digits and `_`
+                    (default tsa_bench_<pid>: its own). Servers given the
+                    same prefix are instances of one application.
   --redis-url URL   default $BENCH_REDIS_URL or redis://127.0.0.1:6379/9
                     (database 9, away from the tests' database 0)";
+
+/// How long the registries' entries live: sessions left by a killed run
+/// expire within the hour, as the session layer's do.
+const ENTRY_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Where the session store lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +74,35 @@ impl StoreKind {
     }
 }
 
+/// The Redis URL of the benchmark: `--redis-url`, `$BENCH_REDIS_URL` or
+/// database 9 of the local server.
+pub(crate) fn redis_url(options: &Options<'_>) -> String {
+    options.get("redis-url").map_or_else(
+        || {
+            std::env::var("BENCH_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379/9".to_owned())
+        },
+        str::to_owned,
+    )
+}
+
+/// Whether `prefix` can name a Postgres schema and a channel unquoted.
+pub(crate) fn check_prefix(prefix: &str) -> Result<(), Error> {
+    let plain = prefix.starts_with(|c: char| c.is_ascii_lowercase())
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if plain && prefix.len() <= 40 {
+        Ok(())
+    } else {
+        Err(format!(
+            "--prefix {prefix:?}: lower-case letters, digits and `_`, starting with a letter, \
+             40 at most"
+        )
+        .into())
+    }
+}
+
 pub(crate) fn main(args: &[String]) -> Result<(), Error> {
     let options = Options::new(args, USAGE)?;
     let kind: Kind = options.parse("kind", Kind::Tsa)?;
@@ -66,13 +110,12 @@ pub(crate) fn main(args: &[String]) -> Result<(), Error> {
     let sessions: u64 = options.parse("sessions", 1)?;
     let users: u64 = options.parse("users", sessions.max(1))?;
     let cookies_path = options.get("cookies").ok_or("--cookies PATH is required")?;
-    let redis_url = options.get("redis-url").map_or_else(
-        || {
-            std::env::var("BENCH_REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379/9".to_owned())
-        },
+    let prefix = options.get("prefix").map_or_else(
+        || format!("tsa_bench_{}", std::process::id()),
         str::to_owned,
     );
+    check_prefix(&prefix)?;
+    let channel = format!("{prefix}_live");
 
     // One thread: the server is pinned to one core, and a current-thread
     // runtime is what such a server should run; every kind gets the same.
@@ -84,11 +127,12 @@ pub(crate) fn main(args: &[String]) -> Result<(), Error> {
         let users = Users::generate(users);
         match store {
             StoreKind::Memory => {
-                let registry = SessionRegistry::new(MemoryRegistry::default());
+                let registry = memory_registry(kind);
                 let store = MemoryStore::default();
                 run(kind, users, sessions, store, registry, cookies_path).await
             }
             StoreKind::Redis => {
+                let redis_url = redis_url(&options);
                 let config = Config::from_url(&redis_url)
                     .map_err(|err| format!("redis url {redis_url:?}: {err}"))?;
                 let pool = Pool::new(config, None, None, None, 1)
@@ -98,10 +142,16 @@ pub(crate) fn main(args: &[String]) -> Result<(), Error> {
                     .map_err(|err| format!("redis at {redis_url}: {err}"))?;
                 // Keys of their own, deleted at the end like the sessions,
                 // and expiring within the hour anyway.
-                let registry = SessionRegistry::new(
-                    RedisRegistry::new(pool.clone()).with_key_prefix("bench:registry:"),
+                let mut registry = SessionRegistry::new(
+                    RedisRegistry::new(pool.clone()).with_key_prefix(format!("{prefix}:registry:")),
                 )
-                .with_lifetime(std::time::Duration::from_secs(3600));
+                .with_lifetime(ENTRY_LIFETIME);
+                if kind == Kind::TsaFast {
+                    // Its own channel: no other application's notices.
+                    let channel = RedisChannel::new(pool.clone()).with_channel_name(channel);
+                    registry =
+                        registry.with_live_sessions(LiveSessions::new().with_channel(channel));
+                }
                 let store = RedisStore::new(pool);
                 run(kind, users, sessions, store, registry, cookies_path).await
             }
@@ -117,9 +167,10 @@ async fn run<S: SessionStore + Clone>(
     registry: SessionRegistry,
     cookies_path: &str,
 ) -> Result<(), Error> {
+    let user_count = users.count();
     let app = router(kind, users, store.clone(), registry.clone());
     let cookies = if kind.has_sessions() {
-        seed(&app, 1..=sessions).await?
+        sign_in(kind, &app, 1..=sessions).await?
     } else {
         vec!["id=none".to_owned()]
     };
@@ -146,7 +197,11 @@ async fn run<S: SessionStore + Clone>(
 
     if kind.has_sessions() {
         for cookie in &cookies {
-            if let Some(Ok(id)) = cookie.strip_prefix("id=").map(str::parse::<Id>) {
+            let session = cookie
+                .split(';')
+                .next()
+                .and_then(|pair| pair.strip_prefix("id="));
+            if let Some(Ok(id)) = session.map(str::parse::<Id>) {
                 store
                     .delete(&id)
                     .await
@@ -154,8 +209,9 @@ async fn run<S: SessionStore + Clone>(
             }
         }
     }
-    if kind == Kind::TsaRegistry {
-        for id in 1..=sessions {
+    if kind.has_registry() {
+        // Every user: other clients (the staleness run) sign users in too.
+        for id in 1..=user_count {
             registry
                 .revoke_all(&id)
                 .await
