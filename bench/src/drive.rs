@@ -123,12 +123,12 @@ impl Setup {
         )
     }
 
-    /// The kinds that make sense on this store: Redis only for (b), (d),
-    /// (e) and (f), and plain axum has no store at all.
+    /// The kinds that make sense on this store: Redis (and Postgres) only
+    /// for (b), (d), (e) and (f), and plain axum has no store at all.
     fn runs(self, kind: Kind) -> bool {
         match self.store {
             StoreKind::Memory => true,
-            StoreKind::Redis => matches!(
+            StoreKind::Redis | StoreKind::Postgres => matches!(
                 kind,
                 Kind::Sessions | Kind::Tsa | Kind::TsaRegistry | Kind::TsaFast
             ),
@@ -657,7 +657,7 @@ fn one_minute_load() -> Option<f64> {
 }
 
 /// The first three fields of `/proc/loadavg`.
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|text| {
             text.split_whitespace()

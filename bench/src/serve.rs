@@ -11,14 +11,15 @@ use std::{io::Write as _, str::FromStr, time::Duration};
 use tokio::io::AsyncReadExt as _;
 use tower_sessions::{session::Id, MemoryStore, SessionStore};
 use tower_sessions_auth::{
-    live::{LiveSessions, RedisChannel},
-    registry::{RedisRegistry, SessionRegistry},
+    live::{LiveSessions, PostgresChannel, RedisChannel},
+    registry::{PostgresRegistry, RedisRegistry, SessionRegistry},
 };
 use tower_sessions_auth_bench::{check_in_process, memory_registry, router, sign_in, Kind, Users};
 use tower_sessions_redis_store::{
     fred::prelude::{ClientLike as _, Config, Pool},
     RedisStore,
 };
+use tower_sessions_sqlx_store::{sqlx::PgPool, PostgresStore};
 
 use crate::{Error, Options};
 
@@ -28,19 +29,21 @@ tower-sessions-auth-bench serve: one server under test
   --kind K          axum | tower-sessions | axum-login | tower-sessions-auth
                     | tower-sessions-auth+registry | tower-sessions-auth+fast
                     (or a-f)
-  --store S         memory | redis (default memory)
+  --store S         memory | redis | postgres (default memory)
   --sessions N      live sessions to create (default 1)
   --users N         users in the backend (default: as many as sessions)
   --cookies PATH    where to write the cookies, one `Cookie` header value a
                     line (required)
   --prefix P        what names this server's data in a shared store:
                     Redis registry keys `P:registry:`, the live-session
-                    channel `P_live` (Redis pub/sub); lower-case letters,
-                    digits and `_`
+                    channel `P_live` (Redis pub/sub or Postgres NOTIFY), the
+                    Postgres schema `P`; lower-case letters, digits and `_`
                     (default tsa_bench_<pid>: its own). Servers given the
                     same prefix are instances of one application.
   --redis-url URL   default $BENCH_REDIS_URL or redis://127.0.0.1:6379/9
-                    (database 9, away from the tests' database 0)";
+                    (database 9, away from the tests' database 0)
+  --database-url U  default $BENCH_DATABASE_URL or
+                    postgres://postgres@127.0.0.1:5432/test";
 
 /// How long the registries' entries live: sessions left by a killed run
 /// expire within the hour, as the session layer's do.
@@ -51,6 +54,7 @@ const ENTRY_LIFETIME: Duration = Duration::from_secs(3600);
 pub(crate) enum StoreKind {
     Memory,
     Redis,
+    Postgres,
 }
 
 impl FromStr for StoreKind {
@@ -60,7 +64,10 @@ impl FromStr for StoreKind {
         match s {
             "memory" => Ok(Self::Memory),
             "redis" => Ok(Self::Redis),
-            other => Err(format!("unknown store {other:?}; expected memory or redis")),
+            "postgres" => Ok(Self::Postgres),
+            other => Err(format!(
+                "unknown store {other:?}; expected memory, redis or postgres"
+            )),
         }
     }
 }
@@ -70,6 +77,7 @@ impl StoreKind {
         match self {
             Self::Memory => "memory",
             Self::Redis => "redis",
+            Self::Postgres => "postgres",
         }
     }
 }
@@ -81,6 +89,18 @@ pub(crate) fn redis_url(options: &Options<'_>) -> String {
         || {
             std::env::var("BENCH_REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379/9".to_owned())
+        },
+        str::to_owned,
+    )
+}
+
+/// The Postgres URL of the benchmark: `--database-url`,
+/// `$BENCH_DATABASE_URL` or the local `test` database.
+pub(crate) fn database_url(options: &Options<'_>) -> String {
+    options.get("database-url").map_or_else(
+        || {
+            std::env::var("BENCH_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
         },
         str::to_owned,
     )
@@ -153,6 +173,34 @@ pub(crate) fn main(args: &[String]) -> Result<(), Error> {
                         registry.with_live_sessions(LiveSessions::new().with_channel(channel));
                 }
                 let store = RedisStore::new(pool);
+                run(kind, users, sessions, store, registry, cookies_path).await
+            }
+            StoreKind::Postgres => {
+                let database_url = database_url(&options);
+                let pool = PgPool::connect(&database_url)
+                    .await
+                    .map_err(|err| format!("postgres at {database_url}: {err}"))?;
+                // Everything in the schema `prefix`, which whoever chose the
+                // prefix drops at the end.
+                let store = PostgresStore::new(pool.clone()).with_schema_name(&prefix)?;
+                store
+                    .migrate()
+                    .await
+                    .map_err(|err| format!("session table: {err}"))?;
+                let registry_store = PostgresRegistry::new(pool.clone())
+                    .with_table_name(&format!("{prefix}.tsa_session_registry"))
+                    .map_err(|err| format!("registry table: {err}"))?;
+                registry_store
+                    .migrate()
+                    .await
+                    .map_err(|err| format!("registry table: {err}"))?;
+                let mut registry =
+                    SessionRegistry::new(registry_store).with_lifetime(ENTRY_LIFETIME);
+                if kind == Kind::TsaFast {
+                    let channel = PostgresChannel::new(pool).with_channel_name(channel);
+                    registry =
+                        registry.with_live_sessions(LiveSessions::new().with_channel(channel));
+                }
                 run(kind, users, sessions, store, registry, cookies_path).await
             }
         }
