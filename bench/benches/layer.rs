@@ -16,9 +16,9 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
-use tower_sessions_auth::registry::{MemoryRegistry, SessionRegistry};
 use tower_sessions_auth_bench::{
-    check_in_process, me_request, router, seed, sessions_router_with_plumbing, Kind, Users,
+    check_in_process, me_request, memory_registry, router, sessions_router_with_plumbing, sign_in,
+    Kind, Users,
 };
 
 fn per_request(c: &mut Criterion) {
@@ -35,12 +35,16 @@ fn per_request(c: &mut Criterion) {
         let app = if name == "tower-sessions+plumbing" {
             sessions_router_with_plumbing(Users::generate(1), MemoryStore::default())
         } else {
-            let registry = SessionRegistry::new(MemoryRegistry::default());
-            router(kind, Users::generate(1), MemoryStore::default(), registry)
+            router(
+                kind,
+                Users::generate(1),
+                MemoryStore::default(),
+                memory_registry(kind),
+            )
         };
         let cookie = if kind.has_sessions() {
             runtime
-                .block_on(seed(&app, [1]))
+                .block_on(sign_in(kind, &app, [1]))
                 .expect("signing the benchmark user in")
                 .remove(0)
         } else {

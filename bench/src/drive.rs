@@ -16,6 +16,11 @@
 //! - All servers start (and seed their sessions) before the first
 //!   measurement and stay up, idle, between their turns: seeding 100,000
 //!   sessions once instead of once per round keeps a full run short.
+//! - On Redis, the server's `INFO commandstats` is read right before and
+//!   after each measured run: every command Redis served meanwhile, from
+//!   any client, by name. Nothing is left out: the fast path's heartbeat
+//!   (a `PUBLISH` per second from the (f) server, measured or idle) and the
+//!   driver's own `INFO` show up as what they are.
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
@@ -25,11 +30,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tower_sessions_auth_bench::Kind;
+use tower_sessions_auth_bench::{Kind, PASS_COOKIE};
 
 use crate::{
+    redis_stats::{CommandStats, RedisStats},
     report::{self, Measurement, Sample},
-    serve::StoreKind,
+    serve::{redis_url, StoreKind},
     Error, Options,
 };
 
@@ -44,8 +50,11 @@ tower-sessions-auth-bench drive: the macro benchmark
                     redis-1,redis-100k (the default); SESSIONS sessions and as
                     many users; axum-login and plain axum run only on memory
   --kinds LIST      comma-separated servers (default axum,tower-sessions,
-                    axum-login,tower-sessions-auth,tower-sessions-auth+registry;
-                    or letters, e.g. b,d,e)
+                    axum-login,tower-sessions-auth,tower-sessions-auth+registry,
+                    tower-sessions-auth+fast; or letters, e.g. b,d,e,f)
+  --redis-url URL   the servers' Redis, whose INFO commandstats is read around
+                    each Redis run (default $BENCH_REDIS_URL or
+                    redis://127.0.0.1:6379/9)
   --out DIR         where latest.md, latest.csv and latest.svg go
                     (default bench/results)
   --wait-quiet S    before starting, wait up to S seconds for the 1-minute
@@ -114,12 +123,15 @@ impl Setup {
         )
     }
 
-    /// The kinds that make sense on this store: Redis only for (b), (d)
-    /// and (e), and plain axum has no store at all.
+    /// The kinds that make sense on this store: Redis (and Postgres) only
+    /// for (b), (d), (e) and (f), and plain axum has no store at all.
     fn runs(self, kind: Kind) -> bool {
         match self.store {
             StoreKind::Memory => true,
-            StoreKind::Redis => matches!(kind, Kind::Sessions | Kind::Tsa | Kind::TsaRegistry),
+            StoreKind::Redis | StoreKind::Postgres => matches!(
+                kind,
+                Kind::Sessions | Kind::Tsa | Kind::TsaRegistry | Kind::TsaFast
+            ),
         }
     }
 }
@@ -159,6 +171,11 @@ pub(crate) fn main(args: &[String]) -> Result<(), Error> {
     );
 
     let wait_quiet: u64 = options.parse("wait-quiet", 0)?;
+    let redis = setups
+        .iter()
+        .any(|setup| setup.store == StoreKind::Redis)
+        .then(|| RedisStats::new(&redis_url(&options)))
+        .transpose()?;
 
     ensure_wrk()?;
     wait_for_quiet(Duration::from_secs(wait_quiet));
@@ -180,7 +197,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), Error> {
                 let server = Server::start(setup, kind, &work, &pinning)?;
                 server.check()?;
                 println!(
-                    "started {:<20} {:<22} port {} (checked: 200 with cookie, 401 without)",
+                    "started {:<24} {:<22} port {} (checked: 200 with cookie, 401 without)",
                     kind.name(),
                     setup.label(),
                     server.port
@@ -200,6 +217,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), Error> {
             script: &script,
             connections,
             pinning: &pinning,
+            redis: redis.as_ref(),
         };
         for round in 0..rounds {
             // Rotate the order, so no server always runs first or last.
@@ -208,9 +226,18 @@ pub(crate) fn main(args: &[String]) -> Result<(), Error> {
                 let index = (step + round) % count;
                 let server = &servers[index];
                 wrk.run(server, warmup)?;
-                let sample = wrk.measure(server, duration)?;
+                let mut sample = wrk.measure(server, duration)?;
+                if server.kind == Kind::TsaFast {
+                    // A pass refused once (the channel silent for three
+                    // heartbeats, say) stays refused: wrk's cookies would
+                    // take the full path from then on.
+                    if let Err(err) = server.check() {
+                        println!("warning: after the run, {err}");
+                        sample.pass_refused = true;
+                    }
+                }
                 println!(
-                    "round {}/{rounds} {:<20} {:<22} {:>8.0} req/s  p50 {:>5} µs  p99 {:>5} µs  {:>5.2} µs CPU/req{}",
+                    "round {}/{rounds} {:<24} {:<22} {:>8.0} req/s  p50 {:>5} µs  p99 {:>5} µs  {:>5.2} µs CPU/req{}{}",
                     round + 1,
                     server.kind.name(),
                     server.setup.label(),
@@ -218,6 +245,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), Error> {
                     sample.p50_us,
                     sample.p99_us,
                     sample.cpu_us_per_request,
+                    sample.redis.as_ref().map_or_else(String::new, |commands| format!(
+                        "  Redis: {}",
+                        commands.describe()
+                    )),
                     if sample.failed > 0 {
                         format!("  ({} FAILED responses)", sample.failed)
                     } else {
@@ -399,7 +430,7 @@ impl Server {
         let first = std::fs::read_to_string(&self.cookies)
             .map_err(|err| format!("reading {}: {err}", self.cookies.display()))?;
         let cookie = first.lines().next().ok_or("no cookie written")?;
-        let (status, body) = http_get(self.port, Some(cookie))?;
+        let (status, headers, body) = http_get(self.port, Some(cookie))?;
         // Every kind signs user 1 into the first session (plain axum answers
         // user 1 to any cookie).
         let expected = "user1";
@@ -411,7 +442,26 @@ impl Server {
             )
             .into());
         }
-        let (status, _) = http_get(self.port, None)?;
+        // The fast path sets no cookie when the pass signed the request
+        // in; the full path would set a new pass (or remove it).
+        let pass_sent = cookie.contains(&format!("{PASS_COOKIE}="));
+        if self.kind == Kind::TsaFast && !pass_sent {
+            return Err(format!("{}: the cookies carry no pass", self.setup.label()).into());
+        }
+        if pass_sent
+            && headers
+                .lines()
+                .any(|line| line.to_ascii_lowercase().starts_with("set-cookie:"))
+        {
+            return Err(format!(
+                "{} ({}): GET /me with a pass answered with a Set-Cookie: the fast path did not \
+                 sign it in",
+                self.kind,
+                self.setup.label()
+            )
+            .into());
+        }
+        let (status, _, _) = http_get(self.port, None)?;
         if status != 401 {
             return Err(format!(
                 "{} ({}): GET /me without a cookie answered {status}, expected 401",
@@ -458,7 +508,8 @@ impl Server {
 }
 
 /// A one-request HTTP/1.1 client: enough for the checks, no dependency.
-fn http_get(port: u16, cookie: Option<&str>) -> Result<(u16, String), Error> {
+/// Returns the status, the header lines and the body.
+fn http_get(port: u16, cookie: Option<&str>) -> Result<(u16, String, String), Error> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .map_err(|err| format!("connecting to port {port}: {err}"))?;
     stream
@@ -479,11 +530,8 @@ fn http_get(port: u16, cookie: Option<&str>) -> Result<(u16, String), Error> {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| format!("not an HTTP response: {response:?}"))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, body)| body)
-        .to_owned();
-    Ok((status, body))
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    Ok((status, head.to_owned(), body.to_owned()))
 }
 
 /// How wrk is run.
@@ -491,6 +539,8 @@ struct Wrk<'a> {
     script: &'a Path,
     connections: u32,
     pinning: &'a Pinning,
+    /// Where to count the Redis commands of Redis runs.
+    redis: Option<&'a RedisStats>,
 }
 
 /// What one wrk run reported.
@@ -544,13 +594,25 @@ impl Wrk<'_> {
     }
 
     fn measure(&self, server: &Server, seconds: u64) -> Result<Sample, Error> {
+        let redis = self
+            .redis
+            .filter(|_| server.setup.store == StoreKind::Redis);
+        let commands_before = redis.map(RedisStats::read).transpose()?;
         let before = server.cpu_ticks()?;
         let result = self.run(server, seconds)?;
         let after = server.cpu_ticks()?;
+        let commands = match (redis, commands_before) {
+            (Some(redis), Some(before)) => Some(CommandStats::between(&before, &redis.read()?)),
+            _ => None,
+        };
         let cpu_seconds = after.saturating_sub(before) as f64 / clock_ticks_per_second();
         let requests = result.requests.max(1) as f64;
         let wall = result.duration_us.max(1) as f64 / 1e6;
         Ok(Sample {
+            requests: result.requests,
+            seconds: wall,
+            redis: commands,
+            pass_refused: false,
             rps: requests / wall,
             p50_us: result.p50_us,
             p99_us: result.p99_us,
@@ -595,7 +657,7 @@ fn one_minute_load() -> Option<f64> {
 }
 
 /// The first three fields of `/proc/loadavg`.
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|text| {
             text.split_whitespace()

@@ -11,8 +11,9 @@
 
 use tower::ServiceExt as _;
 use tower_sessions::MemoryStore;
-use tower_sessions_auth::registry::{MemoryRegistry, SessionRegistry};
-use tower_sessions_auth_bench::{check_in_process, me_request, router, seed, Kind, Users};
+use tower_sessions_auth_bench::{
+    check_in_process, me_request, memory_registry, router, sign_in, Kind, Users,
+};
 
 use crate::{Error, Options};
 
@@ -31,10 +32,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), Error> {
         .build()
         .map_err(|err| format!("tokio runtime: {err}"))?;
     runtime.block_on(async {
-        let registry = SessionRegistry::new(MemoryRegistry::default());
+        let registry = memory_registry(kind);
         let app = router(kind, Users::generate(1), MemoryStore::default(), registry);
         let cookie = if kind.has_sessions() {
-            seed(&app, [1]).await?.remove(0)
+            sign_in(kind, &app, [1]).await?.remove(0)
         } else {
             "id=none".to_owned()
         };

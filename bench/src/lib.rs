@@ -13,6 +13,10 @@
 //!   an auth library, and without any invalidation on password change.
 //! - (c) [`Kind::AxumLogin`]: axum-login 0.18 with the same backend.
 //! - (d) [`Kind::Tsa`]: tower-sessions-auth.
+//! - (e) [`Kind::TsaRegistry`]: (d) with its session registry.
+//! - (f) [`Kind::TsaFast`]: (e) with live sessions and the fast path: a
+//!   request that carries a pass cookie is signed in without reading the
+//!   session store or the registry.
 //!
 //! So `Sessions − Axum` is the price of tower-sessions, and `Tsa − Sessions`
 //! the price of this crate's layer on top of it.
@@ -34,7 +38,10 @@ use tower_sessions::{
     Expiry, Session, SessionManagerLayer, SessionStore,
 };
 use tower_sessions_auth::{
-    registry::SessionRegistry, AuthKeys, AuthLayer, AuthSession, SessionUser, UserBackend,
+    fast_path::FastPath,
+    live::LiveSessions,
+    registry::{MemoryRegistry, SessionRegistry},
+    AuthKeys, AuthLayer, AuthSession, SessionUser, UserBackend,
 };
 
 /// The secret of every benchmark server; a benchmark needs no real secret.
@@ -109,6 +116,12 @@ impl Users {
         ))
     }
 
+    /// How many users there are.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.0.len() as u64
+    }
+
     /// The user with this id, cloned.
     #[must_use]
     pub fn get(&self, id: u64) -> Option<User> {
@@ -154,16 +167,21 @@ pub enum Kind {
     /// (e) tower-sessions-auth with its session registry (in the store's
     /// own kind: memory or Redis).
     TsaRegistry,
+    /// (f) (e) with live sessions and the fast path ([`fast_path`]): the
+    /// registry given to [`router`] must carry live sessions (see
+    /// [`memory_registry`]).
+    TsaFast,
 }
 
 impl Kind {
     /// Every kind, in the order of the report.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Axum,
         Self::Sessions,
         Self::AxumLogin,
         Self::Tsa,
         Self::TsaRegistry,
+        Self::TsaFast,
     ];
 
     /// The name used on the command line and in reports.
@@ -175,10 +193,11 @@ impl Kind {
             Self::AxumLogin => "axum-login",
             Self::Tsa => "tower-sessions-auth",
             Self::TsaRegistry => "tower-sessions-auth+registry",
+            Self::TsaFast => "tower-sessions-auth+fast",
         }
     }
 
-    /// The letter of the issue: (a) to (d).
+    /// The letter of the report: (a) to (f).
     #[must_use]
     pub fn letter(self) -> char {
         match self {
@@ -187,6 +206,7 @@ impl Kind {
             Self::AxumLogin => 'c',
             Self::Tsa => 'd',
             Self::TsaRegistry => 'e',
+            Self::TsaFast => 'f',
         }
     }
 
@@ -194,6 +214,13 @@ impl Kind {
     #[must_use]
     pub fn has_sessions(self) -> bool {
         self != Self::Axum
+    }
+
+    /// Whether the kind keeps a session registry, whose entries a server
+    /// removes when it stops.
+    #[must_use]
+    pub fn has_registry(self) -> bool {
+        matches!(self, Self::TsaRegistry | Self::TsaFast)
     }
 }
 
@@ -210,7 +237,7 @@ impl FromStr for Kind {
         Self::ALL
             .into_iter()
             .find(|kind| kind.name() == s || s.len() == 1 && s.starts_with(kind.letter()))
-            .ok_or_else(|| format!("unknown kind {s:?}; expected one of axum, tower-sessions, axum-login, tower-sessions-auth, tower-sessions-auth+registry (or a-e)"))
+            .ok_or_else(|| format!("unknown kind {s:?}; expected one of axum, tower-sessions, axum-login, tower-sessions-auth, tower-sessions-auth+registry, tower-sessions-auth+fast (or a-f)"))
     }
 }
 
@@ -227,8 +254,28 @@ pub fn session_layer<S: SessionStore + Clone>(store: S) -> SessionManagerLayer<S
         ))
 }
 
+/// The fast path of (f): the pass cookie over plain HTTP (the benchmark
+/// has no TLS), living the longest a pass may (an hour), so that the pass
+/// taken before a run is still good at its end.
+pub fn fast_path() -> FastPath {
+    FastPath::new()
+        .with_secure(false)
+        .with_lifetime(FastPath::MAX_LIFETIME)
+}
+
+/// The in-memory registry of `kind`: with live sessions for (f), which
+/// the fast path needs (no channel: the process is the only one).
+pub fn memory_registry(kind: Kind) -> SessionRegistry {
+    let registry = SessionRegistry::new(MemoryRegistry::default());
+    if kind == Kind::TsaFast {
+        registry.with_live_sessions(LiveSessions::new())
+    } else {
+        registry
+    }
+}
+
 /// Builds the application of `kind` over `users` and `store`; `registry`
-/// serves (e) only.
+/// serves (e) and (f) only, and must carry live sessions for (f).
 ///
 /// Besides `GET /me`, the kinds with sessions have `POST /login?id=N`, which
 /// signs user N in through the kind's own login path; [`seed`] uses it.
@@ -251,6 +298,9 @@ pub fn router<S: SessionStore + Clone>(
             .layer(axum_login::AuthManagerLayerBuilder::new(users, session_layer(store)).build()),
         Kind::Tsa => tsa_router(users, store, |layer| layer),
         Kind::TsaRegistry => tsa_router(users, store, |layer| layer.with_registry(registry)),
+        Kind::TsaFast => tsa_router(users, store, |layer| {
+            layer.with_registry(registry).with_fast_path(fast_path())
+        }),
     }
 }
 
@@ -421,6 +471,107 @@ pub async fn login(router: Router, id: u64) -> Result<String, String> {
         .ok_or_else(|| format!("login of user {id} set no session cookie"))
 }
 
+/// The name of the pass cookie of [`fast_path`].
+pub const PASS_COOKIE: &str = "tsa_pass";
+
+/// How long [`add_pass`] waits for a pass: the fast path issues none until
+/// the channel's heartbeat came back once (a few milliseconds after start).
+const PASS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Signs users `ids` in as [`seed`] does and returns the `Cookie` header
+/// values a browser of `kind` sends next: for (f), the session cookie and
+/// the pass cookie that the first `GET /me` after sign-in set
+/// ([`add_pass`]); for the other kinds, the session cookie.
+///
+/// # Errors
+///
+/// As [`seed`] and [`add_pass`].
+pub async fn sign_in(
+    kind: Kind,
+    router: &Router,
+    ids: impl IntoIterator<Item = u64>,
+) -> Result<Vec<String>, String> {
+    let cookies = seed(router, ids).await?;
+    if kind != Kind::TsaFast {
+        return Ok(cookies);
+    }
+    let mut with_passes = Vec::with_capacity(cookies.len());
+    for chunk in cookies.chunks(SEED_CONCURRENCY) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, cookie) in chunk.iter().enumerate() {
+            let (router, cookie) = (router.clone(), cookie.clone());
+            tasks.spawn(async move { (index, add_pass(&router, &cookie).await) });
+        }
+        let mut chunk_cookies = vec![String::new(); chunk.len()];
+        while let Some(joined) = tasks.join_next().await {
+            let (index, cookie) = joined.map_err(|err| format!("pass task failed: {err}"))?;
+            chunk_cookies[index] = cookie?;
+        }
+        with_passes.extend(chunk_cookies);
+    }
+    Ok(with_passes)
+}
+
+/// A browser's first `GET /me` after sign-in, in process: the fast path
+/// answers it on the full path and sets the pass cookie. Returns
+/// `session_cookie` with the pass added (`id=...; tsa_pass=...`), once a
+/// second `GET /me` shows that the pass signs the request in (the answer
+/// sets no cookie). Asks again for up to 10 s until it does: no pass is
+/// issued until the channel's heartbeat came back, and the passes issued
+/// within the clock skew (one second) after that first echo are refused.
+///
+/// # Errors
+///
+/// A status other than `200`, or no pass that signs in within 10 s.
+pub async fn add_pass(router: &Router, session_cookie: &str) -> Result<String, String> {
+    let deadline = tokio::time::Instant::now() + PASS_WAIT;
+    loop {
+        let response = router
+            .clone()
+            .oneshot(me_request(Some(session_cookie)))
+            .await
+            .map_err(|err| format!("GET /me for a pass: {err}"))?;
+        if response.status() != StatusCode::OK {
+            return Err(format!("GET /me for a pass answered {}", response.status()));
+        }
+        if let Some(pass) = set_cookie(response.headers(), PASS_COOKIE) {
+            let cookie = format!("{session_cookie}; {pass}");
+            let check = router
+                .clone()
+                .oneshot(me_request(Some(&cookie)))
+                .await
+                .map_err(|err| format!("GET /me with a pass: {err}"))?;
+            if check.status() == StatusCode::OK && !check.headers().contains_key(header::SET_COOKIE)
+            {
+                return Ok(cookie);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "GET /me set no {PASS_COOKIE} cookie that signs in within {PASS_WAIT:?}: is the \
+                 fast path on?"
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The `name=value` pair of the first `Set-Cookie` of `name` with a
+/// non-empty value (a removal has an empty one).
+#[must_use]
+pub fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| value.split(';').next())
+        .find(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(key, value)| key == name && !value.is_empty())
+        })
+        .map(str::to_owned)
+}
+
 /// A `GET /me` with this `Cookie` header value, for in-process requests.
 ///
 /// # Panics
@@ -438,18 +589,27 @@ pub fn me_request(cookie: Option<&str>) -> Request<Body> {
 }
 
 /// Checks that a `GET /me` with a valid cookie is what the benchmark thinks
-/// it is: a signed-in request that reached the handler.
+/// it is: a signed-in request that reached the handler. With a pass in the
+/// cookie, also that the pass signed it in: the fast path sets no cookie
+/// then, where the full path would set a new pass (or remove the old one).
 ///
 /// # Errors
 ///
-/// Any status other than `200`.
+/// Any status other than `200`, or a `Set-Cookie` answering a pass.
 pub async fn check_in_process(router: &Router, cookie: &str) -> Result<(), String> {
-    let signed_in = router
+    let response = router
         .clone()
         .oneshot(me_request(Some(cookie)))
         .await
-        .map_err(|err| err.to_string())?
-        .status();
+        .map_err(|err| err.to_string())?;
+    let signed_in = response.status();
+    if cookie.contains(&format!("{PASS_COOKIE}="))
+        && response.headers().contains_key(header::SET_COOKIE)
+    {
+        return Err(format!(
+            "GET /me with a pass answered with a Set-Cookie: the pass did not sign it in ({signed_in})"
+        ));
+    }
     let anonymous = router
         .clone()
         .oneshot(me_request(None))

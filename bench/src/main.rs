@@ -11,12 +11,15 @@
 //! them in turn for several rounds and reports req/s, latency and server CPU
 //! time per request. `serve` is the server side; `drive` starts it from this
 //! same executable, so the two always come from the same build.
-//! `--help` lists the options.
+//! `staleness` measures how long a fast-path pass outlives its session on
+//! another instance. `--help` lists the options.
 
 mod drive;
 mod inproc;
+mod redis_stats;
 mod report;
 mod serve;
+mod staleness;
 
 use std::process::ExitCode;
 
@@ -34,7 +37,11 @@ fn main() -> ExitCode {
         "drive" => drive::main(&args),
         "serve" => serve::main(&args),
         "inproc" => inproc::main(&args),
-        other => Err(format!("unknown mode {other:?}; use `drive`, `serve` or `inproc`").into()),
+        "staleness" => staleness::main(&args),
+        other => Err(format!(
+            "unknown mode {other:?}; use `drive`, `serve`, `inproc` or `staleness`"
+        )
+        .into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
