@@ -263,6 +263,12 @@ pub fn fast_path() -> FastPath {
         .with_lifetime(FastPath::MAX_LIFETIME)
 }
 
+/// The activity interval of (f): a pass serves until its session's
+/// activity is due to be recorded, and wrk sends the same pass all run
+/// long; 30 minutes, which the default 30-minute idle timeout makes 15
+/// (half of it), covers the servers' few minutes.
+pub const FAST_ACTIVITY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1800);
+
 /// The in-memory registry of `kind`: with live sessions for (f), which
 /// the fast path needs (no channel: the process is the only one).
 pub fn memory_registry(kind: Kind) -> SessionRegistry {
@@ -299,7 +305,10 @@ pub fn router<S: SessionStore + Clone>(
         Kind::Tsa => tsa_router(users, store, |layer| layer),
         Kind::TsaRegistry => tsa_router(users, store, |layer| layer.with_registry(registry)),
         Kind::TsaFast => tsa_router(users, store, |layer| {
-            layer.with_registry(registry).with_fast_path(fast_path())
+            layer
+                .with_registry(registry)
+                .with_fast_path(fast_path())
+                .with_activity_interval(FAST_ACTIVITY_INTERVAL)
         }),
     }
 }

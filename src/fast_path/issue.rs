@@ -49,9 +49,8 @@ pub(crate) fn pass_cookie<Id: Serialize>(
         config.live().is_some_and(|live| {
             let changes = live.changes();
             changes.healthy(found.started)
-                && user_key(&record.user_id).is_ok_and(|key| {
-                    !changes.predates_change(&key, found.started, fast.skew_ms())
-                })
+                && user_key(&record.user_id)
+                    .is_ok_and(|key| !changes.predates_change(&key, found.started, fast.skew_ms()))
         })
     };
     let issued = match (found.verified, unchanged) {
