@@ -16,6 +16,7 @@ use tower_sessions_auth::{
     fast_path::FastPath,
     live::{ChannelError, LiveChannel, LiveSessions, Signal},
     registry::{MemoryRegistry, RegistryStore, SessionRegistry},
+    times::Lifetimes,
     AuthKeys, AuthLayer,
 };
 
@@ -43,20 +44,31 @@ impl Site {
     }
 
     async fn start_with(live: LiveSessions, keys: AuthKeys) -> Self {
+        Self::start_tuned(live, keys, |registry| registry, |layer| layer).await
+    }
+
+    /// A site whose registry and layer `registry` and `layer` set up
+    /// further.
+    async fn start_tuned(
+        live: LiveSessions,
+        keys: AuthKeys,
+        registry: impl FnOnce(SessionRegistry) -> SessionRegistry,
+        layer: impl FnOnce(AuthLayer<Users>) -> AuthLayer<Users>,
+    ) -> Self {
         let store = Counted::default();
         let users = Users::with_defaults();
         let entries = MemoryRegistry::default();
-        let registry = SessionRegistry::new(entries.clone()).with_live_sessions(live);
+        let registry = registry(SessionRegistry::new(entries.clone()).with_live_sessions(live));
         let clock = TestClock::new();
         let app = registry_routes(users.clone())
             .merge(admin_routes())
             .layer(Extension(registry.clone()))
-            .layer(
+            .layer(layer(
                 AuthLayer::new(users.clone(), keys)
                     .with_registry(registry.clone())
                     .with_clock(clock.reader())
                     .with_fast_path(FastPath::new().with_secure(false)),
-            )
+            ))
             .layer(SessionManagerLayer::new(store.clone()).with_secure(false));
         Self {
             base: serve(app).await,
@@ -301,6 +313,27 @@ async fn the_lifetimes_hold_on_the_fast_path() {
     site.clock.set(site.clock.now() + 30 * 60);
     let reply = site.me_with(&held).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+/// An idle timeout shorter than a pass's minute: the pass records no
+/// activity, so once the session's is due the full path writes it. A
+/// session in use never reaches its idle timeout.
+#[tokio::test]
+async fn a_session_in_use_on_the_fast_path_outlives_its_idle_timeout() {
+    let lifetimes = Lifetimes::new(Duration::from_secs(40), Duration::from_secs(3600));
+    let site = Site::start_tuned(
+        LiveSessions::new(),
+        keys(SECRET_A, &[]),
+        |registry| registry,
+        |layer| layer.with_lifetimes(lifetimes),
+    )
+    .await;
+    let alice = site.signed_in(1).await;
+    for _ in 0..8 {
+        site.clock.set(site.clock.now() + 15);
+        let reply = alice.get(&site.url("/me")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    }
 }
 
 #[tokio::test]

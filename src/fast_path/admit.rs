@@ -22,8 +22,13 @@ pub(crate) enum Admission<U> {
 /// Judges the session of `pass`, presented with the session cookie
 /// `session_id`, at `now`. Only a pass of this very session, within its
 /// lifetime, issued after the last change this process heard of its user,
-/// while the push is healthy, and whose session the rule finds holding
-/// under the current secret, is admitted.
+/// while the push is healthy, whose recorded activity is not due for a
+/// rewrite, and whose session the rule finds holding under the current
+/// secret, is admitted.
+///
+/// The fast path records no activity: once the session's is due, the
+/// full path writes it (and issues a new pass), as it would without a
+/// fast path, so that a session in use never reaches its idle timeout.
 ///
 /// # Errors
 ///
@@ -43,6 +48,7 @@ pub(crate) async fn admit<B: UserBackend>(
     let admissible = session_id.is_some_and(|id| id.0 == pass.session)
         && pass.issued_at <= now
         && now < pass.expires_at
+        && !pass.record.claim.times.activity_is_due(&config.times, now)
         && changes.healthy(now)
         && !changes.predates_change(&pass.user_key, pass.issued_at, fast.skew_ms());
     if !admissible {
