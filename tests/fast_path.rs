@@ -15,7 +15,7 @@ use tower_sessions::SessionManagerLayer;
 use tower_sessions_auth::{
     fast_path::FastPath,
     live::{ChannelError, LiveChannel, LiveSessions, Signal},
-    registry::{MemoryRegistry, RegistryStore, SessionRegistry},
+    registry::{LimitPolicy, MemoryRegistry, RegistryStore, SessionRegistry},
     times::Lifetimes,
     AuthKeys, AuthLayer,
 };
@@ -334,6 +334,26 @@ async fn a_session_in_use_on_the_fast_path_outlives_its_idle_timeout() {
         let reply = alice.get(&site.url("/me")).await;
         assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     }
+}
+
+/// A sign-in beyond the session limit ends the least recently seen
+/// session: its pass is refused at once, as after a revocation.
+#[tokio::test]
+async fn a_session_evicted_by_the_limit_refuses_its_pass() {
+    let site = Site::start_tuned(
+        LiveSessions::new(),
+        keys(SECRET_A, &[]),
+        |registry| registry.with_limit(1, LimitPolicy::EvictLeastRecentlySeen),
+        |layer| layer,
+    )
+    .await;
+    let tab = site.signed_in(1).await;
+    let held = tab.cookie_header(&site.base);
+    assert_eq!(site.me_with(&held).await.body, "alice");
+    site.signed_in(1).await;
+    let reply = site.me_with(&held).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+    assert!(removes_pass(&reply), "{reply:?}");
 }
 
 #[tokio::test]
