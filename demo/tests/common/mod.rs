@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod events;
+pub mod passes;
 pub mod services;
 
 use std::{
