@@ -13,7 +13,8 @@ use axum::http::StatusCode;
 use tokio::sync::mpsc;
 use tower_sessions_auth::{
     live::{ChannelError, LiveChannel, LiveSessions, Signal},
-    registry::RegistryStore as _,
+    registry::{LimitPolicy, RegistryStore as _},
+    times::Lifetimes,
 };
 
 use common::{
@@ -220,6 +221,53 @@ async fn the_lifetimes_hold_on_the_fast_path() {
     site.clock.set(site.clock.now() + 30 * 60);
     let reply = site.me_with(&held).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+/// With an idle timeout shorter than two pass lifetimes, a session used
+/// only through its passes must still record its activity (the full path
+/// does it when it is due) and live on past the idle timeout.
+#[tokio::test]
+async fn a_session_in_use_on_the_fast_path_outlives_its_idle_timeout() {
+    let lifetimes = Lifetimes::new(Duration::from_secs(40), Duration::from_secs(3600));
+    let site = Shared::new()
+        .site_tuned(
+            LiveSessions::new(),
+            keys(SECRET_A, &[]),
+            |registry| registry,
+            |layer| layer.with_lifetimes(lifetimes),
+        )
+        .await;
+    let alice = site.signed_in(1).await;
+    for _ in 0..8 {
+        site.clock.set(site.clock.now() + 15);
+        let reply = alice.get(&site.url("/me")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    }
+}
+
+/// A sign-in beyond the session limit ends the least recently seen
+/// session: its pass is refused at once, as after a revocation.
+#[tokio::test]
+async fn a_session_evicted_by_the_limit_refuses_its_pass() {
+    let site = Shared::new()
+        .site_tuned(
+            LiveSessions::new(),
+            keys(SECRET_A, &[]),
+            |registry| registry.with_limit(1, LimitPolicy::EvictLeastRecentlySeen),
+            |layer| layer,
+        )
+        .await;
+    let tab = site.signed_in(1).await;
+    let held = tab.cookie_header(&site.base);
+    assert_eq!(site.me_with(&held).await.body, "alice");
+    let newer = Client::new();
+    assert_eq!(
+        newer.post(&site.url("/login/1"), "").await.status,
+        StatusCode::OK
+    );
+    let reply = site.me_with(&held).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+    assert!(removes_pass(&reply), "{reply:?}");
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@
 //! ([`cookies`]), tower-sessions (the store
 //! picked in [`stores`]), tower-sessions-auth's `AuthLayer` (users from
 //! [`users`], events into [`activity`], live sessions on the store's
-//! channel), the notice of an ended session
+//! channel and, with a channel, the fast path: [`Config::fast_path`]),
+//! the notice of an ended session
 //! ([`html::explain_ended_session`]), then the routes ([`html`], [`api`],
 //! and [`live`]: `/api/events`, `/ws` and the pages' script).
 //!
@@ -97,8 +98,16 @@ pub struct Config {
     pub postgres_schema: Option<String>,
     /// The secrets that sign session auth hashes.
     pub keys: AuthKeys,
-    /// Marks the session cookie `Secure` (and names it `__Host-…`).
+    /// Marks the session cookie `Secure` (and names it `__Host-…`), and
+    /// the fast path's pass cookie the same way.
     pub secure_cookies: bool,
+    /// Signs requests in from a short-lived pass cookie (`demo_pass`, or
+    /// `__Host-demo_pass` with [`Config::secure_cookies`]) without reading
+    /// the session store or the registry: tower-sessions-auth's fast path
+    /// (`DEMO_FAST_PATH`, on unless `0`). Only with a Redis or Postgres
+    /// session store, whose channel tells every process of every sign-out
+    /// and revocation at once; never on SQLite, whatever this says.
+    pub fast_path: bool,
     /// The site's own origin for the cross-site check, such as
     /// `https://demo.example`; `None` derives it from each request.
     pub origin: Option<String>,
@@ -201,6 +210,19 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
     )
     .await?;
     let registry = registry.with_live_sessions(sessions.live_sessions(config.recheck_period));
+    let cookies = CookieSettings {
+        secure: config.secure_cookies,
+    };
+    let fast_path = if config.fast_path {
+        sessions.fast_path(&cookies)
+    } else {
+        None
+    };
+    match (&fast_path, config.fast_path) {
+        (Some(_), _) => tracing::info!("fast path on: signed-in requests carry a pass cookie"),
+        (None, true) => tracing::info!("fast path off: SQLite has no channel between processes"),
+        (None, false) => tracing::info!("fast path off, as configured"),
+    }
     let auth = AuthLayer::new(users.clone(), config.keys)
         .with_login_url("/login")
         .with_registry(registry)
@@ -208,6 +230,10 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         .with_lifetimes(times.session())
         .with_remembered_lifetimes(times.remembered())
         .with_reauth(times.reauth());
+    let auth = match fast_path {
+        Some(fast_path) => auth.with_fast_path(fast_path),
+        None => auth,
+    };
     let routes = Router::new()
         .route("/", get(html::home))
         .route("/signup", get(html::signup_form).post(html::signup))
@@ -238,9 +264,6 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         .layer(middleware::from_fn(html::explain_ended_session))
         .layer(auth);
 
-    let cookies = CookieSettings {
-        secure: config.secure_cookies,
-    };
     let with_sessions = sessions
         .layer(routes, &cookies)
         .layer(middleware::from_fn(crate::cookies::secure_removal_cookies));

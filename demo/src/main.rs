@@ -22,7 +22,17 @@
 //! - `SESSION_SECRET_FALLBACKS`: older secrets, comma-separated (so no
 //!   secret may hold a comma), still accepted while sessions move to the
 //!   new one.
-//! - `DEMO_SECURE_COOKIES=1`: `Secure` session cookie (serve over HTTPS).
+//! - `DEMO_SECURE_COOKIES=1`: `Secure` session cookie (serve over HTTPS),
+//!   and `Secure` pass cookie.
+//! - `DEMO_FAST_PATH=0`: turns the fast path off. On by default (`1`) with
+//!   a Redis or Postgres session store: a signed-in response sets a pass
+//!   beside the session cookie (`demo_pass`, `__Host-demo_pass` with
+//!   secure cookies), a sealed cookie trusted for a minute, and a request
+//!   that brings it is signed in without reading the session store or the
+//!   registry. Every sign-out, revocation and password change reaches the
+//!   other processes through the store's channel and refuses the older
+//!   passes there. Never on SQLite, whatever the variable says: SQLite has
+//!   no channel between processes. Any value but `0` and `1` is refused.
 //! - `DEMO_ORIGIN`: the site's origin (`https://demo.example`) for the
 //!   cross-site `POST` check; default: the request's `Host`.
 //! - `DEMO_PG_SCHEMA`: a Postgres schema for the demo's tables.
@@ -104,6 +114,7 @@ async fn main() -> Result<(), StartError> {
         postgres_schema: var("DEMO_PG_SCHEMA"),
         keys,
         secure_cookies: var("DEMO_SECURE_COOKIES").is_some_and(|value| value == "1"),
+        fast_path: fast_path(var("DEMO_FAST_PATH").as_deref())?,
         origin: var("DEMO_ORIGIN"),
         argon2: argon2::Params::default(),
         max_sessions: match var("DEMO_MAX_SESSIONS") {
@@ -188,6 +199,15 @@ fn seconds(text: &str) -> Option<Duration> {
         .filter(|period| *period >= Duration::from_millis(100))
 }
 
+/// `DEMO_FAST_PATH`: on unless `0`.
+fn fast_path(value: Option<&str>) -> Result<bool, &'static str> {
+    match value.map(str::trim) {
+        None | Some("1") => Ok(true),
+        Some("0") => Ok(false),
+        Some(_) => Err("DEMO_FAST_PATH must be 0 (off) or 1 (on, the default)"),
+    }
+}
+
 /// The whole seconds, 1 or more, in the variable `name`, else `default`.
 fn whole_seconds(name: &str, default: Duration) -> Result<Duration, String> {
     Ok(optional_whole_seconds(name)?.unwrap_or(default))
@@ -268,6 +288,16 @@ mod tests {
         assert_eq!(seconds("0.1"), Some(Duration::from_millis(100)));
         for refused in ["0.05", "0", "-1", "NaN", "inf", "1e30", "30s", ""] {
             assert_eq!(seconds(refused), None, "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_is_on_unless_0_and_other_values_are_refused() {
+        assert_eq!(fast_path(None), Ok(true));
+        assert_eq!(fast_path(Some("1")), Ok(true));
+        assert_eq!(fast_path(Some(" 0 ")), Ok(false));
+        for refused in ["off", "false", "no", "2", "00"] {
+            assert!(fast_path(Some(refused)).is_err(), "{refused:?}");
         }
     }
 

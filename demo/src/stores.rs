@@ -5,7 +5,8 @@
 //! database. Every demo process that points
 //! at the same store (and the same users and secret) serves the same
 //! sessions, and hears of their changes through the same store
-//! ([`Sessions::live_sessions`]).
+//! ([`Sessions::live_sessions`]). With that channel, signed-in requests
+//! take tower-sessions-auth's fast path ([`Sessions::fast_path`]).
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use tower_sessions::{
     Expiry, SessionManagerLayer, SessionStore,
 };
 use tower_sessions_auth::{
+    fast_path::FastPath,
     live::{LiveSessions, PostgresChannel, RedisChannel},
     registry::{LimitPolicy, PostgresRegistry, SessionRegistry, SqliteRegistry},
 };
@@ -93,11 +95,33 @@ pub(crate) async fn registry_in(
     })
 }
 
-/// Settings of the session cookie.
+/// Settings of the session cookie, and of the fast path's pass cookie
+/// beside it.
 pub(crate) struct CookieSettings {
     /// `Secure`, and the `__Host-` name prefix, which browsers accept only
     /// on secure cookies with `Path=/` and no `Domain`.
     pub(crate) secure: bool,
+}
+
+impl CookieSettings {
+    /// The session cookie's name.
+    fn session_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-demo_session"
+        } else {
+            "demo_session"
+        }
+    }
+
+    /// The pass cookie's name, after the session cookie's: the pass is
+    /// `Path=/` without `Domain` too, so the `__Host-` prefix holds for it.
+    fn pass_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-demo_pass"
+        } else {
+            "demo_pass"
+        }
+    }
 }
 
 /// The session store, connected and migrated, with the connection that
@@ -179,6 +203,25 @@ impl Sessions {
         }
     }
 
+    /// The fast path of signed-in requests, with its pass cookie named and
+    /// secured as the session cookie is; `None` on SQLite.
+    ///
+    /// A pass is trusted only as long as every process hears of every
+    /// sign-out and revocation, which takes the store's channel: Redis and
+    /// Postgres have one. SQLite has none, and several processes may share
+    /// one file: a pass would outlive its session there, on another
+    /// process, for its whole lifetime.
+    pub(crate) fn fast_path(&self, cookies: &CookieSettings) -> Option<FastPath> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres { .. } | Self::Redis { .. } => Some(
+                FastPath::new()
+                    .with_cookie_name(cookies.pass_name())
+                    .with_secure(cookies.secure),
+            ),
+        }
+    }
+
     /// Wraps `routes` in a `SessionManagerLayer` over this store.
     pub(crate) fn layer(self, routes: Router, cookies: &CookieSettings) -> Router {
         match self {
@@ -214,14 +257,9 @@ fn with_cookie<S: SessionStore + Clone>(
     store: S,
     cookies: &CookieSettings,
 ) -> Router {
-    let name = if cookies.secure {
-        "__Host-demo_session"
-    } else {
-        "demo_session"
-    };
     routes.layer(
         SessionManagerLayer::new(store)
-            .with_name(name)
+            .with_name(cookies.session_name())
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
             .with_path("/")

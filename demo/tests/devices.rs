@@ -1,7 +1,8 @@
 //! The demo's "signed-in devices" contract, route by route: `GET /sessions`,
 //! `GET /api/sessions`, `POST /sessions/revoke`, `DELETE
-//! /api/sessions/{handle}`, what updates the list, `DEMO_MAX_SESSIONS`, and
-//! two demo processes sharing one SQLite file.
+//! /api/sessions/{handle}`, what updates the list, `DEMO_MAX_SESSIONS`
+//! (with the fast path too), and two demo processes sharing one SQLite
+//! file, Postgres or Redis.
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,7 +16,10 @@ use crate::common::{
         cache_control, config, location, me_with_cookie, page, signed_up, sqlite_demo, Browser,
         NEW_PASSWORD, PASSWORD,
     },
-    services::{delete_redis_sessions, service_url, with_postgres_schema},
+    passes::{admitted_on, assert_admitted, refused_within_notice},
+    services::{
+        delete_redis_sessions, service_url, two_on_postgres_with, with_postgres_schema, SessionsIn,
+    },
     Server, TempDir,
 };
 
@@ -422,5 +426,42 @@ async fn two_processes_with_postgres_users_and_redis_sessions_share_the_list() {
         let browsers = [&laptop, &phone, &tablet, &again, &fourth];
         delete_redis_sessions(&redis_url, &browsers, &a).await;
     })
+    .await;
+}
+
+/// `DEMO_MAX_SESSIONS` with the fast path: the session a sign-in on `a`
+/// evicts is refused on both instances, its pass too, as soon as the
+/// notice arrives, not a pass's lifetime later.
+async fn eviction_refuses_the_pass(a: &Server, b: &Server) -> Vec<Browser> {
+    let laptop = signed_up(a, "alice").await;
+    let cookies = admitted_on(&laptop, &[b, a]).await;
+    assert_admitted(b, &cookies).await;
+    let phone = device(b, "alice", "Phone").await;
+    let tablet = device(a, "alice", "Tablet").await;
+    refused_within_notice(a, &cookies, "eviction, same instance").await;
+    refused_within_notice(b, &cookies, "eviction, other instance").await;
+    assert_eq!(laptop.me(b).await, None, "the least recently seen");
+    assert_eq!(phone.me(b).await.as_deref(), Some("alice"));
+    assert_eq!(tablet.me(a).await.as_deref(), Some("alice"));
+    vec![laptop, phone, tablet]
+}
+
+#[tokio::test]
+async fn an_evicted_sessions_pass_is_refused_on_redis() {
+    two_on_postgres_with(
+        SessionsIn::Redis,
+        |config| config.max_sessions = Some(2),
+        |a, b, _| async move { eviction_refuses_the_pass(&a, &b).await },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_evicted_sessions_pass_is_refused_on_postgres() {
+    two_on_postgres_with(
+        SessionsIn::Postgres,
+        |config| config.max_sessions = Some(2),
+        |a, b, _| async move { eviction_refuses_the_pass(&a, &b).await },
+    )
     .await;
 }

@@ -9,7 +9,10 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use reqwest::{header, redirect, Client, StatusCode};
 use serde_json::{json, Value};
@@ -19,14 +22,21 @@ use tokio::{
 };
 use tower_sessions_auth::{hash::Verification, AuthKeys, SessionUser};
 
-use tower_sessions_auth_demo::secret;
+use tower_sessions_auth_demo::{admin::Stores, secret};
 
 use crate::common::{
     client::{
-        cache_control, config, location, me_with_cookie, page, set_cookies, signed_in, signed_up,
-        sqlite_demo, Browser, NEW_PASSWORD, PASSWORD, SECRET,
+        cache_control, config, location, me_with_cookie, page, removes_pass, set_cookies, set_pass,
+        signed_in, signed_up, sqlite_demo, touches_pass, Browser, NEW_PASSWORD, PASSWORD, SECRET,
     },
-    services::{delete_redis_sessions, service_url, with_postgres_schema},
+    passes::{
+        admitted, admitted_on, assert_admitted, pass_issued, refused_within_notice, replay,
+        NOTICE_WAIT,
+    },
+    services::{
+        config_on, delete_redis_sessions, service_url, two_on_postgres, two_on_postgres_with,
+        with_postgres_schema, SessionsIn,
+    },
     unique, Server, TempDir,
 };
 
@@ -1036,6 +1046,266 @@ async fn two_instances_on_one_postgres_database() {
         let b = Server::start(config_b).await;
         two_instances_share_users_and_sessions(&a, &b).await;
     })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// The fast path (`DEMO_FAST_PATH`): on with a Redis or Postgres session
+// store, off with `DEMO_FAST_PATH=0`, never on SQLite
+
+/// The handle of `browser`'s own session, from `GET /api/sessions`.
+async fn own_handle(browser: &Browser, server: &Server) -> String {
+    let response = browser.get(&server.url("/api/sessions")).await;
+    let body: Value = response.json().await.unwrap();
+    let sessions = body["sessions"].as_array().unwrap();
+    let current = sessions.iter().find(|s| s["current"] == true).unwrap();
+    current["handle"].as_str().unwrap().to_owned()
+}
+
+/// A sign-in's pass comes with its next request and signs the later ones
+/// in, on both instances; then every way of ending a session through `a`
+/// refuses that session's pass (or the other sessions') on `b` as soon as
+/// the notice arrives, well before the pass's minute is over. Each ending
+/// concerns a user of its own: an ending refuses every older pass of its
+/// user for a second (the clock skew allowed).
+async fn fast_path_across_instances(a: &Server, b: &Server) -> Vec<Browser> {
+    let laptop = Browser::new();
+    let response = laptop.signup(a, "alice", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    // The new session id exists once tower-sessions saved it.
+    assert!(!touches_pass(&response), "{:?}", set_cookies(&response));
+    let pass = pass_issued(&laptop, a).await;
+    assert!(pass.starts_with("demo_pass="), "{pass}");
+    let attributes: Vec<&str> = pass.split("; ").collect();
+    for expected in ["Path=/", "Max-Age=60", "HttpOnly", "SameSite=Lax"] {
+        assert!(attributes.contains(&expected), "{expected}: {pass}");
+    }
+    assert!(
+        !attributes.contains(&"Secure"),
+        "as the session cookie: {pass}"
+    );
+    let cookies = admitted_on(&laptop, &[b, a]).await;
+    assert_admitted(b, &cookies).await;
+    for server in [a, b] {
+        assert!(page(&laptop, server, "/").await.contains("alice"));
+        for path in ["/sessions", "/password", "/api/sessions"] {
+            let response = laptop.get(&server.url(path)).await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+        }
+    }
+
+    // A revocation: alice's laptop ends her tablet's session through `a`.
+    let tablet = signed_in(b, "alice", PASSWORD).await;
+    let tablet_cookies = admitted(&tablet, b).await;
+    let handle = own_handle(&tablet, b).await;
+    let response = laptop
+        .delete(&a.url(&format!("/api/sessions/{handle}")))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let refused = refused_within_notice(b, &tablet_cookies, "revocation").await;
+    assert!(removes_pass(&refused), "{:?}", set_cookies(&refused));
+    assert_eq!(tablet.me(b).await, None);
+
+    // A sign-out through `a`: the session's cookies, replayed on `b`.
+    let sam = signed_up(a, "sam").await;
+    let sam_cookies = admitted(&sam, b).await;
+    let response = sam.post(&a.url("/logout"), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    refused_within_notice(b, &sam_cookies, "sign-out").await;
+
+    // A password change through `a` ends pam's phone on `b`; pam's laptop
+    // stays, and gets a pass again (its id rotated).
+    let pam = signed_up(a, "pam").await;
+    let phone = signed_in(b, "pam", PASSWORD).await;
+    let phone_cookies = admitted(&phone, b).await;
+    let form = [
+        ("current_password", PASSWORD),
+        ("new_password", NEW_PASSWORD),
+    ];
+    let response = pam.post(&a.url("/password"), &form).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    refused_within_notice(b, &phone_cookies, "password change").await;
+    assert_eq!(pam.me(a).await.as_deref(), Some("pam"));
+    admitted(&pam, b).await;
+
+    // "Sign out other devices" through `a` ends pam's tablet on `b`.
+    let pam_tablet = signed_in(b, "pam", NEW_PASSWORD).await;
+    let pam_tablet_cookies = admitted(&pam_tablet, b).await;
+    let response = pam.post(&a.url("/sessions/logout-others"), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    refused_within_notice(b, &pam_tablet_cookies, "sign out other devices").await;
+    assert_eq!(pam.me(b).await.as_deref(), Some("pam"));
+
+    assert_eq!(laptop.me(b).await.as_deref(), Some("alice"));
+    vec![laptop, tablet, sam, pam, phone, pam_tablet]
+}
+
+#[tokio::test]
+async fn the_fast_path_across_two_instances_on_redis() {
+    two_on_postgres(SessionsIn::Redis, |a, b, _| async move {
+        fast_path_across_instances(&a, &b).await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_fast_path_across_two_instances_on_a_redis_cluster() {
+    two_on_postgres(SessionsIn::RedisCluster, |a, b, _| async move {
+        fast_path_across_instances(&a, &b).await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_fast_path_across_two_instances_on_postgres() {
+    two_on_postgres(SessionsIn::Postgres, |a, b, _| async move {
+        fast_path_across_instances(&a, &b).await
+    })
+    .await;
+}
+
+/// Asserts that no response of a whole session's life, on either
+/// instance, sets or removes a pass.
+async fn no_pass_ever(a: &Server, b: &Server) -> Browser {
+    let alice = Browser::new();
+    let response = alice.signup(a, "alice", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(!touches_pass(&response), "{:?}", set_cookies(&response));
+    let phone = Browser::new();
+    let response = phone.login(b, "alice", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(!touches_pass(&response), "{:?}", set_cookies(&response));
+    for _ in 0..3 {
+        for server in [a, b] {
+            for path in ["/api/me", "/", "/sessions"] {
+                let response = alice.get(&server.url(path)).await;
+                assert_eq!(response.status(), StatusCode::OK, "{path}");
+                assert!(
+                    !touches_pass(&response),
+                    "{path}: {:?}",
+                    set_cookies(&response)
+                );
+            }
+        }
+    }
+    assert_eq!(alice.pass(a), None);
+    let response = alice.post(&a.url("/logout"), &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(!touches_pass(&response), "{:?}", set_cookies(&response));
+    assert_eq!(phone.me(b).await.as_deref(), Some("alice"));
+    phone
+}
+
+/// `DEMO_FAST_PATH=0` on both instances. A third instance on the same
+/// stores, with the fast path on, shows the channel's heartbeat heard
+/// before any of alice's requests: were the fast path on in the two, her
+/// second request would get a pass.
+async fn fast_path_off(a: &Server, b: &Server, stores: &Stores) -> Vec<Browser> {
+    let control = Server::start(config_on(stores)).await;
+    let bob = signed_up(&control, "bob").await;
+    pass_issued(&bob, &control).await;
+    let phone = no_pass_ever(a, b).await;
+    // Nor does an instance with the fast path off use or remove the pass of
+    // one with it on.
+    let response = replay(a, &bob.cookie_header(&control)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!touches_pass(&response), "{:?}", set_cookies(&response));
+    vec![phone, bob]
+}
+
+#[tokio::test]
+async fn with_demo_fast_path_0_no_pass_is_set_on_redis() {
+    two_on_postgres_with(
+        SessionsIn::Redis,
+        |config| config.fast_path = false,
+        |a, b, stores| async move { fast_path_off(&a, &b, &stores).await },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn with_demo_fast_path_0_no_pass_is_set_on_postgres() {
+    two_on_postgres_with(
+        SessionsIn::Postgres,
+        |config| config.fast_path = false,
+        |a, b, stores| async move { fast_path_off(&a, &b, &stores).await },
+    )
+    .await;
+}
+
+/// SQLite has no channel between processes: the fast path stays off,
+/// although the configuration asks for it. (Without a channel a process
+/// would trust its passes at once: a second request would carry one.)
+#[tokio::test]
+async fn on_sqlite_no_pass_is_ever_set() {
+    let db = TempDir::new("demo_http");
+    let on = || {
+        let config = config(&db.sqlite_url());
+        assert!(config.fast_path);
+        Server::start(config)
+    };
+    let (a, b) = (on().await, on().await);
+    no_pass_ever(&a, &b).await;
+}
+
+/// With `DEMO_SECURE_COOKIES=1` the pass is named and secured as the
+/// session cookie is: `__Host-demo_pass`, `Secure`; and its removal keeps
+/// the attributes that a browser needs to accept it.
+#[tokio::test]
+async fn with_secure_cookies_the_pass_is_host_prefixed_and_secure() {
+    two_on_postgres_with(
+        SessionsIn::Postgres,
+        |config| config.secure_cookies = true,
+        |a, _, _| async move {
+            let response = Browser::new().signup(&a, "alice", PASSWORD).await;
+            let session = set_cookies(&response)
+                .into_iter()
+                .find(|c| c.starts_with("__Host-demo_session="))
+                .unwrap();
+            let session = session.split(';').next().unwrap().to_owned();
+            // Sent by hand: the cookie jar keeps `Secure` cookies for
+            // `https` only.
+            let deadline = Instant::now() + NOTICE_WAIT;
+            let pass = loop {
+                let response = replay(&a, &session).await;
+                assert_eq!(response.status(), StatusCode::OK);
+                if let Some(pass) = set_pass(&response) {
+                    break pass;
+                }
+                assert!(Instant::now() < deadline, "no pass within {NOTICE_WAIT:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            assert!(pass.starts_with("__Host-demo_pass="), "{pass}");
+            let attributes: Vec<&str> = pass.split("; ").collect();
+            for expected in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=60"] {
+                assert!(attributes.contains(&expected), "{expected}: {pass}");
+            }
+            assert!(!pass.contains("Domain"), "{pass}");
+
+            let cookies = format!("{session}; {}", pass.split(';').next().unwrap());
+            let response = Client::builder()
+                .redirect(redirect::Policy::none())
+                .build()
+                .unwrap()
+                .post(a.url("/logout"))
+                .header(header::COOKIE, cookies)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::SEE_OTHER);
+            let cookies = set_cookies(&response);
+            let removal = cookies
+                .iter()
+                .find(|c| c.starts_with("__Host-demo_pass="))
+                .unwrap();
+            let attributes: Vec<&str> = removal.split("; ").collect();
+            assert_eq!(attributes[0], "__Host-demo_pass=", "{removal}");
+            for expected in ["Max-Age=0", "Secure", "HttpOnly", "Path=/"] {
+                assert!(attributes.contains(&expected), "{expected}: {removal}");
+            }
+            Vec::new()
+        },
+    )
     .await;
 }
 

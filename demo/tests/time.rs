@@ -3,7 +3,9 @@
 //! (`DEMO_IDLE_SECS`, `DEMO_MAX_AGE_SECS`) with the device list, and the
 //! re-authentication window of the `/sessions` actions (`DEMO_SUDO_SECS`)
 //! with `/confirm`. How the binary reads `DEMO_IDLE_SECS` and
-//! `DEMO_MAX_AGE_SECS` is tested on the binary itself.
+//! `DEMO_MAX_AGE_SECS` is tested on the binary itself. The idle timeout
+//! and the maximum age hold on SQLite, and on two instances sharing Redis
+//! or Postgres sessions, where the fast path is on.
 //!
 //! The demo has no injectable clock: these tests wait for real, a few
 //! seconds, with lifetimes of a few seconds. They run in parallel, so the
@@ -29,6 +31,7 @@ use tower_sessions_auth_demo::Config;
 
 use crate::common::{
     client::{config, location, page, set_cookies, signed_in, signed_up, Browser, PASSWORD},
+    services::{two_on_postgres_with, SessionsIn},
     Server, TempDir,
 };
 
@@ -81,14 +84,23 @@ async fn handles(browser: &Browser, server: &Server) -> Vec<String> {
         .collect()
 }
 
-/// Keeps `browsers` in use (a request each every 400 ms) until `deadline`.
-async fn keep_busy(browsers: &[&Browser], server: &Server, deadline: Instant) {
+/// Keeps `browsers` in use (a request each every 400 ms, on each of
+/// `servers`) until `deadline`.
+async fn keep_busy(browsers: &[&Browser], servers: &[&Server], deadline: Instant) {
     while Instant::now() < deadline {
         for browser in browsers {
-            assert!(browser.me(server).await.is_some(), "a busy session ended");
+            for server in servers {
+                assert!(browser.me(server).await.is_some(), "a busy session ended");
+            }
         }
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
+}
+
+/// Idle timeout 2 s, maximum age 4 s.
+fn short_lifetimes(config: &mut Config) {
+    config.idle_timeout = Duration::from_secs(2);
+    config.max_age = Duration::from_secs(4);
 }
 
 fn at(text: &str) -> OffsetDateTime {
@@ -200,63 +212,108 @@ async fn device_list_says_when_each_session_ends_if_unused() {
 // ---------------------------------------------------------------------------
 // Idle timeout and maximum age
 
-#[tokio::test]
-async fn an_unused_session_ends_and_leaves_the_list() {
-    let (server, _db) = demo(|config| {
-        config.idle_timeout = Duration::from_secs(2);
-        config.max_age = Duration::from_secs(4);
-    })
-    .await;
-    let busy = signed_up(&server, "alice").await;
-    let unused = signed_in(&server, "alice", PASSWORD).await;
+/// With [`short_lifetimes`]: an unused session ends, while one in use,
+/// on `a` and `b` alike, stays.
+async fn an_unused_session_ends(a: &Server, b: &Server) -> Vec<Browser> {
+    let busy = signed_up(a, "alice").await;
+    let unused = signed_in(b, "alice", PASSWORD).await;
     let started = Instant::now();
-    let unused_handle = handles(&unused, &server).await[0].clone();
-    assert!(handles(&busy, &server).await.contains(&unused_handle));
+    let unused_handle = handles(&unused, b).await[0].clone();
+    assert!(handles(&busy, a).await.contains(&unused_handle));
 
-    keep_busy(&[&busy], &server, started + Duration::from_millis(2_300)).await;
+    keep_busy(&[&busy], &[a, b], started + Duration::from_millis(2_300)).await;
     // Not listed from another session before its own next request...
-    let listed = handles(&busy, &server).await;
+    let listed = handles(&busy, b).await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert!(!listed.contains(&unused_handle));
     // ... and signed out on that request.
     assert_eq!(
-        unused.get(&server.url("/api/me")).await.status(),
+        unused.get(&b.url("/api/me")).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(handles(&busy, &server).await.len(), 1);
-    assert_eq!(busy.me(&server).await.as_deref(), Some("alice"));
+    assert_eq!(handles(&busy, a).await.len(), 1);
+    assert_eq!(busy.me(a).await.as_deref(), Some("alice"));
+    vec![busy, unused]
+}
+
+#[tokio::test]
+async fn an_unused_session_ends_and_leaves_the_list() {
+    let (server, _db) = demo(short_lifetimes).await;
+    an_unused_session_ends(&server, &server).await;
+}
+
+/// The same on two instances, with Redis sessions and the fast path: a
+/// pass records no activity, yet a session in use does not reach its
+/// idle timeout.
+#[tokio::test]
+async fn an_unused_session_ends_and_leaves_the_list_on_redis() {
+    two_on_postgres_with(SessionsIn::Redis, short_lifetimes, |a, b, _| async move {
+        an_unused_session_ends(&a, &b).await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unused_session_ends_and_leaves_the_list_on_postgres() {
+    two_on_postgres_with(
+        SessionsIn::Postgres,
+        short_lifetimes,
+        |a, b, _| async move { an_unused_session_ends(&a, &b).await },
+    )
+    .await;
+}
+
+/// With [`short_lifetimes`]: a session in use, on `a` and `b` alike,
+/// outlives its idle timeout and ends at its maximum age.
+async fn ends_at_its_maximum_age(a: &Server, b: &Server) -> Vec<Browser> {
+    let old = signed_up(a, "alice").await;
+    let started = Instant::now();
+    let old_handle = handles(&old, a).await[0].clone();
+
+    keep_busy(&[&old], &[a, b], started + Duration::from_millis(1_500)).await;
+    let young = signed_in(b, "alice", PASSWORD).await;
+    keep_busy(
+        &[&old, &young],
+        &[a, b],
+        started + Duration::from_millis(2_600),
+    )
+    .await;
+    assert!(handles(&young, b).await.contains(&old_handle));
+    keep_busy(&[&young], &[a, b], started + Duration::from_millis(4_200)).await;
+
+    // Past 4 s since sign-in: gone from the list, then signed out.
+    let listed = handles(&young, a).await;
+    assert!(!listed.contains(&old_handle), "{listed:?}");
+    assert_eq!(
+        old.get(&b.url("/api/me")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(young.me(a).await.as_deref(), Some("alice"));
+    vec![old, young]
 }
 
 #[tokio::test]
 async fn a_session_ends_at_its_maximum_age_however_busy() {
-    let (server, _db) = demo(|config| {
-        config.idle_timeout = Duration::from_secs(2);
-        config.max_age = Duration::from_secs(4);
+    let (server, _db) = demo(short_lifetimes).await;
+    ends_at_its_maximum_age(&server, &server).await;
+}
+
+#[tokio::test]
+async fn a_session_ends_at_its_maximum_age_however_busy_on_redis() {
+    two_on_postgres_with(SessionsIn::Redis, short_lifetimes, |a, b, _| async move {
+        ends_at_its_maximum_age(&a, &b).await
     })
     .await;
-    let old = signed_up(&server, "alice").await;
-    let started = Instant::now();
-    let old_handle = handles(&old, &server).await[0].clone();
+}
 
-    keep_busy(&[&old], &server, started + Duration::from_millis(1_500)).await;
-    let young = signed_in(&server, "alice", PASSWORD).await;
-    keep_busy(
-        &[&old, &young],
-        &server,
-        started + Duration::from_millis(2_600),
+#[tokio::test]
+async fn a_session_ends_at_its_maximum_age_however_busy_on_postgres() {
+    two_on_postgres_with(
+        SessionsIn::Postgres,
+        short_lifetimes,
+        |a, b, _| async move { ends_at_its_maximum_age(&a, &b).await },
     )
     .await;
-    assert!(handles(&young, &server).await.contains(&old_handle));
-    keep_busy(&[&young], &server, started + Duration::from_millis(4_200)).await;
-
-    // Past 4 s since sign-in: gone from the list, then signed out.
-    let listed = handles(&young, &server).await;
-    assert!(!listed.contains(&old_handle), "{listed:?}");
-    assert_eq!(
-        old.get(&server.url("/api/me")).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(young.me(&server).await.as_deref(), Some("alice"));
 }
 
 // ---------------------------------------------------------------------------

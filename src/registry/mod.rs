@@ -748,7 +748,14 @@ impl SessionRegistry {
             label: details.label,
         };
         match self.store.insert(user, &entry, self.limit, now).await? {
-            Insertion::Added { .. } => Ok(Some(handle)),
+            Insertion::Added { evicted } => {
+                if evicted > 0 {
+                    // The evicted sessions ended: their open connections
+                    // and fast-path passes must hear of it.
+                    self.announce(user.to_owned());
+                }
+                Ok(Some(handle))
+            }
             Insertion::Refused => Ok(None),
         }
     }

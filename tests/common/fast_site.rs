@@ -44,11 +44,26 @@ impl Shared {
     /// An instance with live sessions `live`, secrets `keys` and a test
     /// clock of its own, which moves only when the test moves it.
     pub async fn site(&self, live: LiveSessions, keys: AuthKeys) -> Site {
+        self.site_tuned(live, keys, |registry| registry, |layer| layer)
+            .await
+    }
+
+    /// [`site`](Self::site), with its registry and its layer set up
+    /// further by `registry` and `layer`.
+    pub async fn site_tuned(
+        &self,
+        live: LiveSessions,
+        keys: AuthKeys,
+        registry: impl FnOnce(SessionRegistry) -> SessionRegistry,
+        layer: impl FnOnce(AuthLayer<Users>) -> AuthLayer<Users>,
+    ) -> Site {
         let clock = TestClock::new();
-        let layer = AuthLayer::new(self.users.clone(), keys)
-            .with_clock(clock.reader())
-            .with_fast_path(self.fast_path.clone());
-        self.serve(live, layer, clock).await
+        let tuned = layer(
+            AuthLayer::new(self.users.clone(), keys)
+                .with_clock(clock.reader())
+                .with_fast_path(self.fast_path.clone()),
+        );
+        self.serve_with(live, tuned, clock, registry).await
     }
 
     /// An instance on the system clock: for heartbeats, which need time
@@ -61,11 +76,19 @@ impl Shared {
                 .with_secure(false)
                 .with_clock_skew(Duration::ZERO),
         );
-        self.serve(live, layer, TestClock::new()).await
+        self.serve_with(live, layer, TestClock::new(), |registry| registry)
+            .await
     }
 
-    async fn serve(&self, live: LiveSessions, layer: AuthLayer<Users>, clock: TestClock) -> Site {
-        let registry = SessionRegistry::new(self.entries.clone()).with_live_sessions(live);
+    async fn serve_with(
+        &self,
+        live: LiveSessions,
+        layer: AuthLayer<Users>,
+        clock: TestClock,
+        registry: impl FnOnce(SessionRegistry) -> SessionRegistry,
+    ) -> Site {
+        let registry =
+            registry(SessionRegistry::new(self.entries.clone()).with_live_sessions(live));
         let app = registry_routes(self.users.clone())
             .merge(admin_routes())
             .layer(Extension(registry.clone()))

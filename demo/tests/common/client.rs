@@ -95,12 +95,32 @@ impl Browser {
 
     /// The session cookie's value for `server`, if the jar holds one.
     pub fn session_id(&self, server: &Server) -> Option<String> {
+        self.cookie(server, "demo_session")
+    }
+
+    /// The fast path's pass for `server`, if the jar holds one.
+    pub fn pass(&self, server: &Server) -> Option<String> {
+        self.cookie(server, "demo_pass")
+    }
+
+    /// The `Cookie` header this browser sends to `server`: what a thief
+    /// of its cookies would replay.
+    pub fn cookie_header(&self, server: &Server) -> String {
+        let url = server.base.parse().unwrap();
+        self.jar
+            .cookies(&url)
+            .map(|cookies| cookies.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The value of the cookie `name` (or `__Host-{name}`) for `server`.
+    fn cookie(&self, server: &Server, name: &str) -> Option<String> {
         let url = server.base.parse().unwrap();
         let cookies = self.jar.cookies(&url)?;
         cookies.to_str().unwrap().split("; ").find_map(|pair| {
-            pair.strip_prefix("demo_session=")
-                .or_else(|| pair.strip_prefix("__Host-demo_session="))
-                .map(str::to_owned)
+            let (found, value) = pair.split_once('=')?;
+            let found = found.strip_prefix("__Host-").unwrap_or(found);
+            (found == name).then(|| value.to_owned())
         })
     }
 }
@@ -120,6 +140,32 @@ pub fn set_cookies(response: &Response) -> Vec<String> {
         .iter()
         .map(|value| value.to_str().unwrap().to_owned())
         .collect()
+}
+
+/// The new pass that `response` sets (`demo_pass` or `__Host-demo_pass`),
+/// whole, with its attributes; `None` when it sets none or removes it.
+pub fn set_pass(response: &Response) -> Option<String> {
+    set_cookies(response).into_iter().find(|cookie| {
+        let value = cookie
+            .strip_prefix("demo_pass=")
+            .or_else(|| cookie.strip_prefix("__Host-demo_pass="));
+        value.is_some_and(|value| !value.starts_with(';') && !value.is_empty())
+    })
+}
+
+/// Whether `response` removes the pass.
+pub fn removes_pass(response: &Response) -> bool {
+    set_cookies(response).iter().any(|cookie| {
+        (cookie.starts_with("demo_pass=;") || cookie.starts_with("__Host-demo_pass=;"))
+            && cookie.contains("Max-Age=0")
+    })
+}
+
+/// Whether `response` sets or removes a pass at all.
+pub fn touches_pass(response: &Response) -> bool {
+    set_cookies(response)
+        .iter()
+        .any(|cookie| cookie.starts_with("demo_pass=") || cookie.starts_with("__Host-demo_pass="))
 }
 
 /// A browser signed up as `username` with [`PASSWORD`].

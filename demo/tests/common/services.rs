@@ -5,7 +5,7 @@
 
 use std::{future::Future, sync::Arc};
 
-use tower_sessions_auth_demo::admin::Stores;
+use tower_sessions_auth_demo::{admin::Stores, Config};
 
 use super::{
     client::{self, Browser},
@@ -50,6 +50,17 @@ where
     F: FnOnce(Arc<Server>, Arc<Server>, Stores) -> Fut + Send + 'static,
     Fut: Future<Output = Vec<Browser>> + Send + 'static,
 {
+    two_on_postgres_with(sessions, |_| {}, test).await;
+}
+
+/// [`two_on_postgres`] with `adjust` applied to both servers'
+/// configuration.
+pub async fn two_on_postgres_with<A, F, Fut>(sessions: SessionsIn, adjust: A, test: F)
+where
+    A: Fn(&mut Config) + Send + Sync + 'static,
+    F: FnOnce(Arc<Server>, Arc<Server>, Stores) -> Fut + Send + 'static,
+    Fut: Future<Output = Vec<Browser>> + Send + 'static,
+{
     let Some(database_url) = service_url("DATABASE_URL") else {
         return;
     };
@@ -75,11 +86,8 @@ where
             postgres_schema: Some(schema),
         };
         let start = || {
-            let mut config = client::config(&stores.database_url);
-            config.postgres_schema.clone_from(&stores.postgres_schema);
-            config
-                .session_store_url
-                .clone_from(&stores.session_store_url);
+            let mut config = config_on(&stores);
+            adjust(&mut config);
             Server::start(config)
         };
         let (a, b) = (Arc::new(start().await), Arc::new(start().await));
@@ -90,6 +98,16 @@ where
         }
     })
     .await;
+}
+
+/// The test configuration of a demo on `stores`.
+pub fn config_on(stores: &Stores) -> Config {
+    let mut config = client::config(&stores.database_url);
+    config.postgres_schema.clone_from(&stores.postgres_schema);
+    config
+        .session_store_url
+        .clone_from(&stores.session_store_url);
+    config
 }
 
 /// Runs `test` with a fresh Postgres schema, then drops the schema whether
