@@ -29,6 +29,9 @@ pub(crate) struct Changes {
     /// and nothing is recorded before (no fast path asks).
     clock: RwLock<Option<SharedClock>>,
     users: RwLock<HashMap<String, UnixMillis>>,
+    /// The latest time in `users`: a credential issued after it (and the
+    /// skew) predates no user's change, and the map need not be read.
+    latest_user_change: AtomicI64,
     /// The last change of every user at once ("sign everyone out"), and
     /// the last time the push came back after it may have lost notices.
     everyone: AtomicI64,
@@ -49,6 +52,7 @@ impl Changes {
         Self {
             clock: RwLock::new(None),
             users: RwLock::new(HashMap::new()),
+            latest_user_change: AtomicI64::new(i64::MIN),
             everyone: AtomicI64::new(i64::MIN),
             has_channel,
             subscribed: AtomicBool::new(true),
@@ -79,6 +83,7 @@ impl Changes {
         let mut users = write(&self.users);
         let at = users.entry(user.to_owned()).or_insert(now);
         *at = (*at).max(now);
+        self.latest_user_change.fetch_max(now, Ordering::SeqCst);
     }
 
     /// This process heard its own heartbeat: the channel carries notices
@@ -120,7 +125,11 @@ impl Changes {
         let healthy = !self.has_channel
             || (self.subscribed.load(Ordering::SeqCst)
                 && self.fresh(self.last_echo.load(Ordering::SeqCst), now));
-        if self.was_healthy.swap(healthy, Ordering::Relaxed) != healthy {
+        // Read before written: every request asks, and a write on each
+        // would bounce the line between cores.
+        if self.was_healthy.load(Ordering::Relaxed) != healthy
+            && self.was_healthy.swap(healthy, Ordering::Relaxed) != healthy
+        {
             if healthy {
                 tracing::info!("fast path: the live-session channel is healthy; in use again");
             } else {
@@ -138,7 +147,8 @@ impl Changes {
     pub(crate) fn predates_change(&self, user: &str, issued_at: UnixMillis, skew_ms: i64) -> bool {
         let predates = |changed: UnixMillis| issued_at <= changed.saturating_add(skew_ms);
         predates(self.everyone.load(Ordering::SeqCst))
-            || read(&self.users).get(user).is_some_and(|&at| predates(at))
+            || (predates(self.latest_user_change.load(Ordering::SeqCst))
+                && read(&self.users).get(user).is_some_and(|&at| predates(at)))
     }
 
     /// Forgets the changes older than `keep_ms`: no credential issued
