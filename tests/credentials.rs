@@ -12,26 +12,33 @@ use std::{
     collections::HashMap,
     convert::Infallible,
     sync::{Arc, RwLock},
+    time::Duration,
 };
 
 use axum::{
     extract::{Path, State},
     http::StatusCode,
+    response::sse::{Event, Sse},
     routing::{get, post},
     Json, Router,
 };
+use futures_util::{stream, Stream, StreamExt as _};
 use serde::Deserialize;
 use tower_sessions::{MemoryStore, SessionManagerLayer};
 use tower_sessions_auth::{
     credential::Factor,
     fast_path::FastPath,
-    live::LiveSessions,
+    live::{LiveSessions, SessionWatch},
     registry::{MemoryRegistry, SessionRegistry},
     step_up::{Passkey, RecentFactor},
     AuthError, AuthLayer, AuthSession, AuthUser, SessionEnded, SessionUser, SignIn, UserBackend,
 };
 
-use common::{keys, serve, Client, SECRET_A};
+use common::{
+    keys,
+    live_app::{Events, Next},
+    serve, Client, SECRET_A,
+};
 
 /// A user with a password version (bumped on a real change, not on a
 /// rehash) and any number of passkeys, by id, each with its version.
@@ -144,9 +151,16 @@ async fn me(auth: AuthSession<Account>) -> (StatusCode, String) {
     )
 }
 
+/// `event: hello`, then nothing until the session ends.
+async fn events(watch: SessionWatch) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let hello = stream::once(async { Ok(Event::default().event("hello").data("{}")) });
+    Sse::new(watch.sse(hello.chain(stream::pending())))
+}
+
 struct Site {
     base: String,
     accounts: Accounts,
+    live: LiveSessions,
 }
 
 impl Site {
@@ -157,6 +171,12 @@ impl Site {
     /// Two instances over one session store, registry and user table, each
     /// with live sessions of its own and the fast path.
     async fn pair() -> (Self, Self) {
+        Self::pair_with(LiveSessions::new).await
+    }
+
+    /// [`pair`](Self::pair), each instance with the live sessions `live`
+    /// makes.
+    async fn pair_with(live: impl Fn() -> LiveSessions) -> (Self, Self) {
         let accounts = Accounts::default();
         for (id, name, password) in [(1, "ana", true), (2, "ben", false)] {
             accounts.0.write().unwrap().insert(
@@ -173,19 +193,16 @@ impl Site {
         }
         let store = MemoryStore::default();
         let entries = MemoryRegistry::default();
-        let instance = || {
-            let registry =
-                SessionRegistry::new(entries.clone()).with_live_sessions(LiveSessions::new());
-            Self::app(&accounts, store.clone(), registry)
-        };
-        let (one, two) = (instance(), instance());
-        let site = |app| async {
+        let site = || async {
+            let live = live();
+            let registry = SessionRegistry::new(entries.clone()).with_live_sessions(live.clone());
             Self {
-                base: serve(app).await,
+                base: serve(Self::app(&accounts, store.clone(), registry)).await,
                 accounts: accounts.clone(),
+                live,
             }
         };
-        (site(one).await, site(two).await)
+        (site().await, site().await)
     }
 
     fn app(accounts: &Accounts, store: MemoryStore, registry: SessionRegistry) -> Router {
@@ -194,6 +211,7 @@ impl Site {
             .route("/step-up", post(step_up))
             .with_state(accounts.clone())
             .route("/me", get(me))
+            .route("/events", get(events))
             .route(
                 "/sensitive",
                 get(|RecentFactor(user, _): RecentFactor<Account, Passkey>| async move { user.name }),
@@ -373,4 +391,66 @@ async fn a_passkey_removed_ends_its_sessions_on_every_instance_at_once() {
     });
     assert_eq!(two.why(&by_a).await, "credential_removed");
     assert_eq!(two.me(&by_b).await, "ana swk user");
+}
+
+/// A stream open on the other instance ends as `credential_removed` once
+/// the application announces the removal (the backstop would, within its
+/// period): over one process's live sessions, and over Redis between two.
+async fn a_removed_passkey_ends_the_streams_it_proved(one: &Site, two: &Site) {
+    let by_a = one.signed_in(1, PASSKEY_A).await;
+    let by_b = one.signed_in(1, PASSKEY_B).await;
+    let mut ended = Events::open(by_a.open(&two.url("/events")).await).await;
+    let mut kept = Events::open(by_b.open(&two.url("/events")).await).await;
+    one.accounts.change(1, |ana| {
+        ana.passkeys.remove(b"pk-a".as_slice());
+    });
+    one.live.notify(&1_u64).await.unwrap();
+    assert_eq!(
+        ended.ended(Duration::from_secs(3)).await.as_deref(),
+        Some("credential_removed")
+    );
+    assert_eq!(kept.next(Duration::from_millis(500)).await, Next::Silent);
+}
+
+#[tokio::test]
+async fn a_removed_passkey_ends_the_streams_it_proved_in_this_process() {
+    let site = Site::start().await;
+    a_removed_passkey_ends_the_streams_it_proved(&site, &site).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_removed_passkey_ends_the_streams_it_proved_on_another_instance_over_redis() {
+    let Some(url) = common::service_url("REDIS_URL") else {
+        return;
+    };
+    let pool = common::services::redis_pool(&url).await;
+    let name = common::services::unique_name();
+    let (one, two) = Site::pair_with(|| {
+        LiveSessions::new().with_channel(
+            tower_sessions_auth::live::RedisChannel::new(pool.clone()).with_channel_name(&name),
+        )
+    })
+    .await;
+    // Both listeners subscribed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a_removed_passkey_ends_the_streams_it_proved(&one, &two).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn a_removed_passkey_ends_the_streams_it_proved_on_another_instance_over_postgres() {
+    let Some(url) = common::service_url("DATABASE_URL") else {
+        return;
+    };
+    let pool = common::services::pg_pool(&url, 4).await;
+    let name = common::services::unique_name();
+    let (one, two) = Site::pair_with(|| {
+        LiveSessions::new().with_channel(
+            tower_sessions_auth::live::PostgresChannel::new(pool.clone()).with_channel_name(&name),
+        )
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a_removed_passkey_ends_the_streams_it_proved(&one, &two).await;
 }
