@@ -396,7 +396,7 @@
 //! backend); its open connections hear of it at the next periodic check,
 //! or at once after [`LiveSessions::notify`](live::LiveSessions::notify).
 //!
-//! //! # Listing and ending sessions
+//! # Listing and ending sessions
 //!
 //! With a [`SessionRegistry`](registry::SessionRegistry) on the layer
 //! ([`AuthLayer::with_registry`]), every signed-in session has an entry: an

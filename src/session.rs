@@ -268,8 +268,13 @@ impl<U: SessionUser> AuthSession<U> {
                 let key = user_key(&user.id())?;
                 match kept_handle {
                     // The same user again keeps the entry, unless it was
-                    // revoked since this request began.
-                    Some(handle) if registry.touch(&key, &handle).await? => Some(handle),
+                    // revoked since this request began. The old id is
+                    // gone: announced, so that no fast-path pass made for
+                    // it signs anybody in.
+                    Some(handle) if registry.touch(&key, &handle).await? => {
+                        registry.announce(key);
+                        Some(handle)
+                    }
                     _ => {
                         let mut details = self.sign_in.clone().unwrap_or_default();
                         details.label = options.label;
@@ -548,6 +553,9 @@ fn proved<U: SessionUser>(
 ) -> Result<(Proofs, Vec<Bound>), AuthError> {
     let mut bound = kept.map(|kept| kept.bound.clone()).unwrap_or_default();
     if let Some(id) = &options.credential {
+        if id.is_empty() {
+            return Err(HashError::UnknownCredential.into());
+        }
         let version = user
             .credential_version(id)
             .ok_or(HashError::UnknownCredential)?;

@@ -270,6 +270,40 @@ async fn a_session_evicted_by_the_limit_refuses_its_pass() {
     assert!(removes_pass(&reply), "{reply:?}");
 }
 
+/// Signing in again as the same user (or re-authenticating) changes the
+/// session id: the old id's pass, captured before, is worth nothing.
+#[tokio::test]
+async fn a_new_id_for_the_same_user_refuses_the_old_ids_pass() {
+    let site = Site::start().await;
+    let alice = site.signed_in(1).await;
+    let held = alice.cookie_header(&site.base);
+    let reply = alice.post(&site.url("/login/1"), "").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = site.me_with(&held).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+    assert_eq!(alice.get(&site.url("/me")).await.body, "alice");
+}
+
+/// A process that starts trusts no pass issued before it: it heard
+/// nothing of what ended meanwhile (here, an entry removed by hand while
+/// no process listened).
+#[tokio::test]
+async fn a_restarted_process_refuses_passes_from_before_it_started() {
+    let shared = Shared::new();
+    let before = shared
+        .site_in_real_time(LiveSessions::new(), keys(SECRET_A, &[]))
+        .await;
+    let alice = before.signed_in(1).await;
+    let held = alice.cookie_header(&before.base);
+    assert_eq!(shared.entries.remove_all("1", None).await.unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let after = shared
+        .site_in_real_time(LiveSessions::new(), keys(SECRET_A, &[]))
+        .await;
+    let reply = after.me_with(&held).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+}
+
 #[tokio::test]
 async fn a_secret_rotated_without_fallback_refuses_every_pass() {
     let before = Site::start().await;

@@ -32,6 +32,9 @@ pub(crate) struct Changes {
     /// The latest time in `users`: a credential issued after it (and the
     /// skew) predates no user's change, and the map need not be read.
     latest_user_change: AtomicI64,
+    /// When this process began to hear changes: what was issued before, it
+    /// may have missed the end of.
+    started: AtomicI64,
     /// The last change of every user at once ("sign everyone out"), and
     /// the last time the push came back after it may have lost notices.
     everyone: AtomicI64,
@@ -53,6 +56,7 @@ impl Changes {
             clock: RwLock::new(None),
             users: RwLock::new(HashMap::new()),
             latest_user_change: AtomicI64::new(i64::MIN),
+            started: AtomicI64::new(i64::MIN),
             everyone: AtomicI64::new(i64::MIN),
             has_channel,
             subscribed: AtomicBool::new(true),
@@ -62,9 +66,21 @@ impl Changes {
         }
     }
 
-    /// Reads time from `clock` from now on: the layer's.
+    /// Reads time from `clock` from now on: the layer's. The first time,
+    /// every credential issued before now is refused: this process heard
+    /// nothing of what ended before it started (a restart).
     pub(crate) fn use_clock(&self, clock: SharedClock) {
+        let now = clock.now_ms();
         *write(&self.clock) = Some(clock);
+        let _ = self
+            .started
+            .compare_exchange(i64::MIN, now, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Whether a layer with a fast path asks this process: only then is a
+    /// heartbeat worth publishing.
+    pub(crate) fn in_use(&self) -> bool {
+        read(&self.clock).is_some()
     }
 
     fn now(&self) -> Option<UnixMillis> {
@@ -93,10 +109,12 @@ impl Changes {
         let Some(now) = self.now() else {
             return;
         };
-        let previous = self.last_echo.swap(now, Ordering::SeqCst);
-        if !self.fresh(previous, now) {
+        // Raised before the echo makes the process healthy, so that no
+        // request in between trusts what may predate a lost notice.
+        if !self.fresh(self.last_echo.load(Ordering::SeqCst), now) {
             self.everyone.fetch_max(now, Ordering::SeqCst);
         }
+        self.last_echo.store(now, Ordering::SeqCst);
     }
 
     /// The listener lost its subscription: notices may be lost from now on.
@@ -146,7 +164,8 @@ impl Changes {
     /// change this process heard of, given clocks up to `skew_ms` apart.
     pub(crate) fn predates_change(&self, user: &str, issued_at: UnixMillis, skew_ms: i64) -> bool {
         let predates = |changed: UnixMillis| issued_at <= changed.saturating_add(skew_ms);
-        predates(self.everyone.load(Ordering::SeqCst))
+        issued_at < self.started.load(Ordering::SeqCst)
+            || predates(self.everyone.load(Ordering::SeqCst))
             || (predates(self.latest_user_change.load(Ordering::SeqCst))
                 && read(&self.users).get(user).is_some_and(|&at| predates(at)))
     }
@@ -202,24 +221,32 @@ mod tests {
 
     #[test]
     fn a_change_refuses_what_was_issued_before_it_and_within_the_skew() {
+        // The process started at T0; user 7 changes at T1.
+        const T1: UnixMillis = T0 + 60_000;
         let (changes, now) = changes(false);
-        assert!(!changes.predates_change("7", T0 - 5000, SKEW));
-        changes.record("7");
-        assert!(changes.predates_change("7", T0 - 5000, SKEW), "before");
         assert!(
-            changes.predates_change("7", T0 + SKEW, SKEW),
+            changes.predates_change("7", T0 - 1, 0),
+            "issued before this process started"
+        );
+        assert!(!changes.predates_change("7", T0, 0));
+        now.store(T1, Ordering::SeqCst);
+        assert!(!changes.predates_change("7", T1 - 5000, SKEW));
+        changes.record("7");
+        assert!(changes.predates_change("7", T1 - 5000, SKEW), "before");
+        assert!(
+            changes.predates_change("7", T1 + SKEW, SKEW),
             "within the skew"
         );
-        assert!(!changes.predates_change("7", T0 + SKEW + 1, SKEW), "after");
+        assert!(!changes.predates_change("7", T1 + SKEW + 1, SKEW), "after");
         assert!(
-            !changes.predates_change("8", T0 - 5000, SKEW),
+            !changes.predates_change("8", T1 - 5000, SKEW),
             "another user"
         );
 
-        now.store(T0 + 10_000, Ordering::SeqCst);
+        now.store(T1 + 10_000, Ordering::SeqCst);
         changes.record(EVERYONE);
-        assert!(changes.predates_change("8", T0 + 10_000, SKEW), "everyone");
-        assert!(!changes.predates_change("8", T0 + 11_001, SKEW));
+        assert!(changes.predates_change("8", T1 + 10_000, SKEW), "everyone");
+        assert!(!changes.predates_change("8", T1 + 11_001, SKEW));
 
         changes.forget_older_than(5_000);
         assert_eq!(changes.remembered(), 0, "user 7 changed 10 s ago");

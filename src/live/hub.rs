@@ -571,6 +571,8 @@ async fn backstop(hub: Weak<Hub>, period: Duration, mut shutdown: shutdown::Rece
         let Some(hub) = hub.upgrade() else {
             return;
         };
+        // Without a channel no heartbeat prunes what the fast path heard.
+        hub.changes.forget_older_than(CHANGES_KEPT_MS);
         hub.check_everyone().await;
     }
 }
@@ -582,6 +584,15 @@ async fn heartbeat(hub: Weak<Hub>, period: Duration, mut shutdown: shutdown::Rec
         let Some(hub) = hub.upgrade() else {
             return;
         };
+        if !hub.changes.in_use() {
+            // No fast path listens: nothing to publish yet.
+            drop(hub);
+            tokio::select! {
+                () = tokio::time::sleep(period) => {}
+                _ = shutdown.changed() => return,
+            }
+            continue;
+        }
         let beat = Notice {
             user: HEARTBEAT.to_owned(),
             keep: None,

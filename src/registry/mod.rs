@@ -684,7 +684,7 @@ impl SessionRegistry {
     /// Tells the open connections of `user` (keyed) to check again, and
     /// returns at once: a response of the request that ended the session
     /// is not held up by a slow or broken channel.
-    fn announce(&self, user: String) {
+    pub(crate) fn announce(&self, user: String) {
         if let Some(live) = &self.live {
             live.changed(user, None);
         }
