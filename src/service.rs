@@ -214,7 +214,14 @@ where
                 let mut response = inner.call(req).await?;
                 keep_cookie_lifetime(&context.times, &session, times);
                 if let Some(fast) = &context.fast_path {
-                    if let Some(cookie) = fast_path::pass_cookie(fast, &context, &session, found) {
+                    let cookie = fast_path::pass_cookie(
+                        fast,
+                        &context.keys,
+                        context.live(),
+                        &session,
+                        found,
+                    );
+                    if let Some(cookie) = cookie {
                         response.headers_mut().append(header::SET_COOKIE, cookie);
                     }
                 }
@@ -256,7 +263,20 @@ async fn try_pass<B: UserBackend>(
         Presented::Unreadable => return Ok(Some(Tried::Refused)),
         Presented::Pass(pass) => pass,
     };
-    match admit(backend, context, fast, &pass, session.id(), now).await {
+    let Some(live) = context.live() else {
+        return Ok(Some(Tried::Refused));
+    };
+    match admit(
+        backend,
+        context.rules(),
+        live,
+        fast,
+        &pass,
+        session.id(),
+        now,
+    )
+    .await
+    {
         Ok(Admission::Admitted(user)) => Ok(Some(Tried::Admitted {
             user,
             claim: pass.record.claim,

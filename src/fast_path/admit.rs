@@ -6,9 +6,9 @@ use tower_sessions::session;
 use super::{pass::Pass, FastPath};
 use crate::{
     backend::{SessionUser, UserBackend},
-    config::Config,
+    live::LiveSessions,
     times::UnixMillis,
-    validity::{judge, Entry, Evidence, Signed, Verdict},
+    validity::{judge, Entry, Evidence, Rules, Signed, Verdict},
 };
 
 /// What the fast path made of a pass.
@@ -31,15 +31,13 @@ pub(crate) enum Admission<U> {
 /// The backend's: the request fails closed, as on the full path.
 pub(crate) async fn admit<B: UserBackend>(
     backend: &B,
-    config: &Config,
+    rules: Rules<'_>,
+    live: &LiveSessions,
     fast: &FastPath,
     pass: &Pass<<B::User as SessionUser>::Id>,
     session_id: Option<session::Id>,
     now: UnixMillis,
 ) -> Result<Admission<B::User>, B::Error> {
-    let Some(live) = config.live() else {
-        return Ok(Admission::FullPath);
-    };
     let changes = live.changes();
     let times = &pass.record.claim.times;
     // A pass from a process whose clock runs ahead is up to the skew "in
@@ -49,7 +47,7 @@ pub(crate) async fn admit<B: UserBackend>(
     let admissible = session_id.is_some_and(|id| id.0 == pass.session)
         && pass.issued_at <= now.saturating_add(fast.skew_ms())
         && now < pass.expires_at
-        && !times.activity_is_due(&config.times, now)
+        && !times.activity_is_due(rules.times, now)
         && changes.healthy(now)
         && !changes.predates_change(&pass.user_key, pass.issued_at, fast.skew_ms());
     if !admissible {
@@ -59,7 +57,7 @@ pub(crate) async fn admit<B: UserBackend>(
         backend,
         user_id: &pass.record.user_id,
     };
-    let verdict = judge(config.rules(), &pass.record.claim, None, now, &mut evidence).await?;
+    let verdict = judge(rules, &pass.record.claim, None, now, &mut evidence).await?;
     Ok(match verdict {
         Verdict::Holds {
             user,

@@ -5,7 +5,9 @@ use serde::Serialize;
 use tower_sessions::{session, Session};
 
 use super::{pass::seal, FastPath};
-use crate::{config::Config, record::AuthRecord, registry::user_key, times::UnixMillis};
+use crate::{
+    hash::AuthKeys, live::LiveSessions, record::AuthRecord, registry::user_key, times::UnixMillis,
+};
 
 /// How the layer found the request, for [`pass_cookie`].
 pub(crate) struct Found<Id> {
@@ -34,7 +36,8 @@ pub(crate) struct Found<Id> {
 /// not be trusted.
 pub(crate) fn pass_cookie<Id: Serialize>(
     fast: &FastPath,
-    config: &Config,
+    keys: &AuthKeys,
+    live: Option<&LiveSessions>,
     session: &Session,
     found: Found<Id>,
 ) -> Option<HeaderValue> {
@@ -46,7 +49,7 @@ pub(crate) fn pass_cookie<Id: Serialize>(
     // push is unhealthy, or within the clock skew after a change of the
     // user (the first heartbeat heard counts as one for everybody).
     let trusted = |record: &AuthRecord<Id>| {
-        config.live().is_some_and(|live| {
+        live.is_some_and(|live| {
             let changes = live.changes();
             changes.healthy(found.started)
                 && user_key(&record.user_id)
@@ -56,7 +59,7 @@ pub(crate) fn pass_cookie<Id: Serialize>(
     let issued = match (found.verified, unchanged) {
         (Some(record), Some(id)) if trusted(&record) => {
             let expires = found.started.saturating_add(fast.lifetime_ms());
-            seal(&config.keys, id.0, found.started, expires, &record)
+            seal(keys, id.0, found.started, expires, &record)
                 .and_then(|value| fast.set_cookie(&value))
         }
         _ => None,
