@@ -25,7 +25,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, RwLock,
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -48,7 +48,7 @@ use tower_sessions_auth::{
     registry::{MemoryRegistry, SessionRegistry},
     AuthKeys, AuthLayer, AuthSession, UserBackend,
 };
-use tower_sessions_auth_bench::{session_layer, User, SECRET};
+use tower_sessions_auth_bench::{session_layer, today, User, SECRET};
 use tower_sessions_redis_store::fred::prelude::{ClientLike as _, Config, Pool};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -590,25 +590,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
-}
-
-/// Today as `YYYY-MM-DD` (UTC), from the days since 1970 (Howard
-/// Hinnant's `civil_from_days`).
-fn today() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    #[allow(clippy::cast_possible_wrap)]
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 fn main() -> Result<(), Error> {

@@ -36,7 +36,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use tokio::{
@@ -45,7 +45,7 @@ use tokio::{
     },
     net::TcpStream,
 };
-use tower_sessions_auth_bench::PASS_COOKIE;
+use tower_sessions_auth_bench::{today, PASS_COOKIE};
 
 use crate::{
     drive::load_average,
@@ -657,38 +657,12 @@ fn summary(context: &Context, rounds: &[Round]) -> String {
     md
 }
 
-/// Today's date (UTC), `YYYY-MM-DD`, for the file names.
-fn today() -> String {
-    let days = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs() / 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
-/// Howard Hinnant's `civil_from_days`, for days since 1970-01-01 (≥ 0).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn dates_and_percentiles() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_819), (2027, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    fn percentiles() {
         let values: Vec<f64> = (1..=1000).map(f64::from).collect();
         assert_eq!(percentile(&values, 50), 500.0);
         assert_eq!(percentile(&values, 99), 990.0);
