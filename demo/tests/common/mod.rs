@@ -5,12 +5,14 @@
 // `allow-unwrap-in-tests` covers only the `#[test]` functions.)
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
+pub mod authenticator;
 pub mod client;
 pub mod events;
 pub mod passes;
 pub mod services;
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU32, Ordering},
     time::{SystemTime, UNIX_EPOCH},
@@ -89,6 +91,7 @@ pub fn config(database_url: &str, secret: &[u8]) -> Config {
 /// stopped on drop.
 pub struct Server {
     pub base: String,
+    addr: SocketAddr,
     task: JoinHandle<()>,
 }
 
@@ -102,17 +105,33 @@ impl Server {
     /// needs the address (`origin`).
     pub async fn start_on(listener: TcpListener, config: Config) -> Self {
         let router = build(config).await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
         let task = tokio::spawn(async move {
             serve(listener, router, std::future::pending())
                 .await
                 .unwrap();
         });
-        Self { base, task }
+        Self { base, addr, task }
+    }
+
+    /// [`Server::start`], addressed as `http://localhost:<port>`: passkeys
+    /// need a host name (an IP address is no WebAuthn relying party id).
+    /// [`Server::ip_url`] reaches the same server by its address.
+    pub async fn start_localhost(config: Config) -> Self {
+        let mut server = Self::start(config).await;
+        server.base = format!("http://localhost:{}", server.addr.port());
+        server
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `path` on this server by its IP address, whatever [`Server::base`]
+    /// names it.
+    pub fn ip_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
     }
 }
 
