@@ -549,6 +549,16 @@ async fn pages_offer_the_passkey_buttons_and_every_signed_in_page_links_the_list
     let confirm = page(&alice, &server, "/confirm?next=%2Fpasskeys").await;
     assert!(confirm.contains(r#"id="passkey-confirm""#), "{confirm}");
     assert!(confirm.contains(r#"name="password""#), "{confirm}");
+
+    // Where each button's script shows its errors.
+    for (what, body) in [
+        ("/login", &login),
+        ("/signup", &signup),
+        ("/passkeys", &body),
+        ("/confirm", &confirm),
+    ] {
+        assert!(body.contains(r#"id="passkey-error""#), "{what}: {body}");
+    }
 }
 
 // ---------------------------------------------------------------------------
