@@ -820,6 +820,7 @@ mod recheck;
 mod record;
 pub mod registry;
 mod rejection;
+mod seal;
 pub mod service;
 mod session;
 pub mod step_up;
