@@ -1,27 +1,50 @@
 //! The JSON routes.
 
 use axum::{
-    extract::{rejection::JsonRejection, Path, State},
+    extract::{FromRequest, Path, Request, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
-use serde::Deserialize;
+use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{json, Value};
 use tower_sessions_auth::{
     registry::{Revocation, SessionHandle},
-    AuthRejection, AuthSession, AuthUser, RecentAuth,
+    AuthRejection, AuthSession, RecentAuth,
 };
 
 use super::{
     accounts::authenticate, devices, error::AppError, times::SessionTimes, users::User, AppState,
 };
 
-/// `GET /api/me`: the signed-in user's name, or `401`.
-pub(crate) async fn me(user: Option<AuthUser<User>>) -> Response {
-    match user {
-        Some(AuthUser(user)) => Json(json!({ "username": user.username })).into_response(),
-        None => not_signed_in(),
+/// `GET /api/me`: the signed-in user's name and how the session was
+/// proved (`amr`: the RFC 8176 factors, sorted: `["pwd"]`, `["hwk",
+/// "user"]`), or `401`.
+pub(crate) async fn me(auth: AuthSession<User>) -> Response {
+    let Some(user) = auth.user() else {
+        return not_signed_in();
+    };
+    let mut amr: Vec<&str> = auth
+        .factors()
+        .into_iter()
+        .map(|(factor, _)| factor.as_str())
+        .collect();
+    amr.sort_unstable();
+    Json(json!({ "username": user.username, "amr": amr })).into_response()
+}
+
+/// A JSON body; a missing, malformed or mistyped one is refused with a
+/// JSON error (`400`, `415` or `422`), as every JSON route answers.
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(body)) => Ok(Self(body)),
+            Err(rejection) => Err(error(rejection.status(), &rejection.body_text())),
+        }
     }
 }
 
@@ -40,12 +63,8 @@ pub(crate) struct Credentials {
 pub(crate) async fn login(
     State(state): State<AppState>,
     mut auth: AuthSession<User>,
-    body: Result<Json<Credentials>, JsonRejection>,
+    JsonBody(credentials): JsonBody<Credentials>,
 ) -> Result<Response, AppError> {
-    let Json(credentials) = match body {
-        Ok(body) => body,
-        Err(rejection) => return Ok(error(rejection.status(), &rejection.body_text())),
-    };
     match authenticate(&state, &credentials.username, credentials.password).await? {
         Some(user) => {
             auth.login_with(&user, SessionTimes::sign_in(credentials.remember))
@@ -118,6 +137,7 @@ pub(crate) fn not_signed_in() -> Response {
     error(StatusCode::UNAUTHORIZED, "not signed in")
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+/// `status` with `{"error": message}`.
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }

@@ -42,7 +42,7 @@ pub(crate) struct Moment {
 }
 
 impl Moment {
-    fn new(at: SystemTime, now: SystemTime) -> Self {
+    pub(crate) fn new(at: SystemTime, now: SystemTime) -> Self {
         Self {
             rfc3339: rfc3339(at),
             exact: exact(at),

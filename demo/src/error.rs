@@ -21,6 +21,9 @@ pub(crate) enum AppError {
     Task(tokio::task::JoinError),
     /// A template failed to render.
     Render(askama::Error),
+    /// The WebAuthn relying party could not be set up, or a stored passkey
+    /// is unreadable.
+    Passkey(String),
 }
 
 impl std::fmt::Display for AppError {
@@ -31,6 +34,7 @@ impl std::fmt::Display for AppError {
             Self::Password(err) => write!(f, "password hashing: {err}"),
             Self::Task(err) => write!(f, "blocking task: {err}"),
             Self::Render(err) => write!(f, "template: {err}"),
+            Self::Passkey(err) => write!(f, "passkey: {err}"),
         }
     }
 }

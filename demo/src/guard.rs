@@ -3,7 +3,7 @@
 
 use axum::{
     extract::{Request, State},
-    http::{header, Method, StatusCode},
+    http::{header, HeaderMap, Method, StatusCode, Uri},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -64,16 +64,30 @@ impl OriginPolicy {
         })
     }
 
-    fn allows(&self, origin: &str, host: Option<&str>) -> bool {
-        let origin = origin.to_ascii_lowercase();
+    /// The site's own origin for a request to `host` (its `Host` header):
+    /// the configured one, else `host` with the assumed scheme; `None`
+    /// without either.
+    pub(crate) fn own_origin(&self, host: Option<&str>) -> Option<String> {
         match (&self.fixed, host) {
-            (Some(fixed), _) => origin == *fixed,
-            (None, Some(host)) => {
-                origin == format!("{}://{}", self.scheme, host.to_ascii_lowercase())
-            }
-            (None, None) => false,
+            (Some(fixed), _) => Some(fixed.clone()),
+            (None, Some(host)) => Some(format!("{}://{}", self.scheme, host.to_ascii_lowercase())),
+            (None, None) => None,
         }
     }
+
+    fn allows(&self, origin: &str, host: Option<&str>) -> bool {
+        self.own_origin(host)
+            .is_some_and(|own| own == origin.to_ascii_lowercase())
+    }
+}
+
+/// The host a request was sent to: its `Host` header, else the authority
+/// of its URI (HTTP/2).
+pub(crate) fn request_host<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<&'a str> {
+    headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| uri.authority().map(axum::http::uri::Authority::as_str))
 }
 
 /// Refuses with `403` every unsafe request (`POST`, `PUT`, `PATCH`,
@@ -101,16 +115,7 @@ pub(crate) async fn same_origin(
     .contains(request.method());
     if unsafe_method || is_websocket_handshake(&request) {
         if let Some(origin) = request.headers().get(header::ORIGIN) {
-            let host = request
-                .headers()
-                .get(header::HOST)
-                .and_then(|value| value.to_str().ok())
-                .or_else(|| {
-                    request
-                        .uri()
-                        .authority()
-                        .map(axum::http::uri::Authority::as_str)
-                });
+            let host = request_host(request.headers(), request.uri());
             let allowed = origin
                 .to_str()
                 .is_ok_and(|origin| policy.allows(origin, host));

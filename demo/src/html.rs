@@ -27,9 +27,12 @@ use super::{
 /// A one-time message for the next page that shows notices (home and
 /// sign-in), kept in the session.
 #[derive(Serialize, Deserialize, Clone, Copy)]
-enum Notice {
+pub(crate) enum Notice {
     Welcome,
     PasswordChanged,
+    /// A first password was set on an account that had only passkeys.
+    PasswordSet,
+    PasskeyRemoved,
     OthersSignedOut,
     DeviceSignedOut,
     AccountDeleted,
@@ -43,6 +46,8 @@ enum Notice {
     EndedRevoked,
     /// ... because it was unused for too long, or reached its maximum age.
     EndedExpired,
+    /// ... because the passkey it signed in with was removed.
+    EndedPasskeyRemoved,
     /// ... for another reason (unreadable session data).
     EndedOther,
 }
@@ -50,12 +55,17 @@ enum Notice {
 impl Notice {
     const KEY: &'static str = "demo.notice";
 
-    fn text(self) -> &'static str {
+    pub(crate) fn text(self) -> &'static str {
         match self {
             Self::Welcome => "Welcome! Your account is ready.",
             Self::PasswordChanged => {
                 "Password changed. Your other sessions are signed out; this one stays."
             }
+            Self::PasswordSet => {
+                "Password set: you can now sign in with it as well as with your passkeys. \
+                 Your other sessions are signed out; this one stays."
+            }
+            Self::PasskeyRemoved => "Passkey removed. The sessions it signed in are signed out.",
             Self::OthersSignedOut => "Your other sessions are signed out; this one stays.",
             Self::DeviceSignedOut => "That device is signed out.",
             Self::AccountDeleted => "Your account is deleted, and all its sessions with it.",
@@ -75,6 +85,10 @@ impl Notice {
                 "You were signed out because this session was unused for too long, or \
                  reached its maximum age. Please sign in again."
             }
+            Self::EndedPasskeyRemoved => {
+                "You were signed out because the passkey this session signed in with was \
+                 removed."
+            }
             Self::EndedOther => "You were signed out. Please sign in again.",
         }
     }
@@ -86,16 +100,17 @@ impl Notice {
             EndReason::UserGone => Self::EndedAccountGone,
             EndReason::Revoked => Self::EndedRevoked,
             EndReason::Expired => Self::EndedExpired,
+            EndReason::CredentialRemoved => Self::EndedPasskeyRemoved,
             _ => Self::EndedOther,
         }
     }
 
-    async fn set(self, session: &Session) -> Result<(), AppError> {
+    pub(crate) async fn set(self, session: &Session) -> Result<(), AppError> {
         session.insert(Self::KEY, self).await?;
         Ok(())
     }
 
-    async fn take(session: &Session) -> Result<Option<Self>, AppError> {
+    pub(crate) async fn take(session: &Session) -> Result<Option<Self>, AppError> {
         Ok(session.remove::<Self>(Self::KEY).await?)
     }
 }
@@ -130,6 +145,7 @@ pub(crate) async fn home(
     };
     let page = pages::Home {
         username: auth.user().map(|user| user.username.clone()),
+        has_password: auth.user().is_some_and(User::has_password),
         notice,
         error: None,
         activity,
@@ -262,41 +278,62 @@ pub(crate) async fn password_form(
     LoginRequired(user): LoginRequired<User>,
 ) -> Result<Response, AppError> {
     let page = pages::Password {
+        has_password: user.has_password(),
         username: user.username,
         error: None,
     };
     render(StatusCode::OK, &page)
 }
 
-/// The password form's fields.
+/// The password form's fields. An account without a password sends no
+/// current one.
 #[derive(Deserialize)]
 pub(crate) struct PasswordForm {
+    #[serde(default)]
     current_password: String,
     new_password: String,
 }
 
+/// Where a browser proves itself again before setting a first password.
+const CONFIRM_FOR_PASSWORD: &str = "/confirm?next=%2Fpassword";
+
 /// `POST /password`: stores the new hash and keeps this session, which ends
 /// every other session of the user.
+///
+/// The current password must match; an account without one (signed up
+/// with a passkey) sets its first password with a recent sign-in or
+/// confirmation instead, else it is sent to confirm first.
 pub(crate) async fn change_password(
     State(state): State<AppState>,
     LoginRequired(user): LoginRequired<User>,
+    recent: Result<RecentAuth<User>, AuthRejection>,
     mut auth: AuthSession<User>,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, AppError> {
     let refuse = |status, error| {
         let page = pages::Password {
             username: user.username.clone(),
+            has_password: user.has_password(),
             error: Some(error),
         };
         render(status, &page)
     };
-    let stored = Some(user.password_hash.clone());
-    if !state
-        .passwords
-        .verify(form.current_password, stored)
-        .await?
-    {
-        return refuse(StatusCode::FORBIDDEN, "Your current password is wrong.");
+    if user.has_password() {
+        let stored = Some(user.password_hash.clone());
+        if !state
+            .passwords
+            .verify(form.current_password, stored)
+            .await?
+        {
+            return refuse(StatusCode::FORBIDDEN, "Your current password is wrong.");
+        }
+    } else if let Err(rejection) = recent {
+        return Ok(match rejection {
+            AuthRejection::ReauthRedirect { .. } => {
+                Redirect::to(CONFIRM_FOR_PASSWORD).into_response()
+            }
+            rejection => rejection.into_response(),
+        });
     }
     if let Err(error) = check_new_password(&form.new_password) {
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, error);
@@ -308,7 +345,12 @@ pub(crate) async fn change_password(
         return Ok(Redirect::to("/").into_response());
     };
     auth.update_session_auth_hash(&updated).await?;
-    Notice::PasswordChanged.set(auth.session()).await?;
+    let notice = if user.has_password() {
+        Notice::PasswordChanged
+    } else {
+        Notice::PasswordSet
+    };
+    notice.set(auth.session()).await?;
     Ok(Redirect::to("/").into_response())
 }
 
@@ -349,25 +391,33 @@ pub(crate) async fn logout_others(
     Ok(Redirect::to("/").into_response())
 }
 
-/// The account deletion form's field.
+/// The account deletion form's field: empty for an account without a
+/// password.
 #[derive(Deserialize)]
 pub(crate) struct DeleteForm {
+    #[serde(default)]
     password: String,
 }
 
-/// `POST /account/delete`: after the password is confirmed, deletes the
-/// user. Every other session of the user finds no user on its next request
-/// and ends; this one ends here.
+/// `POST /account/delete`: after the password is confirmed (an account
+/// without one: after a recent sign-in or confirmation, else to `/confirm`
+/// first), deletes the user. Every other session of the user finds no user
+/// on its next request and ends; this one ends here.
 pub(crate) async fn delete_account(
     State(state): State<AppState>,
     LoginRequired(user): LoginRequired<User>,
+    recent: Result<RecentAuth<User>, AuthRejection>,
     mut auth: AuthSession<User>,
     Form(form): Form<DeleteForm>,
 ) -> Result<Response, AppError> {
+    if !user.has_password() && recent.is_err() {
+        return Ok(Redirect::to("/confirm?next=%2F").into_response());
+    }
     let stored = Some(user.password_hash.clone());
-    if !state.passwords.verify(form.password, stored).await? {
+    if user.has_password() && !state.passwords.verify(form.password, stored).await? {
         let page = pages::Home {
             username: Some(user.username),
+            has_password: true,
             notice: None,
             error: Some("Wrong password: your account was not deleted."),
             activity: activity::recent(&state.users, user.id).await?,
@@ -443,13 +493,15 @@ pub(crate) struct ConfirmQuery {
     next: Option<String>,
 }
 
-/// `GET /confirm`: asks the signed-in user for their password before a
-/// sensitive action, carrying `next` through.
+/// `GET /confirm`: asks the signed-in user for their password or a passkey
+/// before a sensitive action, carrying `next` through. (The passkey goes
+/// through `/api/passkeys/login/…`, a step-up of this session.)
 pub(crate) async fn confirm_form(
     LoginRequired(user): LoginRequired<User>,
     Query(query): Query<ConfirmQuery>,
 ) -> Result<Response, AppError> {
     let page = pages::Confirm {
+        has_password: user.has_password(),
         username: user.username,
         next: local_next(query.next.as_deref()),
         error: None,
@@ -477,6 +529,7 @@ pub(crate) async fn confirm(
     let stored = Some(user.password_hash.clone());
     if !state.passwords.verify(form.password, stored).await? {
         let page = pages::Confirm {
+            has_password: user.has_password(),
             username: user.username,
             next,
             error: Some("Wrong password. Nothing was changed."),

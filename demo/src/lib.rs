@@ -43,6 +43,7 @@ mod headers;
 mod html;
 mod live;
 mod pages;
+mod passkeys;
 mod passwords;
 pub mod secret;
 mod stores;
@@ -62,7 +63,7 @@ use axum::{
     Router,
 };
 use tokio::net::TcpListener;
-use tower_sessions_auth::{AuthKeys, AuthLayer};
+use tower_sessions_auth::{live::LiveSessions, AuthKeys, AuthLayer};
 
 pub use self::times::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_AGE, DEFAULT_REMEMBER_DAYS, DEFAULT_SUDO_WINDOW,
@@ -166,6 +167,11 @@ pub(crate) struct AppState {
     keep_alive: Duration,
     /// The lifetimes, for the list of signed-in devices.
     times: SessionTimes,
+    /// The site's own origin, which also makes the passkeys' relying party.
+    origin: OriginPolicy,
+    /// To tell open connections in every process that a passkey was
+    /// removed.
+    live: LiveSessions,
 }
 
 /// Connects to the databases, creates the schema and returns the complete
@@ -192,6 +198,7 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         config.remember_days,
         config.sudo_window,
     )?;
+    let origin = OriginPolicy::new(config.origin.as_deref(), config.secure_cookies)?;
     let users = Users::connect(&config.database_url, config.postgres_schema.as_deref()).await?;
     users.migrate().await?;
     let passwords = Passwords::new(config.argon2).await?;
@@ -209,7 +216,8 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         config.postgres_schema.as_deref(),
     )
     .await?;
-    let registry = registry.with_live_sessions(sessions.live_sessions(config.recheck_period));
+    let live = sessions.live_sessions(config.recheck_period);
+    let registry = registry.with_live_sessions(live.clone());
     let cookies = CookieSettings {
         secure: config.secure_cookies,
     };
@@ -252,14 +260,45 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         .route("/api/login", post(api::login))
         .route("/api/sessions", get(api::sessions))
         .route("/api/sessions/{handle}", delete(api::revoke_session))
+        .route("/passkeys", get(passkeys::pages::list))
+        .route("/passkeys/{id}/delete", post(passkeys::pages::delete))
+        .route("/api/passkeys", get(passkeys::api::list))
+        .route("/api/passkeys/{id}", delete(passkeys::api::delete))
+        .route(
+            "/api/passkeys/register/start",
+            post(passkeys::api::register_start),
+        )
+        .route(
+            "/api/passkeys/register/finish",
+            post(passkeys::api::register_finish),
+        )
+        .route(
+            "/api/passkeys/login/start",
+            post(passkeys::api::login_start),
+        )
+        .route(
+            "/api/passkeys/login/finish",
+            post(passkeys::api::login_finish),
+        )
+        .route(
+            "/api/passkeys/signup/start",
+            post(passkeys::api::signup_start),
+        )
+        .route(
+            "/api/passkeys/signup/finish",
+            post(passkeys::api::signup_finish),
+        )
         .route("/api/events", get(live::events))
         .route("/ws", get(live::echo))
         .route("/static/live.js", get(live::script))
+        .route("/static/passkeys.js", get(passkeys::pages::script))
         .with_state(AppState {
             users: users.clone(),
             passwords,
             keep_alive: config.keep_alive,
             times,
+            origin: origin.clone(),
+            live,
         })
         .layer(middleware::from_fn(html::explain_ended_session))
         .layer(auth);
@@ -268,7 +307,6 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         .layer(routes, &cookies)
         .layer(middleware::from_fn(crate::cookies::secure_removal_cookies));
 
-    let origin = OriginPolicy::new(config.origin.as_deref(), config.secure_cookies)?;
     // The headers go on last, so that refusals from the guards carry them too.
     Ok(with_sessions
         .layer(middleware::from_fn_with_state(origin, guard::same_origin))

@@ -17,7 +17,6 @@ use axum::{
         ws::{rejection::WebSocketUpgradeRejection, Message, WebSocketUpgrade},
         State,
     },
-    http::{header, StatusCode},
     response::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
@@ -27,7 +26,7 @@ use futures_util::{stream, StreamExt as _};
 use serde_json::json;
 use tower_sessions_auth::{live::SessionWatch, AuthRejection, AuthUser};
 
-use super::{api, users::User, AppState};
+use super::{api, pages, users::User, AppState};
 
 /// The script of the signed-in pages: it listens to `/api/events` and,
 /// when the session ends, says so and goes to the sign-in page.
@@ -106,10 +105,5 @@ pub(crate) async fn echo(
 
 /// `GET /static/live.js`.
 pub(crate) async fn script() -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        SCRIPT,
-    )
-        .into_response()
+    pages::script(SCRIPT)
 }

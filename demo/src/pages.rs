@@ -3,11 +3,11 @@
 
 use askama::Template;
 use axum::{
-    http::StatusCode,
+    http::{header, StatusCode},
     response::{Html, IntoResponse, Response},
 };
 
-use super::{activity::Entry, devices::Device, error::AppError};
+use super::{activity::Entry, devices::Device, error::AppError, passkeys::pages::ShownPasskey};
 
 /// `/`: who is signed in and what they can do.
 #[derive(Template)]
@@ -15,6 +15,9 @@ use super::{activity::Entry, devices::Device, error::AppError};
 pub(crate) struct Home {
     /// `None` for an anonymous visitor.
     pub(crate) username: Option<String>,
+    /// Whether the signed-in account has a password (deleting it asks
+    /// for it).
+    pub(crate) has_password: bool,
     pub(crate) notice: Option<&'static str>,
     pub(crate) error: Option<&'static str>,
     /// The signed-in user's recent activity, newest first.
@@ -43,19 +46,24 @@ pub(crate) struct Signup {
     pub(crate) error: Option<&'static str>,
 }
 
-/// `/password`.
+/// `/password`: change it, or set one for an account without.
 #[derive(Template)]
 #[template(path = "password.html")]
 pub(crate) struct Password {
     pub(crate) username: String,
+    /// `false`: the account signs in with passkeys only, and the form sets
+    /// a first password.
+    pub(crate) has_password: bool,
     pub(crate) error: Option<&'static str>,
 }
 
-/// `/confirm`: the password again, before a sensitive action.
+/// `/confirm`: the password or a passkey again, before a sensitive action.
 #[derive(Template)]
 #[template(path = "confirm.html")]
 pub(crate) struct Confirm {
     pub(crate) username: String,
+    /// `false`: only the passkey button is offered.
+    pub(crate) has_password: bool,
     /// Where to go once confirmed; checked again when the form comes back.
     pub(crate) next: String,
     pub(crate) error: Option<&'static str>,
@@ -69,6 +77,28 @@ pub(crate) struct Sessions {
     pub(crate) notice: Option<&'static str>,
     /// Most recently seen first.
     pub(crate) devices: Vec<Device>,
+}
+
+/// `/passkeys`: the user's passkeys.
+#[derive(Template)]
+#[template(path = "passkeys.html")]
+pub(crate) struct Passkeys {
+    pub(crate) username: String,
+    pub(crate) has_password: bool,
+    pub(crate) notice: Option<&'static str>,
+    /// Oldest first.
+    pub(crate) passkeys: Vec<ShownPasskey>,
+}
+
+/// One of the pages' scripts, from this site's files: the
+/// Content-Security-Policy allows no inline script.
+pub(crate) fn script(source: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        source,
+    )
+        .into_response()
 }
 
 /// Renders `page` with `status`.

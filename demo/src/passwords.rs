@@ -46,12 +46,14 @@ impl Passwords {
     }
 
     /// Checks `password` against `stored`, or against the dummy hash when
-    /// there is no user (and then answers `false` whatever the outcome).
+    /// there is no user or the user has no password (an empty hash), and
+    /// then answers `false` whatever the outcome.
     pub(crate) async fn verify(
         &self,
         password: String,
         stored: Option<String>,
     ) -> Result<bool, AppError> {
+        let stored = stored.filter(|hash| !hash.is_empty());
         let is_real = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let argon2 = self.argon2.clone();

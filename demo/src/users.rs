@@ -15,16 +15,27 @@ use super::StartError;
 /// A row of `demo_activity`: time, text, user agent, IP address.
 pub(crate) type ActivityRow = (i64, String, Option<String>, Option<String>);
 
-/// A row of `demo_users`.
-#[derive(Clone, sqlx::FromRow)]
+/// A row of `demo_users`, with the ids of the user's passkeys.
+#[derive(Clone)]
 pub(crate) struct User {
     pub(crate) id: i64,
     pub(crate) username: String,
-    /// The argon2 PHC string.
+    /// The argon2 PHC string; empty for an account without a password
+    /// (signed up with a passkey).
     pub(crate) password_hash: String,
     /// Bumped to sign the user out everywhere else without a password
     /// change.
     pub(crate) session_epoch: i64,
+    /// The raw credential ids of the user's passkeys: a session signed in
+    /// with one of them ends once it is no longer here.
+    pub(crate) passkeys: Vec<Vec<u8>>,
+}
+
+impl User {
+    /// Whether the account has a password (it may have only passkeys).
+    pub(crate) fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
 }
 
 impl fmt::Debug for User {
@@ -33,6 +44,7 @@ impl fmt::Debug for User {
         f.debug_struct("User")
             .field("id", &self.id)
             .field("username", &self.username)
+            .field("passkeys", &self.passkeys.len())
             .finish_non_exhaustive()
     }
 }
@@ -44,6 +56,8 @@ impl SessionUser for User {
         self.id
     }
 
+    /// The password hash, or nothing for an account without a password:
+    /// its sessions are bound to the passkey that signed them in.
     fn credential(&self) -> &[u8] {
         self.password_hash.as_bytes()
     }
@@ -53,6 +67,37 @@ impl SessionUser for User {
         // the bits, so that every change of the column changes the epoch.
         u64::from_ne_bytes(self.session_epoch.to_ne_bytes())
     }
+
+    /// A passkey has one version for its whole life: replacing one gives a
+    /// new credential id, and its signature counter is no version.
+    fn credential_version(&self, id: &[u8]) -> Option<u64> {
+        self.passkeys
+            .iter()
+            .any(|passkey| passkey.as_slice() == id)
+            .then_some(1)
+    }
+}
+
+/// A user's row joined with one of their passkeys (or none): what the
+/// `SELECT`s return, folded into [`User`]s.
+type UserRow = (i64, String, String, i64, Option<String>);
+
+/// Folds the rows of one user (one per passkey) into the user.
+fn fold_user(rows: Vec<UserRow>) -> Option<User> {
+    let mut rows = rows.into_iter();
+    let (id, username, password_hash, session_epoch, first) = rows.next()?;
+    let passkeys = std::iter::once(first)
+        .chain(rows.map(|row| row.4))
+        .flatten()
+        .filter_map(|id| crate::passkeys::decode_id(&id))
+        .collect();
+    Some(User {
+        id,
+        username,
+        password_hash,
+        session_epoch,
+        passkeys,
+    })
 }
 
 /// The users' database. The same SQL runs on both engines (`$n`
@@ -74,8 +119,11 @@ macro_rules! on_pool {
         }
     };
 }
+pub(crate) use on_pool;
 
-const COLUMNS: &str = "id, username, password_hash, session_epoch";
+/// The user and their passkeys, in one query.
+const SELECT_USER: &str = "SELECT u.id, u.username, u.password_hash, u.session_epoch, \
+     p.credential_id FROM demo_users u LEFT JOIN demo_passkeys p ON p.user_id = u.id";
 
 impl Users {
     /// Opens a pool for `url`. With `schema`, Postgres connections use it as
@@ -142,27 +190,48 @@ impl Users {
                 .await?;
             }
         }
+        // The same DDL on both engines (SQLite reads BIGINT as INTEGER).
+        on_pool!(self, pool => {
+            sqlx::query(
+                "CREATE TABLE IF NOT EXISTS demo_passkeys (
+                    credential_id TEXT PRIMARY KEY,
+                    user_id BIGINT NOT NULL,
+                    user_handle TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    passkey TEXT NOT NULL
+                )",
+            )
+            .execute(pool)
+            .await?;
+            sqlx::query(
+                "CREATE INDEX IF NOT EXISTS demo_passkeys_user ON demo_passkeys (user_id)",
+            )
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
         Ok(())
     }
 
-    /// Inserts a user; `None` when the username is taken.
+    /// Inserts a user; `None` when the username is taken. An empty
+    /// `password_hash` makes an account without a password.
     pub(crate) async fn create(
         &self,
         username: &str,
         password_hash: &str,
     ) -> Result<Option<User>, sqlx::Error> {
-        let sql = format!(
-            "INSERT INTO demo_users (username, password_hash) VALUES ($1, $2) RETURNING {COLUMNS}"
-        );
         let inserted = on_pool!(self, pool => {
-            sqlx::query_as::<_, User>(&sql)
-                .bind(username)
-                .bind(password_hash)
-                .fetch_one(pool)
-                .await
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO demo_users (username, password_hash) VALUES ($1, $2) RETURNING id",
+            )
+            .bind(username)
+            .bind(password_hash)
+            .fetch_one(pool)
+            .await
         });
         match inserted {
-            Ok(user) => Ok(Some(user)),
+            Ok(id) => self.by_id(id).await,
             Err(sqlx::Error::Database(err)) if err.is_unique_violation() => Ok(None),
             Err(err) => Err(err),
         }
@@ -170,18 +239,20 @@ impl Users {
 
     /// Finds a user by name.
     pub(crate) async fn by_username(&self, username: &str) -> Result<Option<User>, sqlx::Error> {
-        let sql = format!("SELECT {COLUMNS} FROM demo_users WHERE username = $1");
-        on_pool!(self, pool => {
-            sqlx::query_as::<_, User>(&sql).bind(username).fetch_optional(pool).await
-        })
+        let sql = format!("{SELECT_USER} WHERE u.username = $1");
+        let rows = on_pool!(self, pool => {
+            sqlx::query_as::<_, UserRow>(&sql).bind(username).fetch_all(pool).await
+        })?;
+        Ok(fold_user(rows))
     }
 
     /// Finds a user by id.
     pub(crate) async fn by_id(&self, id: i64) -> Result<Option<User>, sqlx::Error> {
-        let sql = format!("SELECT {COLUMNS} FROM demo_users WHERE id = $1");
-        on_pool!(self, pool => {
-            sqlx::query_as::<_, User>(&sql).bind(id).fetch_optional(pool).await
-        })
+        let sql = format!("{SELECT_USER} WHERE u.id = $1");
+        let rows = on_pool!(self, pool => {
+            sqlx::query_as::<_, UserRow>(&sql).bind(id).fetch_all(pool).await
+        })?;
+        Ok(fold_user(rows))
     }
 
     /// Stores a new password hash; returns the updated user, `None` if the
@@ -191,35 +262,40 @@ impl Users {
         id: i64,
         password_hash: &str,
     ) -> Result<Option<User>, sqlx::Error> {
-        let sql =
-            format!("UPDATE demo_users SET password_hash = $1 WHERE id = $2 RETURNING {COLUMNS}");
         on_pool!(self, pool => {
-            sqlx::query_as::<_, User>(&sql)
+            sqlx::query("UPDATE demo_users SET password_hash = $1 WHERE id = $2")
                 .bind(password_hash)
                 .bind(id)
-                .fetch_optional(pool)
+                .execute(pool)
                 .await
-        })
+                .map(|_| ())
+        })?;
+        self.by_id(id).await
     }
 
     /// Bumps the session epoch, which ends every session signed with the
     /// old one; returns the updated user, `None` if the user is gone.
     pub(crate) async fn bump_session_epoch(&self, id: i64) -> Result<Option<User>, sqlx::Error> {
-        let sql = format!(
-            "UPDATE demo_users SET session_epoch = session_epoch + 1 WHERE id = $1 \
-             RETURNING {COLUMNS}"
-        );
         on_pool!(self, pool => {
-            sqlx::query_as::<_, User>(&sql).bind(id).fetch_optional(pool).await
-        })
+            sqlx::query("UPDATE demo_users SET session_epoch = session_epoch + 1 WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
+        self.by_id(id).await
     }
 
-    /// Deletes a user and their recent activity; `false` if there was no
-    /// such user.
+    /// Deletes a user, their passkeys and their recent activity; `false`
+    /// if there was no such user.
     pub(crate) async fn delete(&self, id: i64) -> Result<bool, sqlx::Error> {
         let done = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("DELETE FROM demo_activity WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM demo_passkeys WHERE user_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;

@@ -19,7 +19,12 @@
       "You were signed out because \"Sign out other devices\" was used on another device.",
     user_gone:
       "You were signed out because the account you were signed in to no longer exists.",
-    revoked: "You were signed out, in another tab or from another device."
+    revoked: "You were signed out, in another tab or from another device.",
+    credential_removed:
+      "You were signed out because the passkey this session signed in with was removed.",
+    expired:
+      "You were signed out because this session was unused for too long, or reached its " +
+      "maximum age. Please sign in again."
   };
   var SIGNED_OUT = "You were signed out. Please sign in again.";
   // Long enough to read that something happened; the sign-in page says

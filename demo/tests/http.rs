@@ -536,7 +536,8 @@ async fn api_me_is_401_json_when_anonymous_and_200_when_signed_in() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(cache_control(&response), "no-store");
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body, json!({ "username": "alice" }));
+    // Signed up with a password: proved by a password.
+    assert_eq!(body, json!({ "username": "alice", "amr": ["pwd"] }));
 }
 
 #[tokio::test]

@@ -1,0 +1,74 @@
+//! Passkeys: WebAuthn credentials that sign a user in without a password,
+//! or confirm a sensitive action, each one a credential the session
+//! depends on.
+//!
+//! The relying party is [webauthn-rs](https://docs.rs/webauthn-rs) (the
+//! best-known Rust one, pure Rust since 0.6): it builds the options the
+//! browser's `navigator.credentials` calls take and verifies what they
+//! return. This module stores the passkeys ([`store`]), derives the relying
+//! party from the site's origin ([`relying_party`]), and serves the JSON
+//! ceremonies ([`api`]) and the `/passkeys` page ([`pages`]).
+//!
+//! A session signed in (or confirmed) with a passkey records the factors
+//! the authenticator reported (`hwk` or `swk`, and `user`) and depends on
+//! that passkey: [`User::passkeys`](crate::users::User::passkeys) carries
+//! the user's credential ids on every request, so removing a passkey ends
+//! the sessions it proved on their next request, on every instance, and
+//! the live connections at once through the live sessions' channel.
+
+pub(crate) mod api;
+pub(crate) mod pages;
+pub(crate) mod relying_party;
+pub(crate) mod store;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use tower_sessions_auth::{credential::Factor, live::LiveSessions};
+
+use super::{error::AppError, users::User, AppState};
+
+/// A credential id as the routes and the table name it: base64url without
+/// padding, the `id` of the browser's `PublicKeyCredential`.
+pub(crate) fn encode_id(raw: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// The raw credential id of `id`; `None` when it is no base64url.
+pub(crate) fn decode_id(id: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(id).ok()
+}
+
+/// The RFC 8176 factors a passkey proves: a key that may be synced to
+/// other devices (backup-eligible) is software-held (`swk`), one that
+/// cannot leave its authenticator hardware-held (`hwk`); and user presence
+/// (`user`), which the relying party always requires.
+pub(crate) fn factors(backup_eligible: bool) -> [Factor; 2] {
+    let key = if backup_eligible {
+        Factor::SWK
+    } else {
+        Factor::HWK
+    };
+    [key, Factor::USER]
+}
+
+/// Removes `user`'s passkey `id`; `false` when they have no such passkey
+/// (another user's is never touched).
+///
+/// The sessions it proved end on their next request (the user no longer
+/// carries it); their open event streams and sockets, in every process,
+/// are checked again at once rather than at the next periodic check.
+pub(crate) async fn remove(state: &AppState, user: &User, id: &str) -> Result<bool, AppError> {
+    if !state.users.remove_passkey(user.id, id).await? {
+        return Ok(false);
+    }
+    notify(&state.live, user.id).await;
+    Ok(true)
+}
+
+/// Asks every process to check `user`'s live connections again. A channel
+/// that fails to publish is logged, not fatal: the periodic check still
+/// ends those connections within its period.
+async fn notify(live: &LiveSessions, user: i64) {
+    if let Err(err) = live.notify(&user).await {
+        tracing::warn!(error = %err, "could not announce a removed passkey");
+    }
+}
