@@ -10,7 +10,7 @@
 //!
 //! A test moves a passkey from one browser to another as the specification
 //! allows: it reads the credential, private key included, from the first
-//! browser's authenticator and adds it to the second's.
+//! browser's authenticator and adds it to one in the second.
 
 use std::{fmt, str::FromStr};
 
@@ -25,13 +25,31 @@ use serde_json::{json, Value};
 /// `url::ParseError`, named through the `Url` that reqwest re-exports.
 type UrlError = <Url as FromStr>::Err;
 
-/// A virtual authenticator in one browser (one WebDriver session): a
-/// CTAP2 platform authenticator ("internal") that keeps discoverable
-/// credentials and verifies its user, who always consents. It lives as long
-/// as the WebDriver session.
+/// A virtual authenticator in one browser (one WebDriver session): a CTAP2
+/// authenticator that keeps discoverable credentials and verifies its user,
+/// who always consents. It lives until removed, or as long as the WebDriver
+/// session.
 pub struct VirtualAuthenticator {
     client: Client,
     id: String,
+}
+
+/// How an authenticator is attached to the browser.
+#[derive(Clone, Copy, Debug)]
+pub enum Transport {
+    /// Built into the device: a platform authenticator (`internal`).
+    Platform,
+    /// A security key plugged in over USB (`usb`).
+    SecurityKey,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Platform => "internal",
+            Self::SecurityKey => "usb",
+        }
+    }
 }
 
 /// A credential held by a virtual authenticator, as the WebDriver
@@ -71,11 +89,16 @@ impl fmt::Debug for Credential {
 }
 
 impl VirtualAuthenticator {
-    /// Adds a virtual authenticator to the browser of `client`. From then
-    /// on it answers that browser's WebAuthn ceremonies (with several, the
-    /// browser picks one that holds a matching credential).
-    pub async fn add(client: &Client) -> Result<Self, CmdError> {
-        let id = client.issue_cmd(WebAuthn::AddAuthenticator).await?;
+    /// Adds a virtual authenticator attached by `transport` to the browser
+    /// of `client`. From then on it answers that browser's WebAuthn
+    /// ceremonies. With several, Chromium leaves out one that holds a
+    /// credential the relying party excludes (`excludeCredentials`) when
+    /// registering, and asks one that holds a matching credential when
+    /// signing in.
+    pub async fn add(client: &Client, transport: Transport) -> Result<Self, CmdError> {
+        let id = client
+            .issue_cmd(WebAuthn::AddAuthenticator(transport))
+            .await?;
         match id {
             Value::String(id) => Ok(Self {
                 client: client.clone(),
@@ -104,10 +127,10 @@ impl VirtualAuthenticator {
         Ok(())
     }
 
-    /// Removes the credential `credential_id` from it: this browser can no
-    /// longer use it (the relying party still knows it).
-    pub async fn remove_credential(&self, credential_id: &str) -> Result<(), CmdError> {
-        let command = WebAuthn::RemoveCredential(self.id.clone(), credential_id.to_owned());
+    /// Removes it from the browser, with its credentials: a security key
+    /// unplugged.
+    pub async fn remove(self) -> Result<(), CmdError> {
+        let command = WebAuthn::RemoveAuthenticator(self.id);
         self.client.issue_cmd(command).await?;
         Ok(())
     }
@@ -126,13 +149,13 @@ impl VirtualAuthenticator {
 #[derive(Debug)]
 enum WebAuthn {
     /// `POST /session/{session id}/webauthn/authenticator`
-    AddAuthenticator,
+    AddAuthenticator(Transport),
+    /// `DELETE …/webauthn/authenticator/{authenticator id}`
+    RemoveAuthenticator(String),
     /// `GET …/webauthn/authenticator/{authenticator id}/credentials`
     Credentials(String),
     /// `POST …/webauthn/authenticator/{authenticator id}/credential`
     AddCredential(String, Value),
-    /// `DELETE …/webauthn/authenticator/{authenticator id}/credentials/{credential id}`
-    RemoveCredential(String, String),
     /// `POST …/webauthn/authenticator/{authenticator id}/uv`
     SetUserVerified(String, bool),
 }
@@ -144,12 +167,10 @@ impl WebDriverCompatibleCommand for WebAuthn {
         let session = session_id.unwrap_or_default();
         let authenticators = format!("session/{session}/webauthn/authenticator");
         let path = match self {
-            Self::AddAuthenticator => authenticators,
+            Self::AddAuthenticator(_) => authenticators,
+            Self::RemoveAuthenticator(id) => format!("{authenticators}/{id}"),
             Self::Credentials(id) => format!("{authenticators}/{id}/credentials"),
             Self::AddCredential(id, _) => format!("{authenticators}/{id}/credential"),
-            Self::RemoveCredential(id, credential) => {
-                format!("{authenticators}/{id}/credentials/{credential}")
-            }
             Self::SetUserVerified(id, _) => format!("{authenticators}/{id}/uv"),
         };
         base_url.join(&path)
@@ -157,10 +178,10 @@ impl WebDriverCompatibleCommand for WebAuthn {
 
     fn method_and_body(&self, _request_url: &Url) -> (Method, Option<String>) {
         match self {
-            Self::AddAuthenticator => {
+            Self::AddAuthenticator(transport) => {
                 let options = json!({
                     "protocol": "ctap2",
-                    "transport": "internal",
+                    "transport": transport.name(),
                     "hasResidentKey": true,
                     "hasUserVerification": true,
                     "isUserVerified": true,
@@ -170,7 +191,7 @@ impl WebDriverCompatibleCommand for WebAuthn {
             }
             Self::Credentials(_) => (Method::GET, None),
             Self::AddCredential(_, credential) => (Method::POST, Some(credential.to_string())),
-            Self::RemoveCredential(..) => (Method::DELETE, None),
+            Self::RemoveAuthenticator(_) => (Method::DELETE, None),
             Self::SetUserVerified(_, verified) => {
                 let body = json!({ "isUserVerified": verified });
                 (Method::POST, Some(body.to_string()))
