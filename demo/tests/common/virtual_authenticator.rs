@@ -3,7 +3,8 @@
 //! (<https://w3c.github.io/webauthn/#sctn-automation>), which chromedriver
 //! implements. A virtual authenticator added to a WebDriver session answers
 //! that browser's `navigator.credentials.create` and `.get` at once, as a
-//! platform authenticator whose user is present and verified.
+//! platform authenticator or a security key whose user is present and
+//! verified.
 //!
 //! fantoccini has no methods for these endpoints; it sends them as custom
 //! commands ([`WebDriverCompatibleCommand`] through `Client::issue_cmd`).
