@@ -357,7 +357,10 @@
 //!   …; default a password) and [`SignIn::credential`] the credential used
 //!   (a passkey's credential id, a TOTP device's id). The session keeps
 //!   when each factor was last proved ([`AuthSession::factors`]) and a
-//!   keyed MAC of the user, the credential's id and its version.
+//!   keyed MAC of the user, the credential's id and its version. The
+//!   [session registry](#listing-and-ending-sessions) lists the factors
+//!   with each session ([`SessionInfo::factors`](registry::SessionInfo::factors)),
+//!   written at sign-in and at a step-up only.
 //! - **It ends when its credential goes.** On every request (and every
 //!   live check) the user the backend returns says which version of each
 //!   credential it holds ([`SessionUser::credential_version`]): `None` or
@@ -401,8 +404,9 @@
 //! With a [`SessionRegistry`](registry::SessionRegistry) on the layer
 //! ([`AuthLayer::with_registry`]), every signed-in session has an entry: an
 //! opaque [`SessionHandle`](registry::SessionHandle) (not the session id,
-//! stable while the session lives), sign-in and last-seen times, and the
-//! user agent and address it signed in from. [`AuthSession`] lists the
+//! stable while the session lives), sign-in and last-seen times, the
+//! user agent and address it signed in from, and the factors that proved
+//! it. [`AuthSession`] lists the
 //! user's sessions ([`sessions`](AuthSession::sessions)) and ends one, all
 //! others or all ([`revoke_session`](AuthSession::revoke_session),
 //! [`revoke_other_sessions`](AuthSession::revoke_other_sessions),
@@ -820,6 +824,7 @@ mod recheck;
 mod record;
 pub mod registry;
 mod rejection;
+mod seal;
 pub mod service;
 mod session;
 pub mod step_up;

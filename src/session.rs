@@ -96,8 +96,9 @@ impl<U: SessionUser> AuthSession<U> {
     /// were checked.
     ///
     /// With a [session registry](crate::registry::SessionRegistry), a new sign-in gets
-    /// an entry recording the user agent and peer address (as configured);
-    /// the same user signing in again keeps theirs.
+    /// an entry recording the user agent and peer address (as configured)
+    /// and the factors proved; the same user signing in again keeps theirs,
+    /// with the factors of this sign-in.
     ///
     /// # Errors
     ///
@@ -182,7 +183,9 @@ impl<U: SessionUser> AuthSession<U> {
     /// and the credential of `options` (a step-up: a passkey or a one-time
     /// password after a password sign-in). The session keeps the factors
     /// it proved before, each with its last proof, and depends on the new
-    /// credential too; the tier stays (`options.remember` is not read). The
+    /// credential too; its registry entry lists them all
+    /// ([`SessionInfo::factors`]). The tier stays (`options.remember` is
+    /// not read). The
     /// session id changes (ASVS 5.0 7.2.4). Another user, or an anonymous
     /// request, is signed in as [`login_with`](Self::login_with) does.
     ///
@@ -263,38 +266,37 @@ impl<U: SessionUser> AuthSession<U> {
         } else {
             self.session.cycle_id().await?;
         }
-        let handle = match &self.context.registry {
-            Some(registry) => {
-                let key = user_key(&user.id())?;
-                match kept_handle {
-                    // The same user again keeps the entry, unless it was
-                    // revoked since this request began. The old id is
-                    // gone: announced, so that no fast-path pass made for
-                    // it signs anybody in.
-                    Some(handle) if registry.touch(&key, &handle).await? => {
-                        registry.announce(key);
-                        Some(handle)
-                    }
-                    _ => {
-                        let mut details = self.sign_in.clone().unwrap_or_default();
-                        details.label = options.label;
-                        match registry.register(&key, details).await? {
-                            Some(handle) => Some(handle.as_str().to_owned()),
-                            None => return Err(AuthError::TooManySessions),
-                        }
-                    }
-                }
-            }
-            None => None,
-        };
-        let claim = Claim {
+        let mut claim = Claim {
             auth_hash,
             epoch: user.session_epoch(),
-            handle,
+            handle: None,
             times,
             proofs,
             bound,
         };
+        if let Some(registry) = &self.context.registry {
+            let key = user_key(&user.id())?;
+            let factors: Vec<Factor> = claim.proofs().map(|proof| proof.factor).collect();
+            claim.handle = match kept_handle {
+                // The same user again keeps the entry, unless it was
+                // revoked since this request began, and lists the factors
+                // the session holds now. The old id is gone: announced, so
+                // that no fast-path pass made for it signs anybody in.
+                Some(handle) if registry.set_factors(&key, &handle, &factors).await? => {
+                    registry.announce(key);
+                    Some(handle)
+                }
+                _ => {
+                    let mut details = self.sign_in.clone().unwrap_or_default();
+                    details.label = options.label;
+                    details.factors = factors;
+                    match registry.register(&key, details).await? {
+                        Some(handle) => Some(handle.as_str().to_owned()),
+                        None => return Err(AuthError::TooManySessions),
+                    }
+                }
+            };
+        }
         self.store_claim(user, claim).await?;
         let kind = if kept.is_some() {
             AuthEventKind::Reauthenticated

@@ -20,7 +20,9 @@ use axum::{
 };
 use common::{
     app, keys,
-    registry_app::{registry_app, registry_routes},
+    registry_app::{
+        a_session_lists_the_factors_that_proved_it, listed_factors, registry_app, registry_routes,
+    },
     serve, Client, TestUser, UserTable, Users, COOKIE, SECRET_A,
 };
 use reqwest::StatusCode;
@@ -122,6 +124,35 @@ async fn a_sign_in_label_is_listed_with_its_session() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["label"], "passkey");
     assert_eq!(listed[0]["current"], true);
+}
+
+#[tokio::test]
+async fn a_session_lists_its_factors() {
+    let (store, users) = (MemoryStore::default(), Users::with_defaults());
+    let base = start(&store, &users, memory_registry()).await;
+    a_session_lists_the_factors_that_proved_it(&base).await;
+}
+
+/// A store written before `RegistryStore::set_factors` existed (this one
+/// does not implement it) keeps a stepped-up session, listing the factors
+/// of its sign-in.
+#[tokio::test]
+async fn a_store_without_set_factors_keeps_the_session_through_a_step_up() {
+    let (store, users) = (MemoryStore::default(), Users::with_defaults());
+    let base = start(
+        &store,
+        &users,
+        SessionRegistry::new(FlakyRegistry::default()),
+    )
+    .await;
+    let client = signed_in(&base, 1).await;
+    let before = listed_factors(&client, &base).await;
+    assert_eq!(before.len(), 1);
+    assert_eq!((before[0].1, before[0].2.as_str()), (true, "pwd"));
+    let reply = client.post(&format!("{base}/passkey-step-up"), "").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(me(&client, &base).await, StatusCode::OK);
+    assert_eq!(listed_factors(&client, &base).await, before);
 }
 
 #[tokio::test]

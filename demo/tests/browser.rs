@@ -10,6 +10,17 @@
 //! "Keep me signed in" survives it, a plain one does not. A third signs in
 //! and out with `DEMO_SECURE_COOKIES=1`: the `__Host-` cookie is gone from
 //! the browser afterwards.
+//!
+//! Two tests sign in with passkeys, each browser with a virtual
+//! authenticator (WebDriver's WebAuthn extension, `common::virtual_authenticator`),
+//! on the demo opened as `http://localhost:{port}` (browsers refuse an IP
+//! address as a relying party id). The issue's scenario: a passkey
+//! registered on the laptop moves to the phone and signs in there; the
+//! laptop removes it, and the phone's page goes to the sign-in page by
+//! itself within 3 s while the laptop and a password session stay. The
+//! other: `/passkeys` asks an anonymous visitor to sign in, and a ceremony
+//! that fails in the browser shows its error in `#passkey-error`.
+//!
 //! A screenshot of every step goes to `target/demo-screenshots/`.
 //!
 //! Needs `chromium` and `chromedriver` on the `PATH` (Debian: packages
@@ -38,7 +49,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::Client;
 use serde_json::{json, Value};
 
-use crate::common::{Server, TempDir};
+use tower_sessions_auth_demo::Config;
+
+use crate::common::{
+    virtual_authenticator::{Transport, VirtualAuthenticator},
+    Server, TempDir,
+};
 
 const PASSWORD: &str = "correct horse";
 const NEW_PASSWORD: &str = "battery staple";
@@ -65,13 +81,24 @@ struct Demo {
 
 impl Demo {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// The demo with `adjust` applied to its configuration.
+    async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let db = TempDir::new("demo_browser");
-        let server = Server::start(common::config(
-            &db.sqlite_url(),
-            b"browser test secret, 32 bytes or more!!",
-        ))
-        .await;
+        let mut config =
+            common::config(&db.sqlite_url(), b"browser test secret, 32 bytes or more!!");
+        adjust(&mut config);
+        let server = Server::start(config).await;
         Self { server, _db: db }
+    }
+
+    /// The demo's address by name, `http://localhost:{port}`: passkeys need
+    /// it, as browsers refuse an IP address as a relying party id. (The
+    /// server listens on 127.0.0.1, where `localhost` leads.)
+    fn localhost(&self) -> String {
+        self.server.base.replacen("127.0.0.1", "localhost", 1)
     }
 
     /// The demo as with `DEMO_SECURE_COOKIES=1`: a `Secure` cookie named
@@ -267,6 +294,121 @@ impl Browser {
             assert!(
                 Instant::now() < deadline,
                 "{}: expected {expected:?} on {path}, got {at}:\n{text}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the page is at `target`, its path and query (such as
+    /// `/login?next=%2Fpasskeys`), and its text holds `expected`.
+    async fn expect_location(&self, target: &str, expected: &str) {
+        let script = "return [location.pathname + location.search, document.body.innerText]";
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let state = self.client.execute(script, Vec::new()).await;
+            let (at, text) = match &state {
+                Ok(Value::Array(state)) if state.len() == 2 => (
+                    state[0].as_str().unwrap_or_default(),
+                    state[1].as_str().unwrap_or_default(),
+                ),
+                // The page is changing.
+                _ => ("", ""),
+            };
+            if at == target && text.contains(expected) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: expected {expected:?} on {target}, got {at}:\n{text}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `count` elements match `css` on the page at `path`.
+    async fn expect_count(&self, path: &str, css: &str, count: usize) {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let at = self
+                .client
+                .current_url()
+                .await
+                .map(|url| url.path().to_owned());
+            let found = self
+                .client
+                .find_all(Locator::Css(css))
+                .await
+                .map(|all| all.len());
+            if let (Ok(at), Ok(found)) = (&at, &found) {
+                if at == path && *found == count {
+                    return;
+                }
+            }
+            if Instant::now() >= deadline {
+                let (_, text) = self.location_and_text().await.unwrap_or_default();
+                panic!(
+                    "{}: expected {count} of {css} on {path}, got {found:?} on {at:?}:\n{text}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The attribute `name` of every element that matches `css`.
+    async fn attrs(&self, css: &str, name: &str) -> Vec<String> {
+        let found = self.client.find_all(Locator::Css(css)).await;
+        let mut values = Vec::new();
+        for element in self.check(&format!("find {css}"), found) {
+            let value = self.check(&format!("{css} {name}"), element.attr(name).await);
+            values.push(value.unwrap_or_default());
+        }
+        values
+    }
+
+    /// `GET path` from the page, with its cookies, as the page's own
+    /// scripts would: the status and the JSON body (`null` if none).
+    async fn api(&self, path: &str) -> (u16, Value) {
+        let script = "const [path, done] = arguments; \
+                      fetch(path, { cache: 'no-store', credentials: 'same-origin' }) \
+                        .then(r => r.text().then(body => done([r.status, body]))) \
+                        .catch(error => done([0, String(error)]));";
+        let answer = self.client.execute_async(script, vec![json!(path)]).await;
+        let answer = self.check(&format!("fetch {path}"), answer);
+        let status = answer[0].as_u64().unwrap_or_default();
+        assert_ne!(status, 0, "{}: fetch {path}: {}", self.name, answer[1]);
+        let body = serde_json::from_str(answer[1].as_str().unwrap_or_default());
+        (u16::try_from(status).unwrap(), body.unwrap_or(Value::Null))
+    }
+
+    /// Adds a virtual authenticator attached by `transport` to this
+    /// browser: its passkeys from now on, with a user who is always there
+    /// and verified.
+    async fn authenticator(&self, transport: Transport) -> VirtualAuthenticator {
+        let added = VirtualAuthenticator::add(&self.client, transport).await;
+        self.check("add a virtual authenticator", added)
+    }
+
+    /// Waits until the passkey buttons' error element (`#passkey-error`)
+    /// shows a message, and returns it.
+    async fn expect_passkey_error(&self) -> String {
+        let script = "const error = document.getElementById('passkey-error'); \
+                      return error === null ? null \
+                        : [error.innerText.trim(), error.getClientRects().length > 0]";
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let state = self.client.execute(script, Vec::new()).await;
+            if let Ok(Value::Array(state)) = &state {
+                let message = state[0].as_str().unwrap_or_default();
+                if !message.is_empty() && state[1] == json!(true) {
+                    return message.to_owned();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no message in #passkey-error: {state:?}",
                 self.name
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -683,4 +825,286 @@ async fn signing_out_removes_the_secure_host_cookie_from_the_browser() {
     if let Err(failure) = outcome {
         std::panic::resume_unwind(failure.into_panic());
     }
+}
+
+// ---------------------------------------------------------------------------
+// Passkeys, with a virtual authenticator in each browser
+
+/// How long a sign-in or confirmation counts as recent in the passkey
+/// scenario (`DEMO_SUDO_SECS`): long enough for setting a password right
+/// after signing up, even on a busy machine, short enough that removing a
+/// passkey later asks for a new proof after a short wait.
+const PASSKEY_SUDO_WINDOW: Duration = Duration::from_secs(5);
+
+/// The issue's scenario. Alice signs up with a passkey on the laptop (no
+/// password), sets a password there, and signs in with it elsewhere. The
+/// laptop registers a second passkey, which moves to the phone, where it
+/// signs alice in. The laptop removes that passkey: the phone, left alone
+/// on its page, is signed out within 3 s and says so; the laptop and the
+/// password session stay signed in.
+#[tokio::test]
+async fn removing_a_passkey_signs_out_the_browser_that_used_it() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let demo = Demo::start_with(|config| config.sudo_window = PASSKEY_SUDO_WINDOW).await;
+    let driver = Chromedriver::start(&chromedriver).await;
+    let laptop = Arc::new(Browser::open(&driver, &chromium, "laptop").await);
+    let phone = Arc::new(Browser::open(&driver, &chromium, "phone").await);
+    let base = demo.localhost();
+    let outcome = tokio::spawn({
+        let (laptop, phone) = (laptop.clone(), phone.clone());
+        async move { passkey_scenario(&base, &laptop, &phone).await }
+    })
+    .await;
+    laptop.close().await;
+    phone.close().await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+async fn passkey_scenario(base: &str, laptop: &Browser, phone: &Browser) {
+    let url = |path: &str| format!("{base}{path}");
+    let laptop_keys = laptop.authenticator(Transport::Platform).await;
+
+    // Sign up on the laptop with a passkey: a discoverable credential for
+    // `localhost`, whose user handle is the account's 16-byte id.
+    laptop.goto(&url("/signup")).await;
+    laptop.expect_page("/signup", "Create an account").await;
+    laptop.fill(r#"input[name="username"]"#, "alice").await;
+    laptop.screenshot("40-laptop-passkey-signup").await;
+    let signing_up = Instant::now();
+    laptop.click("#passkey-signup").await;
+    laptop.expect_page("/", "Signed in as alice").await;
+    laptop
+        .screenshot("41-laptop-signed-up-with-a-passkey")
+        .await;
+    let held = laptop.check("credentials", laptop_keys.credentials().await);
+    let [first] = held.as_slice() else {
+        panic!("laptop: expected one passkey in the authenticator, got {held:?}");
+    };
+    assert!(first.is_resident_credential, "{first:?}");
+    assert_eq!(first.rp_id, "localhost");
+    let handle = first.user_handle.as_deref().unwrap_or_default();
+    assert_eq!(handle.len(), 22, "a 16-byte user handle: {first:?}");
+    let (status, me) = laptop.api("/api/me").await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["username"], "alice");
+    // The virtual authenticator's credentials are not backup-eligible.
+    assert_eq!(me["amr"], json!(["hwk", "user"]));
+
+    // The account has no password: the form asks only for a new one, and
+    // the fresh sign-up is proof enough to set it.
+    laptop.goto(&url("/password")).await;
+    laptop
+        .expect_count("/password", r#"input[name="new_password"]"#, 1)
+        .await;
+    assert_eq!(
+        laptop.count(r#"input[name="current_password"]"#).await,
+        0,
+        "a passwordless account has no current password to give"
+    );
+    laptop.screenshot("42-laptop-set-a-password").await;
+    laptop
+        .fill(
+            r#"form[action="/password"] input[name="new_password"]"#,
+            PASSWORD,
+        )
+        .await;
+    laptop
+        .click(r#"form[action="/password"] button[type="submit"]"#)
+        .await;
+    eprintln!(
+        "laptop: set a password {:?} after signing up",
+        signing_up.elapsed()
+    );
+    laptop.expect_page("/", "Signed in as alice").await;
+
+    // Elsewhere, a plain HTTP client signs in with that password.
+    let elsewhere = common::client::Browser::new();
+    let form = [("username", "alice"), ("password", PASSWORD)];
+    let response = elsewhere.post(&url("/login"), &form).await;
+    assert_eq!(response.status(), 303, "password sign-in");
+    let me: Value = elsewhere.get(&url("/api/me")).await.json().await.unwrap();
+    assert_eq!(me["username"], "alice");
+    assert_eq!(me["amr"], json!(["pwd"]));
+
+    // The laptop adds a second passkey, on a security key: its own
+    // authenticator already holds alice's first one, which the server
+    // excludes from a new registration. The page lists both, by the ids
+    // the authenticators hold them under.
+    let security_key = laptop.authenticator(Transport::SecurityKey).await;
+    laptop.goto(&url("/passkeys")).await;
+    laptop.expect_count("/passkeys", "li.passkey", 1).await;
+    laptop.click("#add-passkey").await;
+    laptop.expect_count("/passkeys", "li.passkey", 2).await;
+    // The last proof the laptop may have given (if registering counts).
+    let proved = Instant::now();
+    laptop.screenshot("43-laptop-two-passkeys").await;
+    let held = laptop.check("credentials", laptop_keys.credentials().await);
+    assert_eq!(held.len(), 1, "the first passkey only: {held:?}");
+    let on_key = laptop.check("credentials", security_key.credentials().await);
+    let [second] = on_key.as_slice() else {
+        panic!("laptop: expected one passkey on the security key, got {on_key:?}");
+    };
+    assert_ne!(second.credential_id, first.credential_id);
+    assert_eq!(second.user_handle, first.user_handle, "one account");
+    let mut listed = laptop.attrs("li.passkey", "data-passkey-id").await;
+    listed.sort();
+    let mut expected = vec![first.credential_id.clone(), second.credential_id.clone()];
+    expected.sort();
+    assert_eq!(listed, expected, "the listed ids are the credential ids");
+
+    // The security key moves to the phone (the WebDriver way: its passkey,
+    // private key included, into an authenticator there) and signs alice
+    // in: the only passkey the phone has.
+    let phone_key = phone.authenticator(Transport::SecurityKey).await;
+    phone.check("add credential", phone_key.add_credential(second).await);
+    laptop.check("unplug", security_key.remove().await);
+    phone.goto(&url("/login")).await;
+    phone.expect_page("/login", "Sign in").await;
+    phone.click("#passkey-login").await;
+    phone.expect_page("/", "Signed in as alice").await;
+    phone
+        .screenshot("44-phone-signed-in-with-the-passkey")
+        .await;
+    let (status, me) = phone.api("/api/me").await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["username"], "alice");
+    assert_eq!(me["amr"], json!(["hwk", "user"]));
+
+    // The laptop removes the phone's passkey. Once its proof is older than
+    // the window (a bounded wait for what is left of it), it confirms with
+    // its own passkey first.
+    let wait = (proved + PASSKEY_SUDO_WINDOW).saturating_duration_since(Instant::now());
+    eprintln!("laptop: waits {wait:?} for its proof to age");
+    tokio::time::sleep(wait + Duration::from_millis(200)).await;
+    let delete = format!(
+        r#"li.passkey[data-passkey-id="{}"] form button"#,
+        second.credential_id
+    );
+    laptop.goto(&url("/passkeys")).await;
+    laptop.expect_count("/passkeys", "li.passkey", 2).await;
+    laptop.click(&delete).await;
+    laptop
+        .expect_location("/confirm?next=%2Fpasskeys", "")
+        .await;
+    laptop.expect_count("/confirm", "#passkey-confirm", 1).await;
+    laptop
+        .screenshot("45-laptop-confirms-with-its-passkey")
+        .await;
+    laptop.click("#passkey-confirm").await;
+    laptop.expect_count("/passkeys", "li.passkey", 2).await;
+    let since = Instant::now();
+    laptop.click(&delete).await;
+    laptop.expect_count("/passkeys", "li.passkey", 1).await;
+    laptop
+        .screenshot("46-laptop-removed-the-phones-passkey")
+        .await;
+    let left = laptop.attrs("li.passkey", "data-passkey-id").await;
+    assert_eq!(left, std::slice::from_ref(&first.credential_id));
+
+    // The phone, left alone on its page, says that it was signed out, then
+    // is on the sign-in page within 3 s, told why (the event stream's
+    // reason, `credential_removed`, in the demo's words).
+    let told = phone
+        .expect_sent_to(
+            "/login?next=%2F",
+            "the passkey this session signed in with was removed",
+            since,
+            "47a-phone-told-it-was-signed-out",
+        )
+        .await;
+    assert!(told, "phone: no signed-out notice on the page it left");
+    phone.screenshot("47-phone-signed-out-by-the-removal").await;
+    let (status, _) = phone.api("/api/me").await;
+    assert_eq!(status, 401, "phone: still signed in");
+
+    // The laptop and the password session stay signed in.
+    assert_eq!(laptop.count("#signed-out").await, 0, "laptop");
+    let (status, me) = laptop.api("/api/me").await;
+    assert_eq!(status, 200, "laptop: {me}");
+    laptop.goto(&url("/")).await;
+    laptop.expect_page("/", "Signed in as alice").await;
+    laptop.screenshot("48-laptop-still-signed-in").await;
+    let response = elsewhere.get(&url("/api/me")).await;
+    assert_eq!(response.status(), 200, "the password session");
+}
+
+/// The passkey pages' edges: `/passkeys` asks an anonymous visitor to sign
+/// in and comes back after; a ceremony that fails in the browser (no
+/// passkey for the site, or the user not verified) says so in
+/// `#passkey-error` and signs nobody in or up.
+#[tokio::test]
+async fn passkey_pages_ask_to_sign_in_and_show_failed_ceremonies() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let demo = Demo::start().await;
+    let driver = Chromedriver::start(&chromedriver).await;
+    let browser = Arc::new(Browser::open(&driver, &chromium, "visitor").await);
+    let base = demo.localhost();
+    let outcome = tokio::spawn({
+        let browser = browser.clone();
+        async move { passkey_edges(&base, &browser).await }
+    })
+    .await;
+    browser.close().await;
+    if let Err(failure) = outcome {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}
+
+async fn passkey_edges(base: &str, browser: &Browser) {
+    let url = |path: &str| format!("{base}{path}");
+    let keys = browser.authenticator(Transport::Platform).await;
+
+    // Anonymous: to the sign-in page, which comes back to /passkeys.
+    browser.goto(&url("/passkeys")).await;
+    browser
+        .expect_location("/login?next=%2Fpasskeys", "Sign in")
+        .await;
+
+    // The authenticator holds no passkey for the site.
+    browser.click("#passkey-login").await;
+    let message = browser.expect_passkey_error().await;
+    eprintln!("visitor: sign-in without a passkey: {message:?}");
+    browser.screenshot("50-visitor-no-passkey").await;
+    browser
+        .expect_location("/login?next=%2Fpasskeys", "Sign in")
+        .await;
+    assert_eq!(browser.api("/api/me").await.0, 401);
+
+    // The user is not verified: no account.
+    browser.goto(&url("/signup")).await;
+    browser.expect_page("/signup", "Create an account").await;
+    browser.fill(r#"input[name="username"]"#, "bob").await;
+    browser.check("uv", keys.set_user_verified(false).await);
+    browser.click("#passkey-signup").await;
+    let message = browser.expect_passkey_error().await;
+    eprintln!("visitor: sign-up, user not verified: {message:?}");
+    browser.screenshot("51-visitor-not-verified").await;
+    browser.expect_page("/signup", "Create an account").await;
+    assert_eq!(browser.api("/api/me").await.0, 401);
+
+    // Verified, the same name is still free.
+    browser.check("uv", keys.set_user_verified(true).await);
+    browser.click("#passkey-signup").await;
+    browser.expect_page("/", "Signed in as bob").await;
+
+    // Signed out, /passkeys again: the passkey signs in and the page lists
+    // it.
+    browser.click(r#"form[action="/logout"] button"#).await;
+    browser.expect_page("/login", "Sign in").await;
+    browser.goto(&url("/passkeys")).await;
+    browser
+        .expect_location("/login?next=%2Fpasskeys", "Sign in")
+        .await;
+    browser.click("#passkey-login").await;
+    browser.expect_count("/passkeys", "li.passkey", 1).await;
+    browser.screenshot("52-visitor-back-on-passkeys").await;
+    let held = browser.check("credentials", keys.credentials().await);
+    let ids: Vec<String> = held.into_iter().map(|c| c.credential_id).collect();
+    assert_eq!(browser.attrs("li.passkey", "data-passkey-id").await, ids);
 }

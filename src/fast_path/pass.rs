@@ -1,10 +1,5 @@
-//! The fast path's credential cookie: a session record, sealed.
-//!
-//! The cookie's value is `base64url(nonce || ciphertext || tag)`:
-//! AES-256-GCM-SIV (RFC 8452) under a key derived from the current secret,
-//! with a random 12-byte nonce per cookie (GCM-SIV stays safe should two
-//! nonces ever repeat, which random nonces over a secret's lifetime could).
-//! The plaintext is
+//! The fast path's credential cookie: a session record, sealed
+//! ([`crate::seal`]) with the plaintext
 //!
 //! ```text
 //! issued_at (8 bytes) || expires_at (8 bytes) || session_id (16 bytes) || record
@@ -12,18 +7,15 @@
 //!
 //! with the times in Unix milliseconds and the tower-sessions id it is bound
 //! to, big-endian, and the record in its stored form (the auth hash, epoch,
-//! registry handle, times, factors and user id). Encrypted because the user
-//! id and the handle are nobody else's business; authenticated, so that
-//! nothing in it can be changed or made up. Opening one allocates only the
-//! record's strings: the cookie is decoded and decrypted on the stack.
+//! registry handle, times, factors and user id). Opening one allocates only
+//! the record's strings: the cookie is decoded and decrypted on the stack.
 
-use aes_gcm_siv::{aead::AeadInPlace as _, Nonce, Tag};
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
     hash::AuthKeys,
     record::{id_json, AuthRecord},
+    seal::{open, seal as seal_parts},
     times::UnixMillis,
 };
 
@@ -31,8 +23,6 @@ use crate::{
 /// purpose never opens as a pass.
 const ASSOCIATED: &[u8] = b"tower-sessions-auth.fast-path-pass.v2";
 
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
 /// The times and the session id before the record.
 const HEADER_LEN: usize = 8 + 8 + 16;
 
@@ -67,24 +57,16 @@ pub(crate) fn seal<Id: Serialize>(
     record: &AuthRecord<Id>,
 ) -> Option<String> {
     let record = record.pack().ok()?;
-    let mut sealed = Vec::with_capacity(NONCE_LEN + HEADER_LEN + record.len() + TAG_LEN);
-    let mut nonce = [0_u8; NONCE_LEN];
-    getrandom::getrandom(&mut nonce).ok()?;
-    sealed.extend_from_slice(&nonce);
-    sealed.extend_from_slice(&issued_at.to_be_bytes());
-    sealed.extend_from_slice(&expires_at.to_be_bytes());
-    sealed.extend_from_slice(&session.to_be_bytes());
-    sealed.extend_from_slice(record.as_bytes());
-    let tag = keys
-        .pass_cipher()
-        .encrypt_in_place_detached(
-            Nonce::from_slice(&nonce),
-            ASSOCIATED,
-            &mut sealed[NONCE_LEN..],
-        )
-        .ok()?;
-    sealed.extend_from_slice(&tag);
-    let value = URL_SAFE_NO_PAD.encode(sealed);
+    let value = seal_parts(
+        keys,
+        ASSOCIATED,
+        &[
+            &issued_at.to_be_bytes(),
+            &expires_at.to_be_bytes(),
+            &session.to_be_bytes(),
+            record.as_bytes(),
+        ],
+    )?;
     (value.len() <= MAX_VALUE_LEN).then_some(value)
 }
 
@@ -96,22 +78,11 @@ impl<Id: DeserializeOwned> Pass<Id> {
         if value.len() > MAX_VALUE_LEN {
             return None;
         }
-        let mut bytes = [0_u8; MAX_DECODED_LEN];
-        let len = URL_SAFE_NO_PAD.decode_slice(value, &mut bytes).ok()?;
-        let bytes = &mut bytes[..len];
-        if len < NONCE_LEN + HEADER_LEN + TAG_LEN {
+        let mut buffer = [0_u8; MAX_DECODED_LEN];
+        let plaintext = open(keys, ASSOCIATED, value, &mut buffer)?;
+        if plaintext.len() < HEADER_LEN {
             return None;
         }
-        let (nonce, rest) = bytes.split_at_mut(NONCE_LEN);
-        let (plaintext, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
-        keys.pass_cipher()
-            .decrypt_in_place_detached(
-                Nonce::from_slice(nonce),
-                ASSOCIATED,
-                plaintext,
-                Tag::from_slice(tag),
-            )
-            .ok()?;
         let (header, record) = plaintext.split_at(HEADER_LEN);
         let issued_at = i64::from_be_bytes(header[..8].try_into().ok()?);
         let expires_at = i64::from_be_bytes(header[8..16].try_into().ok()?);
@@ -131,6 +102,7 @@ impl<Id: DeserializeOwned> Pass<Id> {
 
 #[cfg(test)]
 mod tests {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
     use proptest::prelude::*;
 
     use super::*;

@@ -8,6 +8,7 @@ use std::{
 use async_trait::async_trait;
 
 use super::{Insertion, LimitPolicy, RegistryEntry, RegistryError, RegistryStore, SessionLimit};
+use crate::credential::Factor;
 
 /// Entries in a map in memory, shared by clones. Pair it with
 /// tower-sessions' `MemoryStore`: both belong to one process.
@@ -75,19 +76,32 @@ impl RegistryStore for MemoryRegistry {
         expires_at: i64,
     ) -> Result<bool, RegistryError> {
         Ok(self.with_users(|users| {
-            let Some(entry) = users
-                .get_mut(user)
-                .and_then(|entries| entries.iter_mut().find(|entry| entry.handle == handle))
-            else {
+            let Some(entry) = live_entry(users, user, handle, now) else {
                 return false;
             };
-            if entry.expires_at <= now {
-                return false;
-            }
             if entry.last_seen_at < stale_before {
                 entry.last_seen_at = now;
                 entry.expires_at = expires_at;
             }
+            true
+        }))
+    }
+
+    async fn set_factors(
+        &self,
+        user: &str,
+        handle: &str,
+        factors: &[Factor],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, RegistryError> {
+        Ok(self.with_users(|users| {
+            let Some(entry) = live_entry(users, user, handle, now) else {
+                return false;
+            };
+            factors.clone_into(&mut entry.factors);
+            entry.last_seen_at = now;
+            entry.expires_at = expires_at;
             true
         }))
     }
@@ -154,6 +168,18 @@ impl RegistryStore for MemoryRegistry {
             u64::try_from(removed).unwrap_or(u64::MAX)
         }))
     }
+}
+
+/// The entry `handle` of `user`, unless it is missing or expired at `now`.
+fn live_entry<'a>(
+    users: &'a mut HashMap<String, Vec<RegistryEntry>>,
+    user: &str,
+    handle: &str,
+    now: i64,
+) -> Option<&'a mut RegistryEntry> {
+    let entries = users.get_mut(user)?;
+    let entry = entries.iter_mut().find(|entry| entry.handle == handle)?;
+    (entry.expires_at > now).then_some(entry)
 }
 
 impl MemoryRegistry {

@@ -31,6 +31,7 @@ use serde::Serialize;
 
 pub use crate::handle::{InvalidHandle, SessionHandle};
 use crate::{
+    credential::Factor,
     live::{LiveSessions, EVERYONE},
     times::{from_unix_millis, millis, SharedClock},
 };
@@ -80,6 +81,14 @@ pub struct SessionInfo {
     pub ip: Option<IpAddr>,
     /// What the application named the sign-in ("password", "passkey").
     pub label: Option<String>,
+    /// The factors the session proved ([RFC 8176](https://www.rfc-editor.org/rfc/rfc8176)
+    /// `amr` values), sorted and without repeats: those of the sign-in
+    /// ([`SignIn::factors`](crate::SignIn::factors); `[pwd]` for a sign-in
+    /// that named none), and those a step-up
+    /// ([`AuthSession::reauthenticate_with`](crate::AuthSession::reauthenticate_with))
+    /// added. An entry written before the registry kept factors lists
+    /// `[pwd]`; a name the crate does not know is left out.
+    pub factors: Vec<Factor>,
 }
 
 impl fmt::Debug for SessionInfo {
@@ -88,6 +97,7 @@ impl fmt::Debug for SessionInfo {
             .field("current", &self.current)
             .field("created_at", &self.created_at)
             .field("last_seen_at", &self.last_seen_at)
+            .field("factors", &self.factors)
             .finish_non_exhaustive()
     }
 }
@@ -112,10 +122,22 @@ pub struct RegistryEntry {
     pub ip: Option<String>,
     /// The application's label of the sign-in.
     pub label: Option<String>,
+    /// The factors the session proved, sorted and without repeats: set at
+    /// sign-in, and again by [`RegistryStore::set_factors`] when a step-up
+    /// adds one. A store keeps their names ([`Factor::as_str`]) and reads
+    /// them back with [`with_factors`](Self::with_factors) and
+    /// [`Factor::from_name`], leaving out a name it does not know; an
+    /// entry stored without them (by an earlier version) reads as `[pwd]`,
+    /// which [`new`](Self::new) gives. As JSON, a list of names; missing
+    /// or `null`, `[pwd]`.
+    #[serde(default = "password", with = "factor_names")]
+    pub factors: Vec<Factor>,
 }
 
 impl RegistryEntry {
-    /// An entry as a store read it back.
+    /// An entry as a store read it back, proved by a password (`[pwd]`):
+    /// give the factors the store kept with
+    /// [`with_factors`](Self::with_factors).
     #[must_use]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -135,7 +157,25 @@ impl RegistryEntry {
             user_agent,
             ip,
             label,
+            factors: password(),
         }
+    }
+
+    /// The entry with `factors` (sorted and deduplicated here) instead of
+    /// its own.
+    ///
+    /// ```
+    /// use tower_sessions_auth::{credential::Factor, registry::RegistryEntry};
+    ///
+    /// let stored = "user,hwk,a-name-from-the-future";
+    /// let entry = RegistryEntry::new("q3XcA9-_kLmN0pQrStUvWx".into(), 1, 1, 2, None, None, None)
+    ///     .with_factors(stored.split(',').filter_map(Factor::from_name));
+    /// assert_eq!(entry.factors, [Factor::HWK, Factor::USER]);
+    /// ```
+    #[must_use]
+    pub fn with_factors(mut self, factors: impl IntoIterator<Item = Factor>) -> Self {
+        self.factors = sorted(factors);
+        self
     }
 }
 
@@ -145,7 +185,55 @@ impl fmt::Debug for RegistryEntry {
             .field("created_at", &self.created_at)
             .field("last_seen_at", &self.last_seen_at)
             .field("expires_at", &self.expires_at)
+            .field("factors", &self.factors)
             .finish_non_exhaustive()
+    }
+}
+
+/// The factors of a sign-in that named none, and of an entry stored
+/// before entries kept factors: a password.
+fn password() -> Vec<Factor> {
+    vec![Factor::PWD]
+}
+
+/// `factors` sorted, each once.
+fn sorted(factors: impl IntoIterator<Item = Factor>) -> Vec<Factor> {
+    let mut factors: Vec<Factor> = factors.into_iter().collect();
+    factors.sort_unstable();
+    factors.dedup();
+    factors
+}
+
+/// [`RegistryEntry::factors`] as a list of names. Reading never fails on
+/// them: an entry that cannot be read fails every request of its session.
+mod factor_names {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+    use serde_json::Value;
+
+    use super::{password, sorted, Factor};
+
+    pub(super) fn serialize<S: Serializer>(
+        factors: &[Factor],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(factors.iter().map(|factor| factor.as_str()))
+    }
+
+    /// The known names of a list; `null` is a password; anything else
+    /// (Lua's cjson writes an empty list as `{}`) holds none.
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Factor>, D::Error> {
+        Ok(match Value::deserialize(deserializer)? {
+            Value::Null => password(),
+            Value::Array(names) => sorted(
+                names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(Factor::from_name),
+            ),
+            _ => Vec::new(),
+        })
     }
 }
 
@@ -215,8 +303,11 @@ impl RegistryError {
 /// documentation states what it must do. Every method is one atomic step
 /// of the store (a transaction or a script when processes share it), all
 /// times are Unix milliseconds, and an entry whose `expires_at` is not
-/// after `now` is gone for [`touch`](Self::touch) and [`list`](Self::list)
-/// even while it is still stored.
+/// after `now` is gone for [`touch`](Self::touch),
+/// [`set_factors`](Self::set_factors) and [`list`](Self::list) even while
+/// it is still stored. A store keeps every field of an entry, its
+/// [`factors`](RegistryEntry::factors) included (see there for entries
+/// stored before factors existed).
 ///
 /// A store for one process, a map behind a mutex (as
 /// [`MemoryRegistry`] is):
@@ -225,9 +316,12 @@ impl RegistryError {
 /// use std::{collections::HashMap, sync::{Mutex, MutexGuard, PoisonError}};
 ///
 /// use async_trait::async_trait;
-/// use tower_sessions_auth::registry::{
-///     Insertion, LimitPolicy, RegistryEntry, RegistryError, RegistryStore, SessionLimit,
-///     SessionRegistry,
+/// use tower_sessions_auth::{
+///     credential::Factor,
+///     registry::{
+///         Insertion, LimitPolicy, RegistryEntry, RegistryError, RegistryStore, SessionLimit,
+///         SessionRegistry,
+///     },
 /// };
 ///
 /// /// User key → handle → entry.
@@ -294,6 +388,27 @@ impl RegistryError {
 ///         Ok(true)
 ///     }
 ///
+///     async fn set_factors(
+///         &self,
+///         user: &str,
+///         handle: &str,
+///         factors: &[Factor],
+///         now: i64,
+///         expires_at: i64,
+///     ) -> Result<bool, RegistryError> {
+///         let mut users = self.users();
+///         let Some(entry) = users.get_mut(user).and_then(|entries| entries.get_mut(handle)) else {
+///             return Ok(false);
+///         };
+///         if entry.expires_at <= now {
+///             return Ok(false);
+///         }
+///         entry.factors = factors.to_vec();
+///         entry.last_seen_at = now;
+///         entry.expires_at = expires_at;
+///         Ok(true)
+///     }
+///
 ///     async fn list(&self, user: &str, now: i64) -> Result<Vec<RegistryEntry>, RegistryError> {
 ///         let users = self.users();
 ///         let entries = users.get(user).into_iter().flat_map(HashMap::values);
@@ -338,7 +453,11 @@ impl RegistryError {
 /// # assert_eq!(store.insert("42", &entry, one, 2_000).await?, Insertion::Refused);
 /// # assert!(store.touch("42", &entry.handle, 2_000, 1_500, 10_000).await?);
 /// # assert!(!store.touch("42", &entry.handle, 10_000, 1_500, 20_000).await?);
-/// # assert_eq!(store.list("42", 9_999).await?.len(), 1);
+/// # assert_eq!(store.list("42", 9_999).await?[0].factors, [Factor::PWD]);
+/// # let stepped_up = [Factor::HWK, Factor::PWD, Factor::USER];
+/// # assert!(store.set_factors("42", &entry.handle, &stepped_up, 3_000, 10_000).await?);
+/// # assert_eq!(store.list("42", 9_999).await?[0].factors, stepped_up);
+/// # assert!(!store.set_factors("42", &entry.handle, &stepped_up, 10_000, 20_000).await?);
 /// # assert_eq!(store.remove_expired(10_000).await?, 1);
 /// # store.insert("42", &entry, None, 1_000).await?;
 /// # assert_eq!(store.remove_all("42", Some(&entry.handle)).await?, 0);
@@ -372,6 +491,31 @@ pub trait RegistryStore: fmt::Debug + Send + Sync + 'static {
         stale_before: i64,
         expires_at: i64,
     ) -> Result<bool, RegistryError>;
+
+    /// Whether `user` has an unexpired entry `handle` at `now`; if so,
+    /// sets its [`factors`](RegistryEntry::factors) to `factors` (sorted,
+    /// without repeats), its last-seen time to `now` and its expiry to
+    /// `expires_at`. Called when the session's user proves themselves again
+    /// and the session keeps its entry (a step-up, or the same user
+    /// signing in again), never on an ordinary request: it is the one
+    /// store call of that sign-in.
+    ///
+    /// The default leaves the factors as they were and refreshes the entry
+    /// as [`touch`](Self::touch) does, so that a store written before
+    /// entries kept factors still compiles and works; its list then shows
+    /// the factors of the sign-in only. Override it.
+    async fn set_factors(
+        &self,
+        user: &str,
+        handle: &str,
+        factors: &[Factor],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, RegistryError> {
+        let _ = factors;
+        // Every last-seen time is before `i64::MAX`: always refreshed.
+        self.touch(user, handle, now, i64::MAX, expires_at).await
+    }
 
     /// The user's unexpired entries at `now`, in any order.
     async fn list(&self, user: &str, now: i64) -> Result<Vec<RegistryEntry>, RegistryError>;
@@ -725,6 +869,7 @@ impl SessionRegistry {
                 ip: entry.ip.and_then(|ip| ip.parse().ok()),
                 user_agent: entry.user_agent,
                 label: entry.label,
+                factors: entry.factors,
                 handle: SessionHandle::from_store(entry.handle),
             })
             .collect())
@@ -746,6 +891,7 @@ impl SessionRegistry {
             user_agent: details.user_agent,
             ip: details.ip.map(|ip| ip.to_string()),
             label: details.label,
+            factors: sorted(details.factors),
         };
         match self.store.insert(user, &entry, self.limit, now).await? {
             Insertion::Added { evicted } => {
@@ -758,6 +904,29 @@ impl SessionRegistry {
             }
             Insertion::Refused => Ok(None),
         }
+    }
+
+    /// Whether the session `handle` of `user` still lives, for a sign-in
+    /// that keeps its entry (a step-up, the same user again); if so, its
+    /// factors become `factors` and it counts as seen now. One store call,
+    /// made only at a sign-in: the factors are written where they change.
+    pub(crate) async fn set_factors(
+        &self,
+        user: &str,
+        handle: &str,
+        factors: &[Factor],
+    ) -> Result<bool, RegistryError> {
+        let now = self.clock.now_ms();
+        let expires_at = now.saturating_add(self.lifetime);
+        self.store
+            .set_factors(
+                user,
+                handle,
+                &sorted(factors.iter().copied()),
+                now,
+                expires_at,
+            )
+            .await
     }
 
     /// Whether the session `handle` of `user` still lives; refreshes its
@@ -802,7 +971,7 @@ impl SessionRegistry {
         SignInDetails {
             user_agent,
             ip,
-            label: None,
+            ..SignInDetails::default()
         }
     }
 }
@@ -820,11 +989,25 @@ impl fmt::Debug for SessionRegistry {
 }
 
 /// What a sign-in records besides its times.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct SignInDetails {
     pub(crate) user_agent: Option<String>,
     pub(crate) ip: Option<IpAddr>,
     pub(crate) label: Option<String>,
+    /// The factors the sign-in proved.
+    pub(crate) factors: Vec<Factor>,
+}
+
+/// Nothing recorded, proved by a password.
+impl Default for SignInDetails {
+    fn default() -> Self {
+        Self {
+            user_agent: None,
+            ip: None,
+            label: None,
+            factors: password(),
+        }
+    }
 }
 
 /// The key of a user's entries: the id as JSON, as the session record
@@ -971,6 +1154,84 @@ mod tests {
         assert_eq!(registry.revoke_all(&7_u64).await.unwrap(), 0);
     }
 
+    #[test]
+    fn factors_are_json_names_and_an_entry_without_them_was_proved_by_a_password() {
+        let entry = RegistryEntry::new("h".to_owned(), 1, 2, 3, None, None, None).with_factors([
+            Factor::USER,
+            Factor::HWK,
+            Factor::USER,
+        ]);
+        assert_eq!(entry.factors, [Factor::HWK, Factor::USER]);
+        let json = serde_json::to_string(&entry).unwrap();
+        assert!(json.ends_with(r#","factors":["hwk","user"]}"#), "{json}");
+        assert_eq!(serde_json::from_str::<RegistryEntry>(&json).unwrap(), entry);
+
+        let before = r#"{"handle":"h","created_at":1,"last_seen_at":2,"expires_at":3,"user_agent":null,"ip":null,"label":null"#;
+        let read = |factors: &str| {
+            let entry: RegistryEntry = serde_json::from_str(&format!("{before}{factors}}}"))
+                .unwrap_or_else(|error| panic!("{factors}: {error}"));
+            entry.factors
+        };
+        for (factors, expected) in [
+            // Written by the version before factors.
+            ("", vec![Factor::PWD]),
+            (r#","factors":null"#, vec![Factor::PWD]),
+            (
+                r#","factors":["otp","pwd","otp"]"#,
+                vec![Factor::OTP, Factor::PWD],
+            ),
+            // A name from a later version, or none at all: left out.
+            (
+                r#","factors":["x-later","swk",7,["hwk"]]"#,
+                vec![Factor::SWK],
+            ),
+            // Lua's cjson writes an empty list as an object.
+            (r#","factors":{}"#, vec![]),
+            (r#","factors":"pwd""#, vec![]),
+        ] {
+            assert_eq!(read(factors), expected, "{factors}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_lists_its_factors_and_a_kept_entry_takes_new_ones() {
+        let registry = registry();
+        let key = user_key(&7_u64).unwrap();
+        let by_password = registry
+            .register(&key, SignInDetails::default())
+            .await
+            .unwrap()
+            .unwrap();
+        let by_passkey = SignInDetails {
+            factors: vec![Factor::USER, Factor::HWK],
+            ..SignInDetails::default()
+        };
+        let by_passkey = registry.register(&key, by_passkey).await.unwrap().unwrap();
+        let factors = |listed: &[SessionInfo], handle: &SessionHandle| {
+            let info = listed.iter().find(|info| &info.handle == handle).unwrap();
+            info.factors.clone()
+        };
+        let listed = registry.list(&7_u64).await.unwrap();
+        assert_eq!(factors(&listed, &by_password), [Factor::PWD]);
+        assert_eq!(factors(&listed, &by_passkey), [Factor::HWK, Factor::USER]);
+
+        let stepped_up = [Factor::PWD, Factor::OTP];
+        assert!(registry
+            .set_factors(&key, by_password.as_str(), &stepped_up)
+            .await
+            .unwrap());
+        let listed = registry.list(&7_u64).await.unwrap();
+        assert_eq!(factors(&listed, &by_password), [Factor::OTP, Factor::PWD]);
+        assert_eq!(factors(&listed, &by_passkey), [Factor::HWK, Factor::USER]);
+
+        registry.revoke(&7_u64, &by_password).await.unwrap();
+        assert!(!registry
+            .set_factors(&key, by_password.as_str(), &stepped_up)
+            .await
+            .unwrap());
+        assert_eq!(registry.list(&7_u64).await.unwrap().len(), 1);
+    }
+
     #[tokio::test]
     async fn expired_entries_of_every_user_are_removed() {
         let registry = registry();
@@ -1013,10 +1274,13 @@ mod tests {
             user_agent: entry.user_agent.clone(),
             ip: Some("203.0.113.7".parse().unwrap()),
             label: entry.label.clone(),
+            factors: entry.factors.clone(),
         };
         let printed_info = format!("{info:?}");
         assert!(
-            printed_info.starts_with("SessionInfo") && printed_info.contains("current: true"),
+            printed_info.starts_with("SessionInfo")
+                && printed_info.contains("current: true")
+                && printed_info.contains("factors: [Factor(pwd)]"),
             "{printed_info}"
         );
         for printed in [&printed, &printed_info] {

@@ -2,7 +2,9 @@
 //! uses.
 //!
 //! One hash per user, `tsa:registry:{<user id as JSON>}`: a field per
-//! session handle, its entry as JSON. Every operation
+//! session handle, its entry as JSON (the factors a list of names; an
+//! entry written before factors existed has none and reads as a
+//! password). Every operation
 //! is one command or one Lua script, atomic; checking a session is one
 //! `HGET`, and once per touch interval also the script that refreshes its
 //! last-seen time. Expired
@@ -31,6 +33,7 @@ use fred::{
 use futures_util::TryStreamExt as _;
 
 use super::{Insertion, LimitPolicy, RegistryEntry, RegistryError, RegistryStore, SessionLimit};
+use crate::credential::Factor;
 
 /// Drops the user's expired entries, applies the limit, adds the entry and
 /// extends the hash's expiry. Returns the number evicted, or -1 when the
@@ -85,6 +88,26 @@ if e.last_seen_at < stale_before then
   redis.call('HSET', key, handle, cjson.encode(e))
   redis.call('PEXPIREAT', key, expires, 'GT')
 end
+return 1
+";
+
+/// 1 when the entry lives, and then sets its factors (ARGV[2], a JSON
+/// list), last-seen and the expiry; 0 when not.
+const SET_FACTORS: &str = r"
+local key, handle, factors = KEYS[1], ARGV[1], ARGV[2]
+local now, expires = tonumber(ARGV[3]), tonumber(ARGV[4])
+local raw = redis.call('HGET', key, handle)
+if not raw then return 0 end
+local e = cjson.decode(raw)
+if e.expires_at <= now then
+  redis.call('HDEL', key, handle)
+  return 0
+end
+e.factors = cjson.decode(factors)
+e.last_seen_at = now
+e.expires_at = expires
+redis.call('HSET', key, handle, cjson.encode(e))
+redis.call('PEXPIREAT', key, expires, 'GT')
 return 1
 ";
 
@@ -156,6 +179,7 @@ pub struct RedisRegistry {
     prefix: String,
     insert: Script,
     touch: Script,
+    set_factors: Script,
     list: Script,
     remove_all: Script,
 }
@@ -169,6 +193,7 @@ impl RedisRegistry {
             prefix: "tsa:registry:".to_owned(),
             insert: Script::from_lua(INSERT),
             touch: Script::from_lua(TOUCH),
+            set_factors: Script::from_lua(SET_FACTORS),
             list: Script::from_lua(LIST),
             remove_all: Script::from_lua(REMOVE_ALL),
         }
@@ -274,6 +299,21 @@ impl RegistryStore for RedisRegistry {
             expires_at.into(),
         ];
         let alive: i64 = self.run(&self.touch, user, args).await?;
+        Ok(alive == 1)
+    }
+
+    async fn set_factors(
+        &self,
+        user: &str,
+        handle: &str,
+        factors: &[Factor],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, RegistryError> {
+        let names: Vec<&str> = factors.iter().map(|factor| factor.as_str()).collect();
+        let names = serde_json::to_string(&names).map_err(RegistryError::backend)?;
+        let args = vec![handle.into(), names.into(), now.into(), expires_at.into()];
+        let alive: i64 = self.run(&self.set_factors, user, args).await?;
         Ok(alive == 1)
     }
 

@@ -6,10 +6,15 @@
 //! atomic differ. Expired rows are skipped by every read and deleted by
 //! [`SessionRegistry::remove_expired`](super::SessionRegistry::remove_expired):
 //! run it periodically, as tower-sessions' `ExpiredDeletion` does.
+//!
+//! The factors are one text column, their names comma-separated
+//! (`hwk,user`). A table made before factors existed lacks it: `migrate`
+//! adds it, and its rows (`NULL`) read as proved by a password.
 
 use async_trait::async_trait;
 
 use super::{Insertion, LimitPolicy, RegistryEntry, RegistryError, RegistryStore, SessionLimit};
+use crate::credential::Factor;
 
 /// The default table name.
 const DEFAULT_TABLE: &str = "tsa_session_registry";
@@ -50,19 +55,35 @@ fn quoted_table(
     })
 }
 
+/// What the engines' table definitions differ in.
+struct Ddl {
+    /// The columns of `CREATE TABLE`.
+    columns: &'static str,
+    /// Counts the table's columns named `factors`; `$1` is the table's
+    /// name, quoted (a `regclass`) or bare (SQLite's `pragma_table_info`).
+    count_factors: &'static str,
+    /// Whether `count_factors` takes the quoted name.
+    quoted_lookup: bool,
+}
+
 /// The statements of one table, made once.
 #[derive(Debug, Clone)]
 struct Statements {
     schema: Option<String>,
     table: String,
+    /// The table's name as [`Ddl::count_factors`] takes it.
+    lookup: String,
     index: String,
     create: String,
+    count_factors: String,
+    add_factors: String,
     expire_user: String,
     count: String,
     evict: String,
     insert: String,
     read: String,
     refresh: String,
+    set_factors: String,
     list: String,
     remove: String,
     remove_all: String,
@@ -72,13 +93,21 @@ struct Statements {
 }
 
 impl Statements {
-    fn new(name: &str, create_columns: &str, with_schemas: bool) -> Result<Self, InvalidTableName> {
+    fn new(name: &str, ddl: &Ddl, with_schemas: bool) -> Result<Self, InvalidTableName> {
         let (schema, table) = quoted_table(name, with_schemas)?;
         let index_name = format!("\"{}_expires_at\"", name.rsplit('.').next().unwrap_or(name));
-        const COLUMNS: &str = "handle, created_at, last_seen_at, expires_at, user_agent, ip, label";
+        const COLUMNS: &str =
+            "handle, created_at, last_seen_at, expires_at, user_agent, ip, label, factors";
         Ok(Self {
+            lookup: if ddl.quoted_lookup {
+                table.clone()
+            } else {
+                name.to_owned()
+            },
             index: format!("CREATE INDEX IF NOT EXISTS {index_name} ON {table} (expires_at)"),
-            create: format!("CREATE TABLE IF NOT EXISTS {table} ({create_columns})"),
+            create: format!("CREATE TABLE IF NOT EXISTS {table} ({})", ddl.columns),
+            count_factors: ddl.count_factors.to_owned(),
+            add_factors: format!("ALTER TABLE {table} ADD COLUMN factors TEXT"),
             expire_user: format!("DELETE FROM {table} WHERE user_key = $1 AND expires_at <= $2"),
             count: format!("SELECT COUNT(*) FROM {table} WHERE user_key = $1"),
             evict: format!(
@@ -86,7 +115,8 @@ impl Statements {
                  {table} WHERE user_key = $1 ORDER BY last_seen_at, created_at LIMIT $2)"
             ),
             insert: format!(
-                "INSERT INTO {table} (user_key, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                "INSERT INTO {table} (user_key, {COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
             ),
             read: format!(
                 "SELECT last_seen_at, expires_at FROM {table} WHERE user_key = $1 AND handle = $2"
@@ -94,6 +124,10 @@ impl Statements {
             refresh: format!(
                 "UPDATE {table} SET last_seen_at = $3, expires_at = $4 \
                  WHERE user_key = $1 AND handle = $2"
+            ),
+            set_factors: format!(
+                "UPDATE {table} SET factors = $3, last_seen_at = $4, expires_at = $5 \
+                 WHERE user_key = $1 AND handle = $2 AND expires_at > $4"
             ),
             list: format!("SELECT {COLUMNS} FROM {table} WHERE user_key = $1 AND expires_at > $2"),
             remove: format!("DELETE FROM {table} WHERE user_key = $1 AND handle = $2"),
@@ -116,12 +150,13 @@ type Row = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<String>,
 );
 
 fn entry(
-    (handle, created_at, last_seen_at, expires_at, user_agent, ip, label): Row,
+    (handle, created_at, last_seen_at, expires_at, user_agent, ip, label, factors): Row,
 ) -> RegistryEntry {
-    RegistryEntry::new(
+    let entry = RegistryEntry::new(
         handle,
         created_at,
         last_seen_at,
@@ -129,7 +164,18 @@ fn entry(
         user_agent,
         ip,
         label,
-    )
+    );
+    // `NULL`: a row from before factors, proved by a password (`new`'s).
+    match factors {
+        Some(names) => entry.with_factors(names.split(',').filter_map(Factor::from_name)),
+        None => entry,
+    }
+}
+
+/// The factors as the column holds them: `hwk,user`.
+fn factor_names(factors: &[Factor]) -> String {
+    let names: Vec<&str> = factors.iter().map(|factor| factor.as_str()).collect();
+    names.join(",")
 }
 
 /// One registry type per engine: the same code over its pool type. `$lock`
@@ -137,7 +183,7 @@ fn entry(
 macro_rules! sql_registry {
     (
         $(#[$doc:meta])*
-        $name:ident, $pool:ty, $feature:literal, $columns:expr, $lock:expr, $schemas:expr
+        $name:ident, $pool:ty, $feature:literal, $ddl:expr, $lock:expr, $schemas:expr
     ) => {
         $(#[$doc])*
         #[cfg(feature = $feature)]
@@ -154,7 +200,7 @@ macro_rules! sql_registry {
             /// database. Call [`migrate`](Self::migrate) once at start.
             #[must_use]
             pub fn new(pool: $pool) -> Self {
-                let sql = Statements::new(DEFAULT_TABLE, $columns, $schemas)
+                let sql = Statements::new(DEFAULT_TABLE, &$ddl, $schemas)
                     .unwrap_or_else(|_| unreachable!("the default table name is valid"));
                 Self {
                     pool,
@@ -170,12 +216,16 @@ macro_rules! sql_registry {
             /// When `name` holds anything but ASCII letters, digits and `_`
             /// (and, on Postgres, one `.`).
             pub fn with_table_name(mut self, name: &str) -> Result<Self, InvalidTableName> {
-                self.sql = std::sync::Arc::new(Statements::new(name, $columns, $schemas)?);
+                self.sql = std::sync::Arc::new(Statements::new(name, &$ddl, $schemas)?);
                 Ok(self)
             }
 
             /// Creates the table and its index (and the schema, on
-            /// Postgres) if they do not exist.
+            /// Postgres) if they do not exist, and adds the `factors`
+            /// column to a table made before it existed (its rows read as
+            /// proved by a password). Safe to run at every start, by
+            /// several processes at once: the table is altered only when
+            /// the column is missing.
             ///
             /// # Errors
             ///
@@ -187,8 +237,26 @@ macro_rules! sql_registry {
                         .await?;
                 }
                 sqlx::query(&self.sql.create).execute(&self.pool).await?;
+                if !self.has_factors().await? {
+                    let added = sqlx::query(&self.sql.add_factors).execute(&self.pool).await;
+                    // Another process may have added it meanwhile.
+                    if let Err(error) = added {
+                        if !self.has_factors().await? {
+                            return Err(error);
+                        }
+                    }
+                }
                 sqlx::query(&self.sql.index).execute(&self.pool).await?;
                 Ok(())
+            }
+
+            /// Whether the table has the `factors` column.
+            async fn has_factors(&self) -> Result<bool, sqlx::Error> {
+                let (count,): (i64,) = sqlx::query_as(&self.sql.count_factors)
+                    .bind(&self.sql.lookup)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(count > 0)
             }
 
             /// The quoted name of the table.
@@ -253,6 +321,7 @@ macro_rules! sql_registry {
                     .bind(&entry.user_agent)
                     .bind(&entry.ip)
                     .bind(&entry.label)
+                    .bind(factor_names(&entry.factors))
                     .execute(&mut *tx)
                     .await
                     .map_err(RegistryError::backend)?;
@@ -291,6 +360,26 @@ macro_rules! sql_registry {
                     Some(_) => Ok(true),
                     None => Ok(false),
                 }
+            }
+
+            async fn set_factors(
+                &self,
+                user: &str,
+                handle: &str,
+                factors: &[Factor],
+                now: i64,
+                expires_at: i64,
+            ) -> Result<bool, RegistryError> {
+                let done = sqlx::query(&self.sql.set_factors)
+                    .bind(user)
+                    .bind(handle)
+                    .bind(factor_names(factors))
+                    .bind(now)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(RegistryError::backend)?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn list(&self, user: &str, now: i64) -> Result<Vec<RegistryEntry>, RegistryError> {
@@ -352,9 +441,27 @@ macro_rules! sql_registry {
 }
 
 /// Columns of the table; the same types mean the same on both engines.
+/// `factors` came later: `migrate` adds it to an older table.
 const COLUMNS_DDL: &str = "user_key TEXT NOT NULL, handle TEXT NOT NULL, \
      created_at BIGINT NOT NULL, last_seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, \
-     user_agent TEXT, ip TEXT, label TEXT, PRIMARY KEY (user_key, handle)";
+     user_agent TEXT, ip TEXT, label TEXT, factors TEXT, PRIMARY KEY (user_key, handle)";
+
+/// Postgres: the table as a name resolves in a query, so that the search
+/// path (and a quoted name's case) count as they do there.
+#[cfg(feature = "postgres")]
+const POSTGRES: Ddl = Ddl {
+    columns: COLUMNS_DDL,
+    count_factors: "SELECT COUNT(*) FROM pg_attribute \
+         WHERE attrelid = to_regclass($1) AND attname = 'factors' AND NOT attisdropped",
+    quoted_lookup: true,
+};
+
+#[cfg(feature = "sqlite")]
+const SQLITE: Ddl = Ddl {
+    columns: COLUMNS_DDL,
+    count_factors: "SELECT COUNT(*) FROM pragma_table_info($1) WHERE name = 'factors'",
+    quoted_lookup: false,
+};
 
 sql_registry!(
     /// The session registry in Postgres.
@@ -374,7 +481,7 @@ sql_registry!(
     PostgresRegistry,
     sqlx::PgPool,
     "postgres",
-    COLUMNS_DDL,
+    POSTGRES,
     Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
     true
 );
@@ -397,7 +504,7 @@ sql_registry!(
     SqliteRegistry,
     sqlx::SqlitePool,
     "sqlite",
-    COLUMNS_DDL,
+    SQLITE,
     None::<&str>,
     false
 );

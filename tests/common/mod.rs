@@ -75,10 +75,18 @@ impl SessionUser for TestUser {
         self.password_hash.as_bytes()
     }
 
+    /// Every test user has one passkey, [`PASSKEY`], at version 1.
+    fn credential_version(&self, id: &[u8]) -> Option<u64> {
+        (id == PASSKEY).then_some(1)
+    }
+
     fn session_epoch(&self) -> u64 {
         self.epoch
     }
 }
+
+/// The credential id of every test user's passkey.
+pub const PASSKEY: &[u8] = b"the test passkey";
 
 /// What the test handlers need of a user table, beyond what the layer
 /// needs: one implementation in memory ([`Users`]), others on real databases.

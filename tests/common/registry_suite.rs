@@ -11,8 +11,11 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use tower_sessions_auth::registry::{
-    Insertion, LimitPolicy, RegistryEntry, RegistryStore, SessionLimit,
+use tower_sessions_auth::{
+    credential::Factor,
+    registry::{
+        Insertion, LimitPolicy, RegistryEntry, RegistryStore, SessionLimit, SessionRegistry,
+    },
 };
 
 use super::services::unique_name;
@@ -35,6 +38,7 @@ macro_rules! registry_suite {
             remove_everyone_empties_the_store,
             limit_evicts_the_least_recently_seen,
             limit_refuses_new_entries,
+            factors_are_kept_and_set_on_a_live_entry,
             expired_entries_leave_nothing_after_cleanup
         );
     };
@@ -52,7 +56,7 @@ macro_rules! registry_suite {
 pub(crate) use registry_suite;
 
 /// Now, in Unix milliseconds, as the store keeps times.
-fn now() -> i64 {
+pub fn now() -> i64 {
     i64::try_from(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -84,7 +88,7 @@ fn entry(handle: &str, created_at: i64, last_seen_at: i64, expires_at: i64) -> R
     )
 }
 
-fn handle(n: u32) -> String {
+pub fn handle(n: u32) -> String {
     format!("handle{n:0>16}")
 }
 
@@ -352,6 +356,156 @@ pub async fn limit_refuses_new_entries<S: RegistryStore>(store: S, _: Counter) {
         .await
         .unwrap();
     assert_eq!(handles(&store, &alice, t).await, [handle(1), handle(2)]);
+}
+
+/// The factors of each of `user`'s entries at `now`, by handle.
+async fn factors<S: RegistryStore>(store: &S, user: &str, now: i64) -> Vec<(String, Vec<Factor>)> {
+    let mut listed: Vec<_> = store
+        .list(user, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| (entry.handle, entry.factors))
+        .collect();
+    listed.sort();
+    listed
+}
+
+pub async fn factors_are_kept_and_set_on_a_live_entry<S: RegistryStore>(store: S, _: Counter) {
+    let (alice, bob, t) = (user(), user(), now());
+    let by_password = entry(&handle(1), t, t, t + sec(3600));
+    assert_eq!(by_password.factors, [Factor::PWD], "what `new` gives");
+    let by_passkey =
+        entry(&handle(2), t, t, t + sec(3600)).with_factors([Factor::USER, Factor::HWK]);
+    for entry in [&by_password, &by_passkey] {
+        store.insert(&alice, entry, None, t).await.unwrap();
+    }
+    store
+        .insert(&bob, &entry(&handle(3), t, t, t + sec(3600)), None, t)
+        .await
+        .unwrap();
+    assert_eq!(
+        factors(&store, &alice, t).await,
+        [
+            (handle(1), vec![Factor::PWD]),
+            (handle(2), vec![Factor::HWK, Factor::USER])
+        ]
+    );
+
+    // A step-up: the factors, last-seen and the expiry change; nothing else.
+    let stepped_up = [Factor::HWK, Factor::PWD, Factor::USER];
+    assert!(store
+        .set_factors(&alice, &handle(1), &stepped_up, t + sec(10), t + sec(3610))
+        .await
+        .unwrap());
+    let listed = store.list(&alice, t + sec(10)).await.unwrap();
+    let listed = listed.iter().find(|e| e.handle == handle(1)).unwrap();
+    let mut expected = by_password.clone().with_factors(stepped_up);
+    (expected.last_seen_at, expected.expires_at) = (t + sec(10), t + sec(3610));
+    assert_eq!(listed, &expected);
+    assert_eq!(
+        factors(&store, &alice, t + sec(10)).await[1],
+        (handle(2), vec![Factor::HWK, Factor::USER]),
+        "the other entry is as it was"
+    );
+    // No factor named (a list a later version wrote and this one cannot
+    // read, say) is kept as none.
+    assert!(store
+        .set_factors(&alice, &handle(2), &[], t + sec(10), t + sec(3610))
+        .await
+        .unwrap());
+    assert_eq!(
+        factors(&store, &alice, t + sec(10)).await[1],
+        (handle(2), vec![])
+    );
+
+    // Only a live entry of the user's own.
+    for (who, n) in [(&alice, 3), (&alice, 9), (&bob, 1)] {
+        assert!(
+            !store
+                .set_factors(who, &handle(n), &stepped_up, t, t + sec(3600))
+                .await
+                .unwrap(),
+            "handle {n}"
+        );
+    }
+    assert_eq!(
+        factors(&store, &bob, t).await,
+        [(handle(3), vec![Factor::PWD])]
+    );
+    store
+        .insert(&alice, &entry(&handle(4), t, t, t + sec(20)), None, t)
+        .await
+        .unwrap();
+    assert!(!store
+        .set_factors(&alice, &handle(4), &stepped_up, t + sec(20), t + sec(3620))
+        .await
+        .unwrap());
+    assert!(!store
+        .touch(&alice, &handle(4), t + sec(20), t, t + sec(3620))
+        .await
+        .unwrap());
+}
+
+/// The SQL registry's columns before factors, as the previous version
+/// made its table.
+pub const OLD_COLUMNS: &str = "user_key TEXT NOT NULL, handle TEXT NOT NULL, \
+     created_at BIGINT NOT NULL, last_seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, \
+     user_agent TEXT, ip TEXT, label TEXT, PRIMARY KEY (user_key, handle)";
+
+/// Reads the entries the caller wrote in its store's own format for the
+/// user id `name` (a string), created at `t` and expiring an hour later:
+/// handle 1 as the previous version wrote it, without factors; handle 2
+/// with `hwk` and a name this version does not know (from a later one).
+/// Then refreshes and steps them up as any other entry.
+pub async fn entries_from_before_factors_read_as_a_password<S: RegistryStore + Clone>(
+    store: S,
+    name: &str,
+    t: i64,
+) {
+    let user = format!("\"{name}\"");
+    let before = factors(&store, &user, t).await;
+    assert_eq!(
+        before,
+        [
+            (handle(1), vec![Factor::PWD]),
+            (handle(2), vec![Factor::HWK])
+        ]
+    );
+    let registry = SessionRegistry::new(store.clone());
+    let mut listed = registry.list(&name).await.unwrap();
+    listed.sort_by_key(|info| info.handle.to_string());
+    let listed: Vec<_> = listed.into_iter().map(|info| info.factors).collect();
+    assert_eq!(listed, [vec![Factor::PWD], vec![Factor::HWK]]);
+
+    // Read, refreshed and stepped up like any other.
+    assert!(store
+        .touch(&user, &handle(1), t + sec(70), t + sec(10), t + sec(3670))
+        .await
+        .unwrap());
+    assert_eq!(factors(&store, &user, t + sec(70)).await, before);
+    let stepped_up = [Factor::HWK, Factor::PWD];
+    assert!(store
+        .set_factors(&user, &handle(1), &stepped_up, t + sec(80), t + sec(3680))
+        .await
+        .unwrap());
+    store
+        .insert(
+            &user,
+            &entry(&handle(3), t, t, t + sec(3600)).with_factors([Factor::OTP]),
+            None,
+            t,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        factors(&store, &user, t + sec(80)).await,
+        [
+            (handle(1), stepped_up.to_vec()),
+            (handle(2), vec![Factor::HWK]),
+            (handle(3), vec![Factor::OTP])
+        ]
+    );
 }
 
 pub async fn expired_entries_leave_nothing_after_cleanup<S: RegistryStore>(

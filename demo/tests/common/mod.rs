@@ -10,6 +10,7 @@ pub mod client;
 pub mod events;
 pub mod passes;
 pub mod services;
+pub mod virtual_authenticator;
 
 use std::{
     net::SocketAddr,
