@@ -2,7 +2,8 @@
 //! passkey" that answers the demo's creation and request options as a
 //! browser's `navigator.credentials.create` and `.get` would, with ES256
 //! keys held in memory. No browser, no CTAP: the JSON goes straight to the
-//! demo's finish routes.
+//! demo's finish routes. (The browser tests use Chromium's own virtual
+//! authenticator instead, through WebDriver: `virtual_authenticator.rs`.)
 //!
 //! What it makes (WebAuthn Level 3, §6.1 and §6.5; RFC 9052/9053 for COSE):
 //! - Registration, attestation format `none`: an attestation object, the
