@@ -28,6 +28,8 @@ pub(crate) struct Device {
     pub(crate) name: Option<String>,
     /// The `User-Agent` as the browser sent it (at most 256 characters).
     pub(crate) user_agent: Option<String>,
+    /// How it was proved: RFC 8176 factors (`pwd`, `hwk`, `user`…).
+    pub(crate) factors: Vec<&'static str>,
     pub(crate) ip: Option<String>,
 }
 
@@ -76,6 +78,7 @@ pub(crate) async fn listed(
             last_seen_at: Moment::new(session.last_seen_at, now),
             expires_at: Moment::new(ends_at, now),
             name: session.user_agent.as_deref().and_then(device_name),
+            factors: session.factors.iter().map(|factor| factor.as_str()).collect(),
             user_agent: session.user_agent,
             ip: session.ip.map(|ip| ip.to_string()),
         })

@@ -69,16 +69,12 @@ pub(crate) async fn register_start(
         Some(handle) => handle,
         None => Uuid::new_v4(),
     };
-    // The user's other passkeys are excluded: an authenticator holding one
-    // says so instead of making a second.
-    let existing = user.passkeys.clone();
     let created = relying_party::start_registration(
         &relying_party,
         auth.session(),
         Some(user.id),
         &user.username,
         handle,
-        existing,
     )
     .await?;
     Ok(options(created))
@@ -234,7 +230,6 @@ pub(crate) async fn signup_start(
         None,
         username,
         Uuid::new_v4(),
-        Vec::new(),
     )
     .await?;
     Ok(options(created))
