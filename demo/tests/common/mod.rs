@@ -7,6 +7,7 @@
 
 pub mod authenticator;
 pub mod client;
+pub mod device;
 pub mod events;
 pub mod passes;
 pub mod services;
