@@ -37,6 +37,9 @@ pub(crate) struct Config {
     /// The clock, the lifetimes of both tiers, the activity interval and
     /// the re-authentication window.
     pub(crate) times: TimeConfig,
+    /// Device-bound sessions: offered at sign-in, enforced once registered.
+    #[cfg(feature = "dbsc")]
+    pub(crate) device: Option<crate::dbsc::DeviceBinding>,
 }
 
 impl fmt::Debug for Config {
@@ -81,6 +84,8 @@ impl Config {
             fast_path: None,
             check: None,
             times: TimeConfig::default(),
+            #[cfg(feature = "dbsc")]
+            device: None,
         }
     }
 

@@ -49,6 +49,17 @@ pub enum AuthEventKind {
     /// The session store or the backend failed; the request was answered
     /// with a 5xx. `user_id` is set when the session's record was read.
     FailedClosed,
+    /// A session was bound to its device's key
+    /// ([device-bound sessions](crate#device-bound-sessions)).
+    DeviceRegistered,
+    /// A device-bound session's cookie came without a valid bound cookie,
+    /// outside the refresh endpoint and without the browser saying it
+    /// skipped a refresh: a copied session cookie, or a browser whose
+    /// refresh failed. The request was anonymous.
+    DeviceProofMissing,
+    /// A device-bound session's refresh was signed by another key than the
+    /// one it registered: the session was ended.
+    DeviceKeyMismatch,
 }
 
 /// One event, as the hook receives it.

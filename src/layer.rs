@@ -166,6 +166,37 @@ impl<B: UserBackend> AuthLayer<B> {
         self
     }
 
+    /// Binds sessions to the device that signed in, where the browser
+    /// supports it: see [device-bound sessions](crate::dbsc). Route the
+    /// binding's registration and refresh paths to
+    /// [`dbsc::register`](crate::dbsc::register) and
+    /// [`dbsc::refresh`](crate::dbsc::refresh).
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use tower_sessions_auth::{SessionUser, UserBackend};
+    /// # #[derive(Clone)] struct User;
+    /// # impl SessionUser for User { type Id = u64; fn id(&self) -> u64 { 1 } fn credential(&self) -> &[u8] { b"x" } }
+    /// # #[derive(Clone)] struct Users;
+    /// # impl UserBackend for Users { type User = User; type Error = Infallible;
+    /// #     async fn get_user(&self, _: &u64) -> Result<Option<User>, Infallible> { Ok(None) } }
+    /// use axum::{routing::post, Router};
+    /// use tower_sessions_auth::{dbsc, AuthKeys, AuthLayer};
+    ///
+    /// let layer = AuthLayer::new(Users, AuthKeys::new([7; 32])?)
+    ///     .with_device_binding(dbsc::DeviceBinding::new());
+    /// let app: Router = Router::new()
+    ///     .route("/dbsc/register", post(dbsc::register::<User>))
+    ///     .route("/dbsc/refresh", post(dbsc::refresh::<User>))
+    ///     .layer(layer);
+    /// # Ok::<(), tower_sessions_auth::error::KeyError>(())
+    /// ```
+    #[cfg(feature = "dbsc")]
+    pub fn with_device_binding(mut self, binding: crate::dbsc::DeviceBinding) -> Self {
+        self.config_mut().device = Some(binding);
+        self
+    }
+
     /// Sends [events](crate::events::AuthEvent) (signed in, signed out, session
     /// ended, re-hashed, failed closed) to the application's hook.
     ///

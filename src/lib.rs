@@ -142,8 +142,10 @@
 //! the status set by [`AuthLayer::with_failure_status`]) and a generic body,
 //! and the error is logged. Every request runs in a `tracing` span named
 //! `auth` whose `outcome` (`authenticated`, `anonymous`, `superseded`,
-//! `ended`, `failed`), `reason` and `path` (`fast` when a pass signed it
-//! in) the handler's own log lines carry.
+//! `ended`, `failed`), `reason`, `path` (`fast` when a pass signed it
+//! in) and `device` (`unproven` when a [device-bound](#device-bound-sessions)
+//! session came without its proof, and the request was made anonymous)
+//! the handler's own log lines carry.
 //! Configuration mistakes (a login URL that is empty, has a `#fragment` or
 //! is no valid `Location`; a failure status that is not a 5xx; registry
 //! settings that would expire sessions in use) panic when the layer is
@@ -684,6 +686,24 @@
 //! BENCHMARKS.md, run 3 at cdb7894). Use it where the store is across the
 //! network.
 //!
+//! # Device-bound sessions
+//!
+//! With the `dbsc` feature and
+//! [`AuthLayer::with_device_binding`](AuthLayer::with_device_binding), a
+//! browser that supports Device Bound Session Credentials (Chrome 145 and
+//! later on Windows, with the key in the TPM) binds its session to a key
+//! it keeps at sign-in. From then on the session is signed in only with a
+//! bound cookie that lives minutes, and renewing it needs a signature by
+//! that key: a session cookie copied off the device (by infostealer
+//! malware, the common account takeover today) is anonymous elsewhere,
+//! and its copy of the bound cookie expires. Browsers without DBSC work as
+//! before. The [`dbsc`] module has the protocol, the threat model (what it
+//! stops, and what it does not: malware on the device while the user is
+//! there), the endpoints to route and the settings.
+//!
+//! It plugs into the validity rule after it: a session must first hold
+//! (every ending above refuses its refreshes too), then prove its device.
+//!
 //! # Rotating the secret
 //!
 //! Put the new secret first and keep the old one as a fallback
@@ -802,6 +822,8 @@
 //!   on an sqlx 0.8 Postgres pool.
 //! - `sqlite`: `registry::SqliteRegistry`, on an sqlx 0.8 SQLite pool.
 //! - `ws`: `live::WatchedSocket`, an axum WebSocket closed with its session.
+//! - `dbsc`: [device-bound sessions](#device-bound-sessions), on RustCrypto's
+//!   `p256` (ES256) and `rsa` (RS256) for the device's proofs.
 //!
 //! [axum]: https://docs.rs/axum
 //! [tower-sessions]: https://docs.rs/tower-sessions
@@ -811,6 +833,8 @@
 mod backend;
 mod config;
 pub mod credential;
+#[cfg(feature = "dbsc")]
+pub mod dbsc;
 pub mod error;
 pub mod events;
 mod extract;

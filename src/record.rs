@@ -404,12 +404,17 @@ pub enum EndReason {
     /// say) was removed or replaced
     /// ([`SessionUser::credential_version`](crate::SessionUser::credential_version)).
     CredentialRemoved,
+    /// A device-bound session failed to prove its device: a refresh signed
+    /// by another key, or (when so configured) its cookie without the
+    /// bound cookie. See [device-bound sessions](crate#device-bound-sessions).
+    DeviceUnproven,
 }
 
 impl EndReason {
     /// A short, stable name: `credential_changed`, `epoch_changed`,
-    /// `user_gone`, `malformed`, `revoked`, `expired` or
-    /// `credential_removed`; for logs, metrics and JSON.
+    /// `user_gone`, `malformed`, `revoked`, `expired`,
+    /// `credential_removed` or `device_unproven`; for logs, metrics and
+    /// JSON.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -420,6 +425,7 @@ impl EndReason {
             Self::Revoked => "revoked",
             Self::Expired => "expired",
             Self::CredentialRemoved => "credential_removed",
+            Self::DeviceUnproven => "device_unproven",
         }
     }
 }

@@ -121,7 +121,8 @@ where
             "auth",
             outcome = field::Empty,
             reason = field::Empty,
-            path = field::Empty
+            path = field::Empty,
+            device = field::Empty
         );
 
         ResponseFuture(Box::pin(
@@ -186,18 +187,35 @@ where
                     report(&context, &req, &outcome);
                     match outcome {
                         Ok(Outcome::Authenticated { user, claim, .. }) => {
-                            if context.live().is_some() {
-                                // The id serialized on the way in, as the record holds it.
-                                checked.user_key = user_key(&user.id()).ok();
+                            let device =
+                                device_gate(&context, &session, &mut req, &user, &claim, started);
+                            match Box::pin(device).await {
+                                Ok(Gate::Refused) => {}
+                                Ok(gate) => {
+                                    if context.live().is_some() {
+                                        // The id serialized on the way in, as the record holds it.
+                                        checked.user_key = user_key(&user.id()).ok();
+                                    }
+                                    // A device-bound session gets no pass: its
+                                    // bound cookie is checked on every request.
+                                    if context.fast_path.is_some() && gate == Gate::Unbound {
+                                        found.verified = Some(AuthRecord {
+                                            user_id: user.id(),
+                                            claim: claim.clone(),
+                                        });
+                                    }
+                                    checked.claim = Some(claim);
+                                    req.extensions_mut().insert(Identity::Authenticated(user));
+                                }
+                                Err(error) => {
+                                    Span::current().record("outcome", "failed");
+                                    tracing::error!(
+                                        error = &error as &dyn std::error::Error,
+                                        "authentication failed closed"
+                                    );
+                                    return Ok(failure_response(context.failure_status));
+                                }
                             }
-                            if context.fast_path.is_some() {
-                                found.verified = Some(AuthRecord {
-                                    user_id: user.id(),
-                                    claim: claim.clone(),
-                                });
-                            }
-                            checked.claim = Some(claim);
-                            req.extensions_mut().insert(Identity::Authenticated(user));
                         }
                         Ok(Outcome::Anonymous | Outcome::Superseded) => {
                             req.extensions_mut().insert(Identity::<B::User>::Anonymous);
@@ -211,8 +229,32 @@ where
                 }
                 let times = checked.claim.as_ref().map(|claim| claim.times);
                 req.extensions_mut().insert(checked);
+                #[cfg(feature = "dbsc")]
+                let offer = context.device.as_ref().map(|_| {
+                    let offer = crate::dbsc::Offer::default();
+                    req.extensions_mut().insert(offer.clone());
+                    offer
+                });
                 let mut response = inner.call(req).await?;
                 keep_cookie_lifetime(&context.times, &session, times);
+                #[cfg(feature = "dbsc")]
+                if let (Some(binding), Some(offer)) = (&context.device, &offer) {
+                    match crate::dbsc::offer(binding, offer, &session, started).await {
+                        Ok(Some(header)) => {
+                            response
+                                .headers_mut()
+                                .append(SECURE_SESSION_REGISTRATION, header);
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::error!(
+                                error = &error as &dyn std::error::Error,
+                                "offering device binding failed"
+                            );
+                            return Ok(failure_response(context.failure_status));
+                        }
+                    }
+                }
                 if let Some(fast) = &context.fast_path {
                     let cookie = fast_path::pass_cookie(
                         fast,
@@ -234,6 +276,40 @@ where
             .instrument(span),
         ))
     }
+}
+
+/// What the device check made of a signed-in request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// The session is bound to no device.
+    Unbound,
+    /// Bound, and the request carries a valid bound cookie.
+    Proven,
+    /// Bound, without a valid bound cookie: the request was made anonymous.
+    Refused,
+}
+
+/// The response header that offers device binding after a sign-in.
+#[cfg(feature = "dbsc")]
+const SECURE_SESSION_REGISTRATION: header::HeaderName =
+    header::HeaderName::from_static("secure-session-registration");
+
+/// Checks the device of a session found holding ([`crate::dbsc`]).
+#[cfg(feature = "dbsc")]
+use crate::dbsc::gate as device_gate;
+
+/// Without device binding, every session is bound to no device.
+#[cfg(not(feature = "dbsc"))]
+#[allow(clippy::unused_async)]
+async fn device_gate<U: SessionUser>(
+    _: &Context,
+    _: &Session,
+    _: &mut Request,
+    _: &U,
+    _: &Claim,
+    _: UnixMillis,
+) -> Result<Gate, session::Error> {
+    Ok(Gate::Unbound)
 }
 
 /// What the fast path made of a request that carried a pass cookie.
@@ -288,7 +364,7 @@ async fn try_pass<B: UserBackend>(
 }
 
 /// What the layer decided about a request's session.
-enum Outcome<U: SessionUser> {
+pub(crate) enum Outcome<U: SessionUser> {
     /// Signed in; `rehashed` when the hash was upgraded to the current
     /// secret on this request; with the claim the session now holds.
     Authenticated {
@@ -310,7 +386,7 @@ enum Outcome<U: SessionUser> {
 
 /// A failure that must not decide who the request is, with the user it
 /// concerned when the record was read.
-struct Failed<Id, E> {
+pub(crate) struct Failed<Id, E> {
     failure: Failure<E>,
     user_id: Option<Id>,
 }
@@ -334,7 +410,7 @@ impl<Id, E> From<session::Error> for Failed<Id, E> {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum Failure<E> {
+pub(crate) enum Failure<E> {
     #[error("session store failed")]
     Store(#[source] session::Error),
     #[error("user backend failed")]
@@ -536,7 +612,7 @@ fn resign<U: SessionUser>(keys: &AuthKeys, user: &U, claim: &mut Claim) -> Resul
 
 /// Ends the session (its record is deleted, the cookie removed, and its
 /// registry entry removed); the request goes on as anonymous.
-async fn end<U: SessionUser, E>(
+pub(crate) async fn end<U: SessionUser, E>(
     context: &Context,
     session: &Session,
     reason: EndReason,

@@ -67,6 +67,9 @@ pub struct AuthSession<U> {
     /// What a sign-in records in the session registry; captured only when
     /// the layer has one.
     sign_in: Option<SignInDetails>,
+    /// Where a sign-in asks the layer to offer device binding.
+    #[cfg(feature = "dbsc")]
+    offer: Option<crate::dbsc::Offer>,
 }
 
 impl<U: SessionUser> AuthSession<U> {
@@ -301,6 +304,10 @@ impl<U: SessionUser> AuthSession<U> {
         let kind = if kept.is_some() {
             AuthEventKind::Reauthenticated
         } else {
+            #[cfg(feature = "dbsc")]
+            if let Some(offer) = &self.offer {
+                offer.ask();
+            }
             AuthEventKind::SignedIn
         };
         self.emit(kind, user.id());
@@ -538,6 +545,8 @@ where
             claim,
             request,
             sign_in,
+            #[cfg(feature = "dbsc")]
+            offer: parts.extensions.get::<crate::dbsc::Offer>().cloned(),
         })
     }
 }

@@ -53,7 +53,17 @@ fn describe(kind: AuthEventKind) -> Option<&'static str> {
         AuthEventKind::SessionEnded(EndReason::EpochChanged) => {
             "A session was signed out by \"Sign out other devices\""
         }
+        AuthEventKind::SessionEnded(EndReason::CredentialRemoved) => {
+            "A session was signed out: its passkey was removed"
+        }
+        AuthEventKind::SessionEnded(EndReason::DeviceUnproven) => {
+            "A session was signed out: it could not prove its device"
+        }
         AuthEventKind::SessionEnded(_) => "A session was signed out",
+        AuthEventKind::DeviceRegistered => "A session was bound to its device",
+        AuthEventKind::DeviceProofMissing => {
+            "A device-bound session's cookie was used without its device proof"
+        }
         _ => return None,
     })
 }

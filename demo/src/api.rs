@@ -9,6 +9,7 @@ use axum::{
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{json, Value};
 use tower_sessions_auth::{
+    dbsc::DeviceProofRequired,
     registry::{Revocation, SessionHandle},
     AuthRejection, AuthSession, RecentAuth,
 };
@@ -19,10 +20,14 @@ use super::{
 
 /// `GET /api/me`: the signed-in user's name and how the session was
 /// proved (`amr`: the RFC 8176 factors, sorted: `["pwd"]`, `["hwk",
-/// "user"]`), or `401`.
-pub(crate) async fn me(auth: AuthSession<User>) -> Response {
+/// "user"]`), or `401`: `{"error": "device proof required"}` for a
+/// device-bound session's cookie without its bound cookie.
+pub(crate) async fn me(auth: AuthSession<User>, proof: Option<DeviceProofRequired>) -> Response {
     let Some(user) = auth.user() else {
-        return not_signed_in();
+        return match proof {
+            Some(_) => error(StatusCode::UNAUTHORIZED, "device proof required"),
+            None => not_signed_in(),
+        };
     };
     let mut amr: Vec<&str> = auth
         .factors()
@@ -98,6 +103,7 @@ pub(crate) async fn sessions(
                 "last_seen_at": device.last_seen_at.rfc3339,
                 "expires_at": device.expires_at.rfc3339,
                 "remembered": device.remembered,
+                "factors": device.factors,
                 "user_agent": device.user_agent,
                 "ip": device.ip,
             })

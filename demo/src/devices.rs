@@ -78,7 +78,11 @@ pub(crate) async fn listed(
             last_seen_at: Moment::new(session.last_seen_at, now),
             expires_at: Moment::new(ends_at, now),
             name: session.user_agent.as_deref().and_then(device_name),
-            factors: session.factors.iter().map(|factor| factor.as_str()).collect(),
+            factors: session
+                .factors
+                .iter()
+                .map(|factor| factor.as_str())
+                .collect(),
             user_agent: session.user_agent,
             ip: session.ip.map(|ip| ip.to_string()),
         })

@@ -63,7 +63,11 @@ use axum::{
     Router,
 };
 use tokio::net::TcpListener;
-use tower_sessions_auth::{live::LiveSessions, AuthKeys, AuthLayer};
+use tower_sessions_auth::{
+    dbsc::{self, DeviceBinding},
+    live::LiveSessions,
+    AuthKeys, AuthLayer,
+};
 
 pub use self::times::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_AGE, DEFAULT_REMEMBER_DAYS, DEFAULT_SUDO_WINDOW,
@@ -74,7 +78,7 @@ use self::{
     passwords::Passwords,
     stores::{CookieSettings, Sessions},
     times::SessionTimes,
-    users::Users,
+    users::{User, Users},
 };
 
 /// Largest request body accepted; larger ones are answered with `413`.
@@ -144,7 +148,16 @@ pub struct Config {
     /// out needs (`DEMO_SUDO_SECS`, default [`DEFAULT_SUDO_WINDOW`]).
     /// Whole seconds.
     pub sudo_window: Duration,
+    /// Device-bound sessions (`DEMO_DBSC=1`): a sign-in offers them to the
+    /// browser, `/dbsc/register` and `/dbsc/refresh` serve them, and a
+    /// bound session is signed in only with its short-lived `demo_bound`
+    /// cookie. `None`: off. The duration is that cookie's lifetime
+    /// (`DEMO_BOUND_SECS`, default [`DEFAULT_BOUND_LIFETIME`]).
+    pub device_binding: Option<Duration>,
 }
+
+/// The default lifetime of the device-bound cookie.
+pub const DEFAULT_BOUND_LIFETIME: Duration = Duration::from_secs(600);
 
 /// The default of [`Config::recheck_period`].
 pub const DEFAULT_RECHECK_PERIOD: Duration = Duration::from_secs(30);
@@ -242,6 +255,15 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         Some(fast_path) => auth.with_fast_path(fast_path),
         None => auth,
     };
+    let auth = match config.device_binding {
+        Some(lifetime) => auth.with_device_binding(
+            DeviceBinding::new()
+                .with_cookie_name(cookies.bound_name())
+                .with_secure(cookies.secure)
+                .with_lifetime(lifetime),
+        ),
+        None => auth,
+    };
     let routes = Router::new()
         .route("/", get(html::home))
         .route("/signup", get(html::signup_form).post(html::signup))
@@ -291,7 +313,15 @@ pub async fn build(config: Config) -> Result<Router, StartError> {
         .route("/api/events", get(live::events))
         .route("/ws", get(live::echo))
         .route("/static/live.js", get(live::script))
-        .route("/static/passkeys.js", get(passkeys::pages::script))
+        .route("/static/passkeys.js", get(passkeys::pages::script));
+    let routes = if config.device_binding.is_some() {
+        routes
+            .route("/dbsc/register", post(dbsc::register::<User>))
+            .route("/dbsc/refresh", post(dbsc::refresh::<User>))
+    } else {
+        routes
+    };
+    let routes = routes
         .with_state(AppState {
             users: users.clone(),
             passwords,

@@ -55,6 +55,15 @@
 //! - `DEMO_SUDO_SECS`: signing other devices out needs a sign-in or a
 //!   password confirmation (`/confirm`) this many seconds old at most.
 //!   Default: 600.
+//! - `DEMO_DBSC=1`: device-bound sessions. A sign-in offers the browser
+//!   to bind the session to a key it keeps (`Secure-Session-Registration`,
+//!   registration at `/dbsc/register`); once bound, the session is signed
+//!   in only with the short-lived `demo_bound` cookie, which the browser
+//!   renews at `/dbsc/refresh` by signing a challenge with that key, and
+//!   its session cookie alone is anonymous. Any value but `0` and `1` is
+//!   refused. Default: off.
+//! - `DEMO_BOUND_SECS`: how many seconds the `demo_bound` cookie lives.
+//!   Default: 600.
 //! - `RUST_LOG`: log filter, default `info`.
 //!
 //! An administrator's commands, on the same stores (same variables),
@@ -71,8 +80,9 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use tower_sessions_auth_demo::{
-    admin, build, secret, serve, Config, StartError, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEP_ALIVE,
-    DEFAULT_MAX_AGE, DEFAULT_RECHECK_PERIOD, DEFAULT_REMEMBER_DAYS, DEFAULT_SUDO_WINDOW,
+    admin, build, secret, serve, Config, StartError, DEFAULT_BOUND_LIFETIME, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_KEEP_ALIVE, DEFAULT_MAX_AGE, DEFAULT_RECHECK_PERIOD, DEFAULT_REMEMBER_DAYS,
+    DEFAULT_SUDO_WINDOW,
 };
 
 /// Logs at `info`, but not Postgres' notices ("relation already exists,
@@ -114,7 +124,7 @@ async fn main() -> Result<(), StartError> {
         postgres_schema: var("DEMO_PG_SCHEMA"),
         keys,
         secure_cookies: var("DEMO_SECURE_COOKIES").is_some_and(|value| value == "1"),
-        fast_path: fast_path(var("DEMO_FAST_PATH").as_deref())?,
+        fast_path: switch("DEMO_FAST_PATH", var("DEMO_FAST_PATH").as_deref(), true)?,
         origin: var("DEMO_ORIGIN"),
         argon2: argon2::Params::default(),
         max_sessions: match var("DEMO_MAX_SESSIONS") {
@@ -144,6 +154,10 @@ async fn main() -> Result<(), StartError> {
             None => DEFAULT_REMEMBER_DAYS,
         },
         sudo_window: whole_seconds("DEMO_SUDO_SECS", DEFAULT_SUDO_WINDOW)?,
+        device_binding: match switch("DEMO_DBSC", var("DEMO_DBSC").as_deref(), false)? {
+            true => Some(whole_seconds("DEMO_BOUND_SECS", DEFAULT_BOUND_LIFETIME)?),
+            false => None,
+        },
         database_url,
     };
 
@@ -199,12 +213,16 @@ fn seconds(text: &str) -> Option<Duration> {
         .filter(|period| *period >= Duration::from_millis(100))
 }
 
-/// `DEMO_FAST_PATH`: on unless `0`.
-fn fast_path(value: Option<&str>) -> Result<bool, &'static str> {
+/// An on/off variable `name`: `1` on, `0` off, unset `default`.
+fn switch(name: &str, value: Option<&str>, default: bool) -> Result<bool, String> {
     match value.map(str::trim) {
-        None | Some("1") => Ok(true),
+        None => Ok(default),
+        Some("1") => Ok(true),
         Some("0") => Ok(false),
-        Some(_) => Err("DEMO_FAST_PATH must be 0 (off) or 1 (on, the default)"),
+        Some(_) => Err(format!(
+            "{name} must be 0 (off) or 1 (on); the default is {}",
+            u8::from(default)
+        )),
     }
 }
 
@@ -292,12 +310,15 @@ mod tests {
     }
 
     #[test]
-    fn the_fast_path_is_on_unless_0_and_other_values_are_refused() {
-        assert_eq!(fast_path(None), Ok(true));
-        assert_eq!(fast_path(Some("1")), Ok(true));
-        assert_eq!(fast_path(Some(" 0 ")), Ok(false));
-        for refused in ["off", "false", "no", "2", "00"] {
-            assert!(fast_path(Some(refused)).is_err(), "{refused:?}");
+    fn a_switch_is_1_or_0_or_its_default_and_other_values_are_refused() {
+        for default in [true, false] {
+            assert_eq!(switch("DEMO_X", None, default), Ok(default));
+            assert_eq!(switch("DEMO_X", Some("1"), default), Ok(true));
+            assert_eq!(switch("DEMO_X", Some(" 0 "), default), Ok(false));
+            for refused in ["off", "false", "no", "2", "00"] {
+                let error = switch("DEMO_X", Some(refused), default).unwrap_err();
+                assert!(error.starts_with("DEMO_X must be"), "{refused:?}: {error}");
+            }
         }
     }
 

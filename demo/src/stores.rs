@@ -122,6 +122,15 @@ impl CookieSettings {
             "demo_pass"
         }
     }
+
+    /// The device-bound cookie's name, secured as the session cookie is.
+    pub(crate) fn bound_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-demo_bound"
+        } else {
+            "demo_bound"
+        }
+    }
 }
 
 /// The session store, connected and migrated, with the connection that

@@ -224,14 +224,9 @@ pub(crate) async fn signup_start(
     if state.users.by_username(username).await?.is_some() {
         return Ok(error(StatusCode::CONFLICT, "username taken"));
     }
-    let created = relying_party::start_registration(
-        &relying_party,
-        &session,
-        None,
-        username,
-        Uuid::new_v4(),
-    )
-    .await?;
+    let created =
+        relying_party::start_registration(&relying_party, &session, None, username, Uuid::new_v4())
+            .await?;
     Ok(options(created))
 }
 

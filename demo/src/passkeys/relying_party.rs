@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tower_sessions::Session;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, PasskeyRegistration, Url, Uuid, Webauthn,
-    WebauthnBuilder,
+    DiscoverableAuthentication, PasskeyRegistration, Url, Uuid, Webauthn, WebauthnBuilder,
 };
 
 use crate::{

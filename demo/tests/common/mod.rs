@@ -86,6 +86,7 @@ pub fn config(database_url: &str, secret: &[u8]) -> Config {
         max_age: DEFAULT_MAX_AGE,
         remember_days: DEFAULT_REMEMBER_DAYS,
         sudo_window: DEFAULT_SUDO_WINDOW,
+        device_binding: None,
     }
 }
 

@@ -1,0 +1,258 @@
+//! Device-bound sessions (DBSC): a stolen session cookie is worthless off
+//! the device that signed in.
+//!
+//! Enable the `dbsc` feature and add [`DeviceBinding`] to the layer with
+//! [`AuthLayer::with_device_binding`](crate::AuthLayer::with_device_binding),
+//! then route its two endpoints to [`register`] and [`refresh`]. The
+//! protocol is the W3C WebAppSec *Device Bound Session Credentials*
+//! editor's draft as of February 2026 (w3c/webappsec-dbsc at `d346811`, the
+//! header names of the 2025 rename), which Chrome ships:
+//!
+//! 1. **Registration.** Every response that signs a user in offers it:
+//!    `Secure-Session-Registration: (ES256 RS256);path="…";challenge="…"`.
+//!    A browser with DBSC makes a key pair (in a TPM where it has one) and
+//!    posts a `dbsc+jwt` signed with it, the public key in its header, the
+//!    challenge as its `jti`. [`register`] verifies it, keeps the public
+//!    key in the session's record, changes the session id, and answers the
+//!    session instructions (identifier, refresh URL, scope: the whole
+//!    origin, the one bound cookie) with a first bound cookie.
+//! 2. **The bound cookie** lives minutes ([`DeviceBinding::with_lifetime`],
+//!    default 10). From registration on, the session is signed in only
+//!    with it; its session cookie alone, what an infostealer copies, is
+//!    anonymous, and the request carries [`DeviceProofRequired`].
+//! 3. **Refresh.** When the bound cookie is about to expire, the browser
+//!    posts to [`refresh`] with `Sec-Secure-Session-Id`: it gets a
+//!    challenge (`403` and `Secure-Session-Challenge`), signs it with the
+//!    device's key, and gets a new bound cookie. Challenges are single-use,
+//!    expire ([`DeviceBinding::with_challenge_lifetime`]), and live in the
+//!    session store, so a refresh works on any instance.
+//! 4. **Endings.** A session that ends for any reason of the validity rule
+//!    (sign-out, revocation, password change, lifetimes…) has no record
+//!    left: its refreshes are refused (`401`, `{"continue": false}`, which
+//!    ends the browser's DBSC session too) and its bound cookie names a
+//!    device no record knows.
+//!
+//! # Security
+//!
+//! **What it stops.** Session cookies stolen from the device (infostealer
+//! malware, a copied browser profile, a leaked cookie jar) and replayed
+//! from elsewhere: without the device's private key, the thief's session
+//! cookie is anonymous and its copy of the bound cookie expires within
+//! the bound lifetime. Where the key is held in hardware (a TPM), malware
+//! on the device cannot copy it either.
+//!
+//! **What it does not stop.** Malware running on the device while the user
+//! is signed in can use the browser (and its key) as the user, and can
+//! replay a bound cookie it copied until it expires: keep the lifetime
+//! short. A browser without DBSC never registers; its session works as
+//! before, with no such protection. A software-held key (Linux today) can
+//! be copied with the profile. The registration itself trusts the browser
+//! that signs in: sessions stolen before registration are not bound.
+//!
+//! **Signals.** A bound session's cookie arriving without a valid bound
+//! cookie (except at the refresh endpoint, or when the browser says it
+//! skipped a refresh with `Secure-Session-Skipped`) emits
+//! [`AuthEventKind::DeviceProofMissing`](crate::events::AuthEventKind::DeviceProofMissing);
+//! a refresh signed by another key emits
+//! [`AuthEventKind::DeviceKeyMismatch`](crate::events::AuthEventKind::DeviceKeyMismatch)
+//! and ends the session ([`EndReason::DeviceUnproven`](crate::EndReason::DeviceUnproven)).
+//! [`DeviceBinding::end_session_on_missing_proof`] ends it on the first
+//! signal too, at the cost of signing out a browser whose refresh failed.
+//!
+//! **Proofs.** Only ES256 and RS256 (RSA of 2048 to 4096 bits) are
+//! accepted; `none`, `HS256` and every other algorithm are refused, as are
+//! a key in a refresh proof, a proof over 8 KiB, a wrong `typ`, and a
+//! challenge that is not the session's pending one. Every refusal is a
+//! `4xx` that changes nothing, except a refresh signed by another key,
+//! which ends the session.
+//!
+//! Device-bound sessions never take the [fast path](crate::fast_path): the
+//! bound cookie is checked on each request against the session's record.
+
+mod bound;
+mod endpoints;
+mod fields;
+mod gate;
+mod proof;
+mod state;
+
+use std::time::Duration;
+
+pub use self::endpoints::{refresh, register};
+pub(crate) use self::gate::{gate, offer, Offer};
+
+/// Where the layer's device binding lives and how long its credentials
+/// last.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_sessions_auth::dbsc::DeviceBinding;
+///
+/// let binding = DeviceBinding::new()
+///     .with_cookie_name("__Host-bound")
+///     .with_secure(true)
+///     .with_lifetime(Duration::from_secs(300));
+/// ```
+#[derive(Debug, Clone)]
+pub struct DeviceBinding {
+    pub(crate) registration_path: String,
+    pub(crate) refresh_path: String,
+    pub(crate) cookie_name: String,
+    pub(crate) lifetime: Duration,
+    pub(crate) challenge_lifetime: Duration,
+    pub(crate) secure: bool,
+    pub(crate) end_on_missing_proof: bool,
+}
+
+impl Default for DeviceBinding {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DeviceBinding {
+    /// Registration at `/dbsc/register`, refresh at `/dbsc/refresh`, the
+    /// bound cookie `tsa_bound` for 10 minutes, challenges for 5.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            registration_path: "/dbsc/register".to_owned(),
+            refresh_path: "/dbsc/refresh".to_owned(),
+            cookie_name: "tsa_bound".to_owned(),
+            lifetime: Duration::from_secs(600),
+            challenge_lifetime: Duration::from_secs(300),
+            secure: false,
+            end_on_missing_proof: false,
+        }
+    }
+
+    /// The path the sign-in response offers for registration, where
+    /// [`register`] is routed.
+    ///
+    /// # Panics
+    ///
+    /// When `path` does not start with `/`.
+    #[must_use]
+    pub fn with_registration_path(mut self, path: impl Into<String>) -> Self {
+        self.registration_path = checked_path("with_registration_path", path.into());
+        self
+    }
+
+    /// The refresh URL the session instructions name, where [`refresh`] is
+    /// routed.
+    ///
+    /// # Panics
+    ///
+    /// When `path` does not start with `/`.
+    #[must_use]
+    pub fn with_refresh_path(mut self, path: impl Into<String>) -> Self {
+        self.refresh_path = checked_path("with_refresh_path", path.into());
+        self
+    }
+
+    /// The bound cookie's name (`__Host-…` with [`with_secure`](Self::with_secure)).
+    ///
+    /// # Panics
+    ///
+    /// When `name` is empty or holds characters a cookie name cannot.
+    #[must_use]
+    pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|byte| byte.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&byte));
+        assert!(
+            valid,
+            "DeviceBinding::with_cookie_name: invalid cookie name {name:?}"
+        );
+        self.cookie_name = name;
+        self
+    }
+
+    /// How long a bound cookie lives: how long a copied one stays useful.
+    /// Whole seconds, at least one.
+    ///
+    /// # Panics
+    ///
+    /// When `lifetime` is under a second.
+    #[must_use]
+    pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
+        assert!(
+            lifetime.as_secs() >= 1,
+            "DeviceBinding::with_lifetime: {lifetime:?} is under a second"
+        );
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// How long a challenge may be answered.
+    ///
+    /// # Panics
+    ///
+    /// When `lifetime` is zero.
+    #[must_use]
+    pub fn with_challenge_lifetime(mut self, lifetime: Duration) -> Self {
+        assert!(
+            !lifetime.is_zero(),
+            "DeviceBinding::with_challenge_lifetime: the lifetime is zero"
+        );
+        self.challenge_lifetime = lifetime;
+        self
+    }
+
+    /// Marks the bound cookie `Secure` (serve over HTTPS).
+    #[must_use]
+    pub fn with_secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Ends a bound session whose cookie arrives without a valid bound
+    /// cookie (outside the refresh endpoint, and unless the browser says
+    /// it skipped a refresh), instead of only treating the request as
+    /// anonymous and emitting the event.
+    #[must_use]
+    pub fn end_session_on_missing_proof(mut self, end: bool) -> Self {
+        self.end_on_missing_proof = end;
+        self
+    }
+}
+
+fn checked_path(builder: &str, path: String) -> String {
+    assert!(
+        path.starts_with('/'),
+        "DeviceBinding::{builder}: {path:?} must start with /"
+    );
+    path
+}
+
+/// On a request whose session is device-bound but came without a valid
+/// bound cookie: the request is anonymous, and this says why, so that an
+/// API can answer "device proof required" rather than "not signed in".
+///
+/// As an extractor, take `Option<DeviceProofRequired>`.
+///
+/// ```
+/// use axum::{http::StatusCode, Json};
+/// use tower_sessions_auth::dbsc::DeviceProofRequired;
+///
+/// async fn me(proof: Option<DeviceProofRequired>) -> (StatusCode, Json<serde_json::Value>) {
+///     let error = if proof.is_some() { "device proof required" } else { "not signed in" };
+///     (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": error })))
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeviceProofRequired;
+
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for DeviceProofRequired {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().copied())
+    }
+}
