@@ -807,6 +807,9 @@
 mod backend;
 mod config;
 pub mod credential;
+/// Device-bound sessions (W3C DBSC): the proofs a device signs with its key.
+#[cfg(feature = "dbsc")]
+pub mod dbsc;
 pub mod error;
 pub mod events;
 mod extract;

@@ -1,0 +1,3 @@
+// Allowed until the layer's registration and refresh endpoints call them.
+#[allow(dead_code)]
+pub(crate) mod proof;
