@@ -613,6 +613,8 @@ mod tests {
             claim: None,
             request: None,
             sign_in: None,
+            #[cfg(feature = "dbsc")]
+            offer: None,
         }
     }
 
@@ -680,6 +682,8 @@ mod tests {
             claim: None,
             request: None,
             sign_in: None,
+            #[cfg(feature = "dbsc")]
+            offer: None,
         };
         auth.login(&User).await.unwrap();
         session.save().await.unwrap();

@@ -6,6 +6,7 @@ use axum::{
     http::{header, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use serde_json::{json, Value};
 use tower_sessions::Session;
 
@@ -156,7 +157,14 @@ pub async fn register<U: SessionUser>(request: Request) -> Response {
     if let (Some(registry), Ok(key)) = (&setup.context.registry, user_key(&user.id())) {
         registry.announce(key);
     }
-    tracing::info!(algorithm = key.algorithm(), "session bound to a device");
+    // The key's RFC 7638 thumbprint names it in the logs: public, and the
+    // same wherever the key is seen.
+    let thumbprint = URL_SAFE_NO_PAD.encode(key.thumbprint());
+    tracing::info!(
+        algorithm = key.algorithm(),
+        key = %thumbprint,
+        "session bound to a device"
+    );
     setup.emit(AuthEventKind::DeviceRegistered, &user, info.as_ref());
     let mut response = json(StatusCode::OK, &instructions(&binding, &device.id));
     if let Some(cookie) = bound_cookie(&setup, &binding, &device, now) {

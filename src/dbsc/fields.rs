@@ -48,7 +48,10 @@ pub(crate) fn jwt_from_header(value: &[u8]) -> Option<String> {
 }
 
 /// `text` as an sf-string: quoted, `"` and `\` escaped. `None` if it holds
-/// anything but printable ASCII.
+/// anything but printable ASCII. (The headers the layer writes are built
+/// whole by [`registration_header`] and [`challenge_header`]; the tests
+/// write single strings.)
+#[cfg(test)]
 pub(crate) fn sf_string(text: &str) -> Option<String> {
     let text = StringRef::from_str(text).ok()?;
     Some(ItemSerializer::new().bare_item(text).finish())
@@ -114,5 +117,150 @@ impl<'de> ItemVisitor<'de> for StringItem<'_> {
             *self.0 = Some(text.as_str().to_owned());
         }
         Ok(Ignored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn the_drafts_request_fields_parse() {
+        // `Sec-Secure-Session-Id: "session-id"`
+        assert_eq!(
+            parse_sf_string(b"\"session-id\"").as_deref(),
+            Some("session-id")
+        );
+        // Parameters are ignored.
+        assert_eq!(
+            parse_sf_string(br#""new challenge";id="my session""#).as_deref(),
+            Some("new challenge")
+        );
+        assert_eq!(parse_sf_string(br#""a";b;c=1;d=?0"#).as_deref(), Some("a"));
+        // Escapes and surrounding spaces.
+        assert_eq!(
+            parse_sf_string(br#"  "a\"b\\c"  "#).as_deref(),
+            Some(r#"a"b\c"#)
+        );
+        assert_eq!(parse_sf_string(b"\"\"").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn anything_but_one_sf_string_is_refused() {
+        for value in [
+            &b""[..],
+            b"token",
+            b"12",
+            b"?1",
+            b":AAAA:",
+            b"\"a\", \"b\"",
+            b"(\"a\")",
+            b"\"a\" trailing",
+            b"\"unterminated",
+            b"\"bad \\n escape\"",
+            b"\"tab\there\"",
+            "\"é\"".as_bytes(),
+            b"\"a\";=x",
+            b"\"a\";Id=\"x\"",
+            b"\"a\"\t",
+        ] {
+            assert_eq!(
+                parse_sf_string(value),
+                None,
+                "{}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+
+    #[test]
+    fn a_jwt_comes_quoted_or_bare() {
+        let jwt = "eyJhbGciOiJFUzI1NiJ9.eyJqdGkiOiJjIn0.c2ln-_";
+        assert_eq!(
+            jwt_from_header(format!("\"{jwt}\"").as_bytes()).as_deref(),
+            Some(jwt)
+        );
+        assert_eq!(
+            jwt_from_header(format!("\"{jwt}\";x=1").as_bytes()).as_deref(),
+            Some(jwt)
+        );
+        assert_eq!(jwt_from_header(jwt.as_bytes()).as_deref(), Some(jwt));
+        for value in [
+            &b""[..],
+            b"a b",
+            b"a=b",
+            b"a+b",
+            b"\"a",
+            b"a,b",
+            "é".as_bytes(),
+        ] {
+            assert_eq!(
+                jwt_from_header(value),
+                None,
+                "{}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+
+    #[test]
+    fn response_fields_are_written_as_the_draft_shows() {
+        assert_eq!(
+            registration_header(&["ES256", "RS256"], "/dbsc/register", "cv").as_deref(),
+            Some(r#"(ES256 RS256);path="/dbsc/register";challenge="cv""#)
+        );
+        assert_eq!(
+            registration_header(&["ES256"], "reg", "c\"v").as_deref(),
+            Some(r#"(ES256);path="reg";challenge="c\"v""#)
+        );
+        assert_eq!(
+            challenge_header("new challenge", "my session").as_deref(),
+            Some(r#""new challenge";id="my session""#)
+        );
+        assert_eq!(sf_string(r#"a"b\c"#).as_deref(), Some(r#""a\"b\\c""#));
+        assert_eq!(sf_string("").as_deref(), Some(r#""""#));
+    }
+
+    #[test]
+    fn what_an_sf_string_cannot_hold_is_not_written() {
+        assert_eq!(sf_string("line\nbreak"), None);
+        assert_eq!(sf_string("café"), None);
+        assert_eq!(sf_string("\u{7f}"), None);
+        assert_eq!(challenge_header("c", "tab\t"), None);
+        assert_eq!(challenge_header("c\r\n", "s"), None);
+        assert_eq!(registration_header(&[], "/r", "c"), None);
+        assert_eq!(registration_header(&["ES 256"], "/r", "c"), None);
+        assert_eq!(registration_header(&["256"], "/r", "c"), None);
+        assert_eq!(registration_header(&["ES256"], "/r\n", "c"), None);
+        assert_eq!(registration_header(&["ES256"], "/r", "ç"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn printable_ascii_round_trips(text in "[ -~]{0,200}", id in "[ -~]{0,40}") {
+            let written = sf_string(&text).unwrap();
+            prop_assert_eq!(parse_sf_string(written.as_bytes()), Some(text.clone()));
+            prop_assert_eq!(jwt_from_header(written.as_bytes()), Some(text.clone()));
+            let challenge = challenge_header(&text, &id).unwrap();
+            prop_assert_eq!(parse_sf_string(challenge.as_bytes()), Some(text.clone()));
+        }
+
+        #[test]
+        fn anything_else_is_not_written(text in ".*[^ -~].*") {
+            prop_assert_eq!(sf_string(&text), None);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(value in prop::collection::vec(any::<u8>(), 0..300)) {
+            if let Some(text) = parse_sf_string(&value) {
+                // What parses is printable ASCII, so it can be written back.
+                prop_assert!(sf_string(&text).is_some());
+            }
+            if let Some(jwt) = jwt_from_header(&value) {
+                prop_assert!(jwt.bytes().all(|byte| (b' '..=b'~').contains(&byte)));
+            }
+        }
     }
 }

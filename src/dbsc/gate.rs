@@ -64,8 +64,8 @@ pub(crate) struct Unproven<U> {
 ///
 /// # Errors
 ///
-/// When the session store fails (reading the device, or ending the
-/// session).
+/// When the session store fails (reading the device), or ending the
+/// session does.
 pub(crate) async fn gate<U: SessionUser>(
     context: &Context,
     session: &Session,
@@ -73,7 +73,7 @@ pub(crate) async fn gate<U: SessionUser>(
     user: &U,
     claim: &Claim,
     now: UnixMillis,
-) -> Result<Gate, session::Error> {
+) -> Result<Gate, GateError> {
     let Some(binding) = &context.device else {
         return Ok(Gate::Unbound);
     };
@@ -107,11 +107,7 @@ pub(crate) async fn gate<U: SessionUser>(
             .await
             .is_err()
         {
-            return Err(session::Error::Store(
-                tower_sessions::session_store::Error::Backend(
-                    "ending a device-unproven session failed".to_owned(),
-                ),
-            ));
+            return Err(GateError::End);
         }
         extensions.insert(SessionEnded::new(reason));
     } else {
@@ -121,6 +117,15 @@ pub(crate) async fn gate<U: SessionUser>(
         });
     }
     Ok(Gate::Refused)
+}
+
+/// Why the device check could not decide.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GateError {
+    #[error("reading the session's device failed")]
+    Store(#[from] session::Error),
+    #[error("ending a session that did not prove its device failed")]
+    End,
 }
 
 /// Whether a request without its bound cookie is suspicious: not at the

@@ -68,6 +68,15 @@
 //!
 //! Device-bound sessions never take the [fast path](crate::fast_path): the
 //! bound cookie is checked on each request against the session's record.
+//!
+//! **Browsers.** Chrome registers where it has a platform key store
+//! (Windows with a TPM, from Chrome 145/146). Chromium 156 on Linux did not
+//! register against this crate, nor against a page sending the draft's own
+//! header examples, with its developer flags for standard DBSC and for
+//! software keys on, headless or not, over `http://localhost` or HTTPS:
+//! the header arrives, the DBSC service runs, and no registration request
+//! follows (the software-keys flag covers Google's own session binding).
+//! The protocol is therefore tested with a device written in the tests.
 
 mod bound;
 mod endpoints;
