@@ -60,11 +60,18 @@ fn options(options: Value) -> Response {
 pub(crate) async fn register_start(
     State(state): State<AppState>,
     RelyingParty(relying_party): RelyingParty,
+    recent: Result<RecentAuth<User>, AuthRejection>,
     auth: AuthSession<User>,
 ) -> Result<Response, AppError> {
     let Some(user) = auth.user() else {
         return Ok(not_signed_in());
     };
+    // A new credential outlives a password change: adding one needs a
+    // recent proof, as removing one does, so that a stolen session cookie
+    // cannot plant the thief's passkey.
+    if recent.is_err() {
+        return Ok(error(StatusCode::FORBIDDEN, "reauthentication required"));
+    }
     let handle = match state.users.user_handle(user.id).await? {
         Some(handle) => handle,
         None => Uuid::new_v4(),
