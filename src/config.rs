@@ -39,7 +39,7 @@ pub(crate) struct Config {
     pub(crate) times: TimeConfig,
     /// Device-bound sessions: offered at sign-in, enforced once registered.
     #[cfg(feature = "dbsc")]
-    pub(crate) device: Option<crate::dbsc::DeviceBinding>,
+    pub(crate) device: Option<crate::device::DeviceBinding>,
 }
 
 impl fmt::Debug for Config {

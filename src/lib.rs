@@ -835,6 +835,8 @@ mod config;
 pub mod credential;
 #[cfg(feature = "dbsc")]
 pub mod dbsc;
+mod device;
+mod ending;
 pub mod error;
 pub mod events;
 mod extract;

@@ -20,14 +20,15 @@ use tracing::{field, Instrument as _, Span};
 use crate::{
     backend::{SessionUser, UserBackend},
     config::{Checked, Context},
+    device::Gate,
+    ending::{self, fingerprint, EndFailure},
     error::HashError,
     events::AuthEventKind,
     fast_path::{self, admit, Admission, FastPath, Found, Presented},
     hash::AuthKeys,
     identity::{Identity, SessionEnded},
     record::{
-        end_session, keep_cookie_of_missing_record, AuthRecord, Claim, EndReason, RecordTimes,
-        SESSION_KEY,
+        keep_cookie_of_missing_record, AuthRecord, Claim, EndReason, RecordTimes, SESSION_KEY,
     },
     registry::{user_key, RegistryError},
     rejection::{failure_response, AuthRejection},
@@ -278,19 +279,6 @@ where
     }
 }
 
-/// What the device check made of a signed-in request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-// Without the `dbsc` feature every session is unbound.
-#[cfg_attr(not(feature = "dbsc"), allow(dead_code))]
-pub(crate) enum Gate {
-    /// The session is bound to no device.
-    Unbound,
-    /// Bound, and the request carries a valid bound cookie.
-    Proven,
-    /// Bound, without a valid bound cookie: the request was made anonymous.
-    Refused,
-}
-
 /// The response header that offers device binding after a sign-in.
 #[cfg(feature = "dbsc")]
 const SECURE_SESSION_REGISTRATION: header::HeaderName =
@@ -366,7 +354,7 @@ async fn try_pass<B: UserBackend>(
 }
 
 /// What the layer decided about a request's session.
-pub(crate) enum Outcome<U: SessionUser> {
+enum Outcome<U: SessionUser> {
     /// Signed in; `rehashed` when the hash was upgraded to the current
     /// secret on this request; with the claim the session now holds.
     Authenticated {
@@ -388,7 +376,7 @@ pub(crate) enum Outcome<U: SessionUser> {
 
 /// A failure that must not decide who the request is, with the user it
 /// concerned when the record was read.
-pub(crate) struct Failed<Id, E> {
+struct Failed<Id, E> {
     failure: Failure<E>,
     user_id: Option<Id>,
 }
@@ -412,7 +400,7 @@ impl<Id, E> From<session::Error> for Failed<Id, E> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum Failure<E> {
+enum Failure<E> {
     #[error("session store failed")]
     Store(#[source] session::Error),
     #[error("user backend failed")]
@@ -612,48 +600,23 @@ fn resign<U: SessionUser>(keys: &AuthKeys, user: &U, claim: &mut Claim) -> Resul
     Ok(())
 }
 
-/// Ends the session (its record is deleted, the cookie removed, and its
-/// registry entry removed); the request goes on as anonymous.
-pub(crate) async fn end<U: SessionUser, E>(
+/// Ends the session ([`ending::end`]); the request goes on as anonymous.
+async fn end<U: SessionUser, E>(
     context: &Context,
     session: &Session,
     reason: EndReason,
     record: Option<AuthRecord<U::Id>>,
 ) -> Result<Outcome<U>, Failed<U::Id, E>> {
-    let ended = fingerprint(context, session);
     let user_id = record.as_ref().map(|record| record.user_id.clone());
-    let failed = |failure| Failed {
-        failure,
-        user_id: user_id.clone(),
-    };
-    if let (Some(registry), Some(record)) = (&context.registry, &record) {
-        if let Some(handle) = &record.claim.handle {
-            // The registry announces the removal to the session's live
-            // connections, here and in the other processes.
-            registry
-                .end(&record.user_id, handle)
-                .await
-                .map_err(|error| failed(Failure::Registry(error)))?;
-        }
-    }
-    end_session(session)
+    ending::end(context, session, reason, record.as_ref())
         .await
-        .map_err(|error| failed(Failure::Store(error)))?;
-    tracing::warn!(session = %ended, %reason, "session ended");
-    // Without a registry entry to remove, the session's open connections
-    // may still not have heard of what ended it (a password changed in the
-    // database directly).
-    if let (Some(live), Some(user_id), None) = (
-        context.live(),
-        &user_id,
-        record
-            .as_ref()
-            .and_then(|record| record.claim.handle.as_ref()),
-    ) {
-        if let Ok(user) = user_key(user_id) {
-            live.changed(user, None);
-        }
-    }
+        .map_err(|failure| Failed {
+            failure: match failure {
+                EndFailure::Registry(error) => Failure::Registry(error),
+                EndFailure::Store(error) => Failure::Store(error),
+            },
+            user_id: user_id.clone(),
+        })?;
     Ok(Outcome::Ended { reason, user_id })
 }
 
@@ -698,14 +661,6 @@ fn report<U: SessionUser, E: std::error::Error + 'static>(
             .request_info(req.headers(), req.extensions());
         events.emit(kind, user_id, request);
     }
-}
-
-/// What the logs may say of the session id: a keyed fingerprint of it.
-fn fingerprint(context: &Context, session: &Session) -> String {
-    session.id().map_or_else(
-        || "none".to_owned(),
-        |id| context.keys.log_fingerprint(&id.to_string()),
-    )
 }
 
 #[cfg(test)]

@@ -7,7 +7,11 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 
-use super::{activity::Entry, devices::Device, error::AppError, passkeys::pages::ShownPasskey};
+use super::{
+    activity::Entry,
+    devices::{Device, Moment},
+    error::AppError,
+};
 
 /// `/`: who is signed in and what they can do.
 #[derive(Template)]
@@ -77,6 +81,13 @@ pub(crate) struct Sessions {
     pub(crate) notice: Option<&'static str>,
     /// Most recently seen first.
     pub(crate) devices: Vec<Device>,
+}
+
+/// One passkey, ready to show.
+pub(crate) struct ShownPasskey {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) created_at: Moment,
 }
 
 /// `/passkeys`: the user's passkeys.

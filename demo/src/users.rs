@@ -3,6 +3,7 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
@@ -78,6 +79,17 @@ impl SessionUser for User {
     }
 }
 
+/// A credential id as the routes and the table name it: base64url without
+/// padding, the `id` of the browser's `PublicKeyCredential`.
+pub(crate) fn encode_id(raw: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// The raw credential id of `id`; `None` when it is no base64url.
+pub(crate) fn decode_id(id: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(id).ok()
+}
+
 /// A user's row joined with one of their passkeys (or none): what the
 /// `SELECT`s return, folded into [`User`]s.
 type UserRow = (i64, String, String, i64, Option<String>);
@@ -89,7 +101,7 @@ fn fold_user(rows: Vec<UserRow>) -> Option<User> {
     let passkeys = std::iter::once(first)
         .chain(rows.map(|row| row.4))
         .flatten()
-        .filter_map(|id| crate::passkeys::decode_id(&id))
+        .filter_map(|id| decode_id(&id))
         .collect();
     Some(User {
         id,

@@ -20,11 +20,11 @@ use super::{
 use crate::{
     backend::SessionUser,
     config::{Checked, Context},
+    ending,
     events::{AuthEventKind, RequestInfo},
     identity::Identity,
     record::{AuthRecord, EndReason},
     registry::user_key,
-    service,
     times::{millis, UnixMillis},
 };
 
@@ -242,11 +242,11 @@ pub async fn refresh<U: SessionUser>(request: Request) -> Response {
                 user_id: user.id(),
                 claim,
             };
-            let ended = service::end::<U, std::convert::Infallible>(
+            let ended = ending::end(
                 &setup.context,
                 &setup.session,
                 EndReason::DeviceUnproven,
-                Some(record),
+                Some(&record),
             )
             .await;
             if ended.is_err() {

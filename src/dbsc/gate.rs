@@ -7,8 +7,6 @@ use std::sync::{
     Arc,
 };
 
-use std::convert::Infallible;
-
 use axum::{
     extract::Request,
     http::{HeaderMap, HeaderValue},
@@ -20,10 +18,11 @@ use super::{bound, fields, state, DeviceBinding, DeviceProofRequired};
 use crate::{
     backend::SessionUser,
     config::Context,
+    device::Gate,
+    ending,
     events::AuthEventKind,
     identity::{Identity, SessionEnded},
     record::{AuthRecord, Claim, EndReason},
-    service::{self, Gate},
     times::{millis, UnixMillis},
 };
 
@@ -103,12 +102,7 @@ pub(crate) async fn gate<U: SessionUser>(
             claim: claim.clone(),
         };
         let reason = EndReason::DeviceUnproven;
-        if service::end::<U, Infallible>(context, session, reason, Some(record))
-            .await
-            .is_err()
-        {
-            return Err(GateError::End);
-        }
+        ending::end(context, session, reason, Some(&record)).await?;
         extensions.insert(SessionEnded::new(reason));
     } else {
         extensions.insert(Unproven {
@@ -125,7 +119,7 @@ pub(crate) enum GateError {
     #[error("reading the session's device failed")]
     Store(#[from] session::Error),
     #[error("ending a session that did not prove its device failed")]
-    End,
+    End(#[from] ending::EndFailure),
 }
 
 /// Whether a request without its bound cookie is suspicious: not at the

@@ -21,21 +21,10 @@ pub(crate) mod pages;
 pub(crate) mod relying_party;
 pub(crate) mod store;
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use tower_sessions_auth::{credential::Factor, live::LiveSessions};
 
+pub(crate) use super::users::encode_id;
 use super::{error::AppError, users::User, AppState};
-
-/// A credential id as the routes and the table name it: base64url without
-/// padding, the `id` of the browser's `PublicKeyCredential`.
-pub(crate) fn encode_id(raw: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(raw)
-}
-
-/// The raw credential id of `id`; `None` when it is no base64url.
-pub(crate) fn decode_id(id: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(id).ok()
-}
 
 /// The RFC 8176 factors a passkey proves: a key that may be synced to
 /// other devices (backup-eligible) is software-held (`swk`), one that

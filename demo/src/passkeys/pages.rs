@@ -14,7 +14,7 @@ use crate::{
     devices::Moment,
     error::AppError,
     html::Notice,
-    pages::{self, render},
+    pages::{self, render, ShownPasskey},
     users::User,
     AppState,
 };
@@ -26,13 +26,6 @@ const SCRIPT: &str = include_str!("../../static/passkeys.js");
 /// `GET /static/passkeys.js`.
 pub(crate) async fn script() -> Response {
     pages::script(SCRIPT)
-}
-
-/// One passkey, ready to show.
-pub(crate) struct ShownPasskey {
-    pub(crate) id: String,
-    pub(crate) name: String,
-    pub(crate) created_at: Moment,
 }
 
 /// `GET /passkeys` (anonymous: to the sign-in page, and back here).
