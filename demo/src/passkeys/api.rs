@@ -76,12 +76,16 @@ pub(crate) async fn register_start(
         Some(handle) => handle,
         None => Uuid::new_v4(),
     };
+    // The user's other passkeys are excluded: an authenticator holding one
+    // says so instead of replacing it with a credential of the same user
+    // handle, which would leave the listed passkey unusable.
     let created = relying_party::start_registration(
         &relying_party,
         auth.session(),
         Some(user.id),
         &user.username,
         handle,
+        user.passkeys.clone(),
     )
     .await?;
     Ok(options(created))
@@ -231,9 +235,15 @@ pub(crate) async fn signup_start(
     if state.users.by_username(username).await?.is_some() {
         return Ok(error(StatusCode::CONFLICT, "username taken"));
     }
-    let created =
-        relying_party::start_registration(&relying_party, &session, None, username, Uuid::new_v4())
-            .await?;
+    let created = relying_party::start_registration(
+        &relying_party,
+        &session,
+        None,
+        username,
+        Uuid::new_v4(),
+        Vec::new(),
+    )
+    .await?;
     Ok(options(created))
 }
 

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tower_sessions::Session;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, PasskeyRegistration, Url, Uuid, Webauthn, WebauthnBuilder,
+    CredentialID, DiscoverableAuthentication, PasskeyRegistration, Url, Uuid, Webauthn,
+    WebauthnBuilder,
 };
 
 use crate::{
@@ -69,19 +70,16 @@ const SIGN_IN: &str = "demo.passkey.sign_in";
 /// The passkey must be discoverable (kept by the authenticator with the
 /// user handle), since signing in names no user: webauthn-rs leaves that
 /// to the authenticator, so the options ask for it.
-///
-/// The user's passkeys are not excluded: an authenticator that holds one
-/// of the account (same user handle) replaces it with the new one rather
-/// than refusing, and the list shows both until the user removes the old.
 pub(crate) async fn start_registration(
     relying_party: &Webauthn,
     session: &Session,
     owner: Option<i64>,
     username: &str,
     handle: Uuid,
+    existing: Vec<CredentialID>,
 ) -> Result<Value, AppError> {
     let (options, state) = relying_party
-        .start_passkey_registration(handle, username, username, None)
+        .start_passkey_registration(handle, username, username, Some(existing))
         .map_err(|err| AppError::Passkey(err.to_string()))?;
     let mut options =
         serde_json::to_value(options).map_err(|err| AppError::Passkey(err.to_string()))?;
