@@ -104,10 +104,11 @@ pub struct AuthKeys {
     /// The binding keys of the current secret, then of each fallback.
     binding: Vec<SigningKey>,
     log: SigningKey,
-    /// Encrypts the fast path's credential cookie; from the current secret
-    /// only, so that a rotation refuses every older cookie (the full path
-    /// then takes over and issues a new one).
-    pass: Aes256GcmSiv,
+    /// The ciphers of sealed cookies ([`crate::seal`]): the current
+    /// secret's, which seals, then each fallback's, which only open what
+    /// was sealed before a rotation and only for the values that may
+    /// outlive one.
+    seals: Vec<Aes256GcmSiv>,
 }
 
 /// The result of [`AuthKeys::verify`].
@@ -137,7 +138,7 @@ impl AuthKeys {
             fallbacks: Vec::new(),
             binding: vec![SigningKey::derive(secret, BINDING_SALT)?],
             log: SigningKey::derive(secret, LOG_SALT)?,
-            pass: Aes256GcmSiv::new(&derive(secret, PASS_SALT).into()),
+            seals: vec![Aes256GcmSiv::new(&derive(secret, PASS_SALT).into())],
         })
     }
 
@@ -153,6 +154,9 @@ impl AuthKeys {
             .push(SigningKey::derive(secret.as_ref(), KEY_SALT)?);
         self.binding
             .push(SigningKey::derive(secret.as_ref(), BINDING_SALT)?);
+        self.seals.push(Aes256GcmSiv::new(
+            &derive(secret.as_ref(), PASS_SALT).into(),
+        ));
         Ok(self)
     }
 
@@ -304,9 +308,10 @@ impl AuthKeys {
         }
     }
 
-    /// The cipher of the fast path's credential cookie.
-    pub(crate) fn pass_cipher(&self) -> &Aes256GcmSiv {
-        &self.pass
+    /// The ciphers of sealed cookies: the current secret's first, then
+    /// the fallbacks'.
+    pub(crate) fn seal_ciphers(&self) -> &[Aes256GcmSiv] {
+        &self.seals
     }
 }
 

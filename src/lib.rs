@@ -850,6 +850,7 @@ mod recheck;
 mod record;
 pub mod registry;
 mod rejection;
+mod request_cookies;
 mod seal;
 pub mod service;
 mod session;

@@ -5,19 +5,34 @@
 //! `expires_at (8 bytes, Unix milliseconds, big-endian) || device id`:
 //! it says "the device of this session proved its key recently". It is
 //! checked against the device the session's record names, so it is worth
-//! nothing for another session, and nothing once expired, whatever the
-//! browser does with its `Max-Age`.
+//! nothing for another session, and nothing once expired (give or take
+//! a [grace](DeviceBinding::grace_ms) for a request sent as the browser's
+//! copy ran out),
+//! whatever the browser does with its `Max-Age`. Unlike the fast path's
+//! pass, it still opens under a fallback secret: only the device can
+//! renew it, so a rotation must not sign bound sessions out.
 
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 
 use super::{state::Device, DeviceBinding};
-use crate::{hash::AuthKeys, seal, times::UnixMillis};
+use crate::{
+    hash::AuthKeys,
+    request_cookies,
+    seal::{self, Opening},
+    times::{millis, UnixMillis},
+};
 
 /// Bound into every tag: no other sealed value opens as a bound cookie.
 const PURPOSE: &[u8] = b"tower-sessions-auth.device-bound.v1";
 
 /// Longer values are not decoded at all.
 const MAX_VALUE_LEN: usize = 256;
+
+/// The longest a bound cookie is still taken past its expiry: a request
+/// the browser sent with its last moment's cookie, over a slow link or to
+/// a server whose clock runs ahead, is not refused for it. A tenth of the
+/// lifetime when that is shorter, so that a short-lived cookie stays short.
+const MAX_GRACE_MS: UnixMillis = 30_000;
 
 /// A bound cookie for `device`, valid until `expires_at`; `None` when the
 /// OS gives no randomness.
@@ -29,8 +44,9 @@ pub(crate) fn seal_for(keys: &AuthKeys, device: &Device, expires_at: UnixMillis)
     )
 }
 
-/// Whether the request carries a bound cookie, sealed under the current
-/// secret, for `device` and unexpired at `now`.
+/// Whether the request carries a bound cookie for `device`, sealed under
+/// the current or a fallback secret, unexpired at `now` (give or take the
+/// [grace](DeviceBinding::grace_ms)).
 pub(crate) fn presented(
     binding: &DeviceBinding,
     keys: &AuthKeys,
@@ -38,37 +54,30 @@ pub(crate) fn presented(
     device: &Device,
     now: UnixMillis,
 ) -> bool {
-    cookie_values(headers, &binding.cookie_name).any(|value| {
+    request_cookies::named(headers, &binding.cookie_name).any(|value| {
         let mut buffer = [0_u8; MAX_VALUE_LEN];
         if value.len() > MAX_VALUE_LEN {
             return false;
         }
-        let Some(plaintext) = seal::open(keys, PURPOSE, value, &mut buffer) else {
+        let Some(plaintext) = seal::open(keys, Opening::WithFallbacks, PURPOSE, value, &mut buffer)
+        else {
             return false;
         };
         let Some((expires_at, id)) = plaintext.split_first_chunk::<8>() else {
             return false;
         };
-        now < i64::from_be_bytes(*expires_at)
+        now < i64::from_be_bytes(*expires_at).saturating_add(binding.grace_ms())
             && std::str::from_utf8(id).is_ok_and(|id| device.is(id))
     })
 }
 
-/// The values of the cookies named `name` in the request's `Cookie`
-/// headers.
-fn cookie_values<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|line| line.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(move |pair| {
-            let (key, value) = pair.trim().split_once('=')?;
-            (key == name).then_some(value)
-        })
-}
-
 impl DeviceBinding {
+    /// How long past its expiry a bound cookie is still taken: a tenth of
+    /// its lifetime, at most [`MAX_GRACE_MS`].
+    pub(crate) fn grace_ms(&self) -> UnixMillis {
+        millis(self.lifetime / 10).min(MAX_GRACE_MS)
+    }
+
     /// The `Set-Cookie` of a bound cookie `value`, living the configured
     /// lifetime.
     pub(crate) fn set_cookie(&self, value: &str) -> Option<HeaderValue> {
@@ -91,6 +100,8 @@ impl DeviceBinding {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header;
+
     use super::*;
 
     const NOW: UnixMillis = 1_800_000_000_000;
@@ -118,9 +129,15 @@ mod tests {
         let ours = device("our-device");
         let value = seal_for(&keys(), &ours, NOW + 1000).unwrap();
         let headers = with_cookie(&format!("other=1; tsa_bound={value}; x=y"));
+        // The default lifetime of 10 minutes: 30 seconds' grace.
+        assert_eq!(binding.grace_ms(), 30_000);
         assert!(presented(&binding, &keys(), &headers, &ours, NOW));
-        assert!(presented(&binding, &keys(), &headers, &ours, NOW + 999));
-        assert!(!presented(&binding, &keys(), &headers, &ours, NOW + 1000));
+        assert!(presented(&binding, &keys(), &headers, &ours, NOW + 30_999));
+        assert!(!presented(&binding, &keys(), &headers, &ours, NOW + 31_000));
+        let short = DeviceBinding::new().with_lifetime(std::time::Duration::from_secs(2));
+        assert_eq!(short.grace_ms(), 200);
+        assert!(presented(&short, &keys(), &headers, &ours, NOW + 1199));
+        assert!(!presented(&short, &keys(), &headers, &ours, NOW + 1200));
         assert!(!presented(
             &binding,
             &keys(),
@@ -130,6 +147,18 @@ mod tests {
         ));
         let renamed = DeviceBinding::new().with_cookie_name("bound");
         assert!(!presented(&renamed, &keys(), &headers, &ours, NOW));
+    }
+
+    #[test]
+    fn a_bound_cookie_survives_a_rotation_of_the_secret() {
+        let binding = DeviceBinding::new();
+        let ours = device("our-device");
+        let old = "the old secret of the bound-cookie tests, long enough";
+        let value = seal_for(&AuthKeys::new(old).unwrap(), &ours, NOW + 1000).unwrap();
+        let headers = with_cookie(&format!("tsa_bound={value}"));
+        let rotated = keys().with_fallback(old).unwrap();
+        assert!(presented(&binding, &rotated, &headers, &ours, NOW));
+        assert!(!presented(&binding, &keys(), &headers, &ours, NOW));
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! The pass cookie on the wire: found among the request's cookies, set and
 //! removed on the response.
 
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
 
 use super::{pass::Pass, FastPath};
-use crate::hash::AuthKeys;
+use crate::{hash::AuthKeys, request_cookies};
 
 /// What the request brought of a pass.
 pub(crate) enum Presented<Id> {
@@ -23,16 +23,7 @@ pub(crate) fn presented<Id: DeserializeOwned>(
     keys: &AuthKeys,
     headers: &HeaderMap,
 ) -> Presented<Id> {
-    let value = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|line| line.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .find_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name == fast.cookie_name).then_some(value)
-        });
-    match value {
+    match request_cookies::named(headers, &fast.cookie_name).next() {
         None => Presented::Absent,
         Some(value) => Pass::open(keys, value).map_or(Presented::Unreadable, Presented::Pass),
     }
@@ -71,6 +62,8 @@ impl FastPath {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header;
+
     use super::*;
 
     #[test]

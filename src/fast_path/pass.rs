@@ -15,7 +15,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::{
     hash::AuthKeys,
     record::{id_json, AuthRecord},
-    seal::{open, seal as seal_parts},
+    seal::{open, seal as seal_parts, Opening},
     times::UnixMillis,
 };
 
@@ -79,7 +79,7 @@ impl<Id: DeserializeOwned> Pass<Id> {
             return None;
         }
         let mut buffer = [0_u8; MAX_DECODED_LEN];
-        let plaintext = open(keys, ASSOCIATED, value, &mut buffer)?;
+        let plaintext = open(keys, Opening::Current, ASSOCIATED, value, &mut buffer)?;
         if plaintext.len() < HEADER_LEN {
             return None;
         }
