@@ -193,6 +193,23 @@ where
                             match Box::pin(device).await {
                                 Ok(Gate::Refused) => {}
                                 Ok(gate) => {
+                                    // Only now: a request refused for its
+                                    // device keeps no session from idling out.
+                                    let noted =
+                                        note_activity(&context, &session, &user, claim, started);
+                                    let claim = match Box::pin(noted).await {
+                                        Ok(claim) => claim,
+                                        Err(error) => {
+                                            let failed =
+                                                Failed::new(Failure::Store(error), user.id());
+                                            report::<B::User, B::Error>(
+                                                &context,
+                                                &req,
+                                                &Err(failed),
+                                            );
+                                            return Ok(failure_response(context.failure_status));
+                                        }
+                                    };
                                     if context.live().is_some() {
                                         // The id serialized on the way in, as the record holds it.
                                         checked.user_key = user_key(&user.id()).ok();
@@ -288,18 +305,18 @@ const SECURE_SESSION_REGISTRATION: header::HeaderName =
 #[cfg(feature = "dbsc")]
 use crate::dbsc::gate as device_gate;
 
-/// Without device binding, every session is bound to no device.
+/// Built without device binding: a session bound on another instance is
+/// refused all the same.
 #[cfg(not(feature = "dbsc"))]
-#[allow(clippy::unused_async)]
 async fn device_gate<U: SessionUser>(
     _: &Context,
-    _: &Session,
-    _: &mut Request,
-    _: &U,
-    _: &Claim,
+    session: &Session,
+    request: &mut Request,
+    user: &U,
+    claim: &Claim,
     _: UnixMillis,
-) -> Result<Gate, std::convert::Infallible> {
-    Ok(Gate::Unbound)
+) -> Result<Gate, tower_sessions::session::Error> {
+    crate::device::without_binding(session, request, user, claim).await
 }
 
 /// What the fast path made of a request that carried a pass cookie.
@@ -459,14 +476,6 @@ async fn resolve<B: UserBackend>(
     } else {
         record
     };
-    let record = if record.claim.times.activity_is_due(&context.times, now) {
-        match Box::pin(record_activity(session, record, now)).await {
-            Ok(record) => record,
-            Err((error, user_id)) => return Err(Failed::new(Failure::Store(error), user_id)),
-        }
-    } else {
-        record
-    };
     Ok(Outcome::Authenticated {
         user,
         rehashed,
@@ -528,17 +537,24 @@ impl<B: UserBackend> Evidence<B::User> for OnRequest<'_, B> {
 
 /// Records this request as the session's activity, once
 /// [`RecordTimes::activity_is_due`]: the only store write the idle timeout
-/// costs, once per interval at most.
-async fn record_activity<Id: serde::Serialize + Clone>(
+/// costs, once per interval at most. Returns the claim the session holds.
+async fn note_activity<U: SessionUser>(
+    context: &Context,
     session: &Session,
-    mut record: AuthRecord<Id>,
+    user: &U,
+    mut claim: Claim,
     now: UnixMillis,
-) -> Result<AuthRecord<Id>, (session::Error, Id)> {
-    record.claim.times.active = now;
-    match session.insert(SESSION_KEY, &record).await {
-        Ok(()) => Ok(record),
-        Err(error) => Err((error, record.user_id)),
+) -> Result<Claim, session::Error> {
+    if !claim.times.activity_is_due(&context.times, now) {
+        return Ok(claim);
     }
+    claim.times.active = now;
+    let record = AuthRecord {
+        user_id: user.id(),
+        claim,
+    };
+    session.insert(SESSION_KEY, &record).await?;
+    Ok(record.claim)
 }
 
 /// Gives a session that tower-sessions is about to save, and that is still

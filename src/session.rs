@@ -11,6 +11,7 @@ use crate::{
     backend::SessionUser,
     config::{Checked, Context},
     credential::Factor,
+    device::Unproven,
     error::{AuthError, HashError},
     events::{AuthEventKind, RequestInfo},
     identity::{extension, identity, Identity},
@@ -67,6 +68,10 @@ pub struct AuthSession<U> {
     /// What a sign-in records in the session registry; captured only when
     /// the layer has one.
     sign_in: Option<SignInDetails>,
+    /// A signed-in session the layer refused because its device did not
+    /// prove itself: the request is anonymous, but the session is not
+    /// its to keep.
+    unproven: Option<Unproven<U>>,
     /// Where a sign-in asks the layer to offer device binding.
     #[cfg(feature = "dbsc")]
     offer: Option<crate::dbsc::Offer>,
@@ -93,10 +98,11 @@ impl<U: SessionUser> AuthSession<U> {
     /// Signs `user` in to this session.
     ///
     /// The session id always changes, also when the same user signs in again
-    /// (ASVS 5.0 7.2.4). If the session belongs to another user it is flushed
-    /// first, so nothing of theirs carries over; an anonymous session keeps
-    /// its data (a shopping cart, say). Call it only after the credentials
-    /// were checked.
+    /// (ASVS 5.0 7.2.4). If the session belongs to another user, or to a
+    /// user whose [device](crate#device-bound-sessions) this request did
+    /// not prove, it is ended first (its registry entry too), so nothing of
+    /// theirs carries over; an anonymous session keeps its data (a shopping
+    /// cart, say). Call it only after the credentials were checked.
     ///
     /// With a [session registry](crate::registry::SessionRegistry), a new sign-in gets
     /// an entry recording the user agent and peer address (as configured)
@@ -261,11 +267,16 @@ impl<U: SessionUser> AuthSession<U> {
             },
             None => RecordTimes::signed_in_at(now, options.remember),
         };
-        if let (Identity::Authenticated(_), false) = (&self.identity, same_user) {
+        let someone_elses = match &self.identity {
+            Identity::Authenticated(_) => !same_user,
+            Identity::Anonymous => self.unproven.is_some(),
+        };
+        if someone_elses {
             self.forget_entry().await?;
             end_session(&self.session).await?;
             self.identity = Identity::Anonymous;
             self.claim = None;
+            self.unproven = None;
         } else {
             self.session.cycle_id().await?;
         }
@@ -326,6 +337,7 @@ impl<U: SessionUser> AuthSession<U> {
         self.forget_entry().await?;
         end_session(&self.session).await?;
         self.claim = None;
+        self.unproven = None;
         if let Identity::Authenticated(user) =
             std::mem::replace(&mut self.identity, Identity::Anonymous)
         {
@@ -474,13 +486,21 @@ impl<U: SessionUser> AuthSession<U> {
         self.claim.as_ref()?.handle.clone()
     }
 
-    /// Removes this session's registry entry, if it has one.
+    /// Removes this session's registry entry, if it has one: the signed-in
+    /// user's, or the one of a session refused for its device.
     async fn forget_entry(&self) -> Result<(), AuthError> {
-        let (Some(registry), Some(user)) = (&self.context.registry, self.user()) else {
+        let Some(registry) = &self.context.registry else {
             return Ok(());
         };
-        if let Some(handle) = self.handle() {
-            registry.end(&user.id(), &handle).await?;
+        let held = match (&self.identity, &self.unproven) {
+            (Identity::Authenticated(user), _) => Some((user.id(), self.handle())),
+            (Identity::Anonymous, Some(unproven)) => {
+                Some((unproven.user.id(), unproven.claim.handle.clone()))
+            }
+            (Identity::Anonymous, None) => None,
+        };
+        if let Some((user_id, Some(handle))) = held {
+            registry.end(&user_id, &handle).await?;
         }
         Ok(())
     }
@@ -545,6 +565,7 @@ where
             claim,
             request,
             sign_in,
+            unproven: parts.extensions.get::<Unproven<U>>().cloned(),
             #[cfg(feature = "dbsc")]
             offer: parts.extensions.get::<crate::dbsc::Offer>().cloned(),
         })
@@ -613,6 +634,7 @@ mod tests {
             claim: None,
             request: None,
             sign_in: None,
+            unproven: None,
             #[cfg(feature = "dbsc")]
             offer: None,
         }
@@ -682,6 +704,7 @@ mod tests {
             claim: None,
             request: None,
             sign_in: None,
+            unproven: None,
             #[cfg(feature = "dbsc")]
             offer: None,
         };

@@ -701,3 +701,48 @@ async fn string_user_ids_round_trip_through_the_session() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// What an instance with device binding (the `dbsc` feature) keeps in a
+/// session bound to a device.
+const DEVICE_KEY: &str = "tsa.device";
+
+#[tokio::test]
+async fn a_device_bound_session_is_refused_where_no_device_is_checked() {
+    let (store, users) = (MemoryStore::default(), Users::with_defaults());
+    let (base, client, id) = signed_in_alice(&store, &users).await;
+    let mut record = load_record(&store, id).await;
+    record.data.insert(
+        DEVICE_KEY.to_owned(),
+        json!({ "id": "the-device", "key": "es256.unread-here" }),
+    );
+    store.save(&record).await.unwrap();
+
+    // This layer has no device binding: it cannot check the device, so the
+    // session cookie alone signs nobody in, and the session is kept for
+    // the instances that can.
+    assert_eq!(
+        client.get(&format!("{base}/me")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(record_exists(&store, id).await);
+
+    // A sign-in on it does not take it over: the bound session ends, and
+    // the new one holds no device.
+    assert_eq!(
+        client.post(&format!("{base}/login/1"), "").await.status,
+        StatusCode::OK
+    );
+    let new_id = client.session_id(&base).unwrap();
+    assert_ne!(new_id, id);
+    assert!(!record_exists(&store, id).await);
+    let record = load_record(&store, new_id).await;
+    assert!(
+        !record.data.contains_key(DEVICE_KEY),
+        "{:?}",
+        record.data.keys()
+    );
+    assert_eq!(
+        client.get(&format!("{base}/me")).await.status,
+        StatusCode::OK
+    );
+}

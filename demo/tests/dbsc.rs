@@ -29,7 +29,7 @@ use crate::common::{
         Params, Registration, TYP,
     },
     passes::{pass_issued, refused_within_notice, replay},
-    services::{two_on_postgres_with, SessionsIn},
+    services::{config_on, two_on_postgres_with, SessionsIn},
     Server, TempDir,
 };
 
@@ -597,6 +597,40 @@ async fn a_copied_session_cookie_alone_is_anonymous() {
     assert_eq!(owner.browser.me(&server).await.as_deref(), Some("alice"));
     let home = page(&owner.browser, &server, "/").await;
     assert!(home.contains("Signed in as"), "{home}");
+}
+
+#[tokio::test]
+async fn a_sign_in_on_the_session_cookie_alone_starts_a_new_session() {
+    let (server, _db) = dbsc_demo().await;
+    let owner = bound(&server, "alice").await;
+    let watcher = signed_in(&server, "alice", PASSWORD).await;
+
+    // Whoever holds the copied cookie (and, here, alice's password) signs
+    // in with it.
+    let response = Client::new()
+        .post(server.url("/api/login"))
+        .header(header::COOKIE, owner.session_only(&server))
+        .json(&json!({ "username": "alice", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let new_session = set_cookies(&response)
+        .iter()
+        .find_map(|cookie| cookie.strip_prefix("demo_session="))
+        .and_then(|rest| rest.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+
+    // A session of its own, bound to no device: the bound one was ended,
+    // not taken over with its device and its entry.
+    assert_signed_in(&server, &format!("demo_session={new_session}"), "alice").await;
+    let response = replay(&server, &owner.both(&server)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_discontinued(refresh_as(&owner.browser, &server, Some(&owner.id), None).await).await;
+    let response = watcher.get(&server.url("/api/sessions")).await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["sessions"].as_array().unwrap().len(), 2, "{body}");
 }
 
 #[tokio::test]
@@ -1215,10 +1249,26 @@ async fn the_activity_lists_bindings_missing_proofs_and_unproven_ends() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let challenge = challenge(&server.url(""), &session, &owner.id).await;
-    // Events arrive in order: once the next missing proof is listed, those
-    // two would be too.
-    assert_proof_required(&server, &session).await;
-    activity_reaches(&watcher, &server, MISSING, 2).await;
+    // Suspicious: a skipped refresh of another session, or of none.
+    for skipped in [
+        format!(
+            "unreachable;session_identifier={}",
+            sf_string("another session").unwrap()
+        ),
+        "unreachable".to_owned(),
+    ] {
+        let response = Client::new()
+            .get(server.url("/api/me"))
+            .header(header::COOKIE, &session)
+            .header(SKIPPED, skipped)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Events arrive in order: once these two are listed, the two before
+    // them would be too.
+    activity_reaches(&watcher, &server, MISSING, 3).await;
 
     let thief = Device::new();
     let proof = thief.refresh_proof(&challenge);
@@ -1283,6 +1333,37 @@ async fn bound_across_two_instances(sessions: SessionsIn) {
                 );
             }
         }
+        vec![owner.browser, unbound]
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_instance_without_binding_refuses_bound_sessions() {
+    let adjust = |config: &mut Config| config.device_binding = Some(LIFETIME);
+    two_on_postgres_with(SessionsIn::Postgres, adjust, |a, _, stores| async move {
+        // A third instance on the same stores, without `DEMO_DBSC`.
+        let plain = Server::start(config_on(&stores)).await;
+        let owner = bound(&a, "alice").await;
+        let unbound = signed_in(&plain, "alice", PASSWORD).await;
+
+        // It cannot check a device: the bound session is nobody there,
+        // with its bound cookie or without, and gets no pass.
+        for cookies in [owner.both(&plain), owner.session_only(&plain)] {
+            let response = replay(&plain, &cookies).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{cookies}");
+            assert!(
+                !set_cookies(&response)
+                    .iter()
+                    .any(|cookie| cookie.starts_with("demo_pass=")
+                        && !cookie.starts_with("demo_pass=;")),
+                "{cookies}"
+            );
+        }
+        // Sessions bound to no device work there as before, and the bound
+        // one still holds where its device is checked.
+        assert_eq!(unbound.me(&plain).await.as_deref(), Some("alice"));
+        assert_signed_in(&a, &owner.both(&a), "alice").await;
         vec![owner.browser, unbound]
     })
     .await;

@@ -12,7 +12,6 @@ use tower_sessions::Session;
 
 use super::{
     bound, fields,
-    gate::Unproven,
     proof::{self, DeviceKey, ProofError},
     state::{self, Device, Purpose},
     DeviceBinding,
@@ -20,11 +19,13 @@ use super::{
 use crate::{
     backend::SessionUser,
     config::{Checked, Context},
+    device::Unproven,
     ending,
     events::{AuthEventKind, RequestInfo},
     identity::Identity,
     record::{AuthRecord, EndReason},
     registry::user_key,
+    rejection::failure_response,
     times::{millis, UnixMillis},
 };
 
@@ -74,6 +75,13 @@ impl Setup {
         )
     }
 
+    /// The layer's answer to a failure of the session store or the
+    /// registry (its `failure_status`), logged.
+    fn failed(&self, error: &(dyn std::error::Error + 'static)) -> Response {
+        tracing::error!(error, "device binding failed");
+        failure_response(self.context.failure_status)
+    }
+
     fn emit<U: SessionUser>(&self, kind: AuthEventKind, user: &U, info: Option<&RequestInfo>) {
         if let (Some(events), Some(info)) = (&self.context.events, info) {
             events.emit(kind, Some(user.id()), info.clone());
@@ -107,7 +115,7 @@ pub async fn register<U: SessionUser>(request: Request) -> Response {
     match state::device(&setup.session).await {
         Ok(None) => {}
         Ok(Some(_)) => return refused(StatusCode::CONFLICT, "session already bound to a device"),
-        Err(error) => return store_failed(&error),
+        Err(error) => return setup.failed(&error),
     }
     let info = setup.request_info(&request);
     let from_header = request
@@ -129,7 +137,7 @@ pub async fn register<U: SessionUser>(request: Request) -> Response {
     match state::answer(&setup.session, Purpose::Registration, &claims.jti, now).await {
         Ok(true) => {}
         Ok(false) => return refused(StatusCode::BAD_REQUEST, "not this session's challenge"),
-        Err(error) => return store_failed(&error),
+        Err(error) => return setup.failed(&error),
     }
     let Some(id) = Device::new_id() else {
         return refused(StatusCode::SERVICE_UNAVAILABLE, "no randomness");
@@ -139,12 +147,12 @@ pub async fn register<U: SessionUser>(request: Request) -> Response {
         key: key.to_stored(),
     };
     if let Err(error) = state::bind(&setup.session, &device).await {
-        return store_failed(&error);
+        return setup.failed(&error);
     }
     // A new id: the session cookie copied before the binding, and any
     // fast-path pass issued for it, sign nobody in.
     if let Err(error) = setup.session.cycle_id().await {
-        return store_failed(&error);
+        return setup.failed(&error);
     }
     // The new id is unknown until the session layer saves it, so the
     // layer cannot keep the cookie's lifetime after this handler: kept
@@ -209,7 +217,7 @@ pub async fn refresh<U: SessionUser>(request: Request) -> Response {
     let device = match state::device(&setup.session).await {
         Ok(Some(device)) => device,
         Ok(None) => return discontinued(),
-        Err(error) => return store_failed(&error),
+        Err(error) => return setup.failed(&error),
     };
     let named = request
         .headers()
@@ -228,10 +236,7 @@ pub async fn refresh<U: SessionUser>(request: Request) -> Response {
     };
     let key = match DeviceKey::from_stored(&device.key) {
         Ok(key) => key,
-        Err(error) => {
-            tracing::error!(%error, "the session's device key is unreadable");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response();
-        }
+        Err(error) => return setup.failed(&error),
     };
     let claims = match proof::verify_refresh(&jwt, &key) {
         Ok(claims) => claims,
@@ -249,9 +254,8 @@ pub async fn refresh<U: SessionUser>(request: Request) -> Response {
                 Some(&record),
             )
             .await;
-            if ended.is_err() {
-                return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-                    .into_response();
+            if let Err(error) = ended {
+                return setup.failed(&error);
             }
             setup.emit(
                 AuthEventKind::SessionEnded(EndReason::DeviceUnproven),
@@ -265,7 +269,7 @@ pub async fn refresh<U: SessionUser>(request: Request) -> Response {
     match state::answer(&setup.session, Purpose::Refresh, &claims.jti, now).await {
         Ok(true) => {}
         Ok(false) => return challenge(&setup, &binding, &device, now).await,
-        Err(error) => return store_failed(&error),
+        Err(error) => return setup.failed(&error),
     }
     let mut response = json(StatusCode::OK, &instructions(&binding, &device.id));
     if let Some(cookie) = bound_cookie(&setup, &binding, &device, now) {
@@ -285,7 +289,7 @@ async fn challenge(
     let value = match state::challenge(&setup.session, Purpose::Refresh, expires_at).await {
         Ok(Some(value)) => value,
         Ok(None) => return refused(StatusCode::SERVICE_UNAVAILABLE, "no randomness"),
-        Err(error) => return store_failed(&error),
+        Err(error) => return setup.failed(&error),
     };
     let header = fields::challenge_header(&value, &device.id)
         .and_then(|header| HeaderValue::from_str(&header).ok());
@@ -343,11 +347,6 @@ fn refused_proof(error: &ProofError) -> Response {
 /// session this server no longer has.
 fn discontinued() -> Response {
     json(StatusCode::UNAUTHORIZED, &json!({ "continue": false }))
-}
-
-fn store_failed(error: &tower_sessions::session::Error) -> Response {
-    tracing::error!(%error, "session store failed during device binding");
-    (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
 }
 
 fn misconfigured() -> Response {

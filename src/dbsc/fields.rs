@@ -2,16 +2,22 @@
 //! and written with `sfv`.
 //!
 //! Read: `Sec-Secure-Session-Id` and `Secure-Session-Response` are each an
-//! sf-string item whose parameters are ignored. Written:
+//! sf-string item whose parameters are ignored; `Secure-Session-Skipped`
+//! is a list of reason tokens, each naming its session in a
+//! `session_identifier` parameter. Written:
 //! `Secure-Session-Registration`, a list of one inner list of algorithm
 //! tokens with `path` and `challenge` parameters, and
 //! `Secure-Session-Challenge`, an sf-string with an `id` parameter. An
 //! sf-string holds printable ASCII only (0x20 to 0x7E); what holds anything
 //! else cannot be written, and these functions answer `None`.
 
+use std::convert::Infallible;
+
 use sfv::{
     key_ref,
-    visitor::{Ignored, ItemVisitor, ParameterVisitor},
+    visitor::{
+        EntryVisitor, Ignored, InnerListVisitor, ItemVisitor, ListVisitor, ParameterVisitor,
+    },
     BareItemFromInput, GenericBareItem, ItemSerializer, KeyRef, ListSerializer, Parser, StringRef,
     TokenRef,
 };
@@ -19,6 +25,7 @@ use sfv::{
 const ID: &KeyRef = key_ref("id");
 const PATH: &KeyRef = key_ref("path");
 const CHALLENGE: &KeyRef = key_ref("challenge");
+const SESSION_IDENTIFIER: &KeyRef = key_ref("session_identifier");
 
 /// The text of a field value that is one sf-string item, its parameters
 /// ignored: `"session-id"` or `"c";id="s"`. Anything else (a token, a
@@ -102,6 +109,85 @@ pub(crate) fn challenge_header(challenge: &str, session_id: &str) -> Option<Stri
     )
 }
 
+/// The session identifiers a `Secure-Session-Skipped` value names: for
+/// each reason token, its `session_identifier` string. A value that does
+/// not parse names none.
+pub(crate) fn skipped_sessions(value: &[u8]) -> Vec<String> {
+    let mut ids = Vec::new();
+    match Parser::new(value).parse_list_with_visitor(&mut Skipped(&mut ids)) {
+        Ok(()) => ids,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Collects the session identifiers of a `Secure-Session-Skipped` list.
+struct Skipped<'a>(&'a mut Vec<String>);
+
+impl<'de> ListVisitor<'de> for Skipped<'_> {
+    type Error = Infallible;
+
+    fn entry(&mut self) -> Result<impl EntryVisitor<'de>, Self::Error> {
+        Ok(SkippedEntry(self.0))
+    }
+}
+
+struct SkippedEntry<'a>(&'a mut Vec<String>);
+
+impl<'de> ItemVisitor<'de> for SkippedEntry<'_> {
+    type Error = Infallible;
+
+    fn bare_item(
+        self,
+        bare_item: BareItemFromInput<'de>,
+    ) -> Result<impl ParameterVisitor<'de>, Self::Error> {
+        Ok(NamedSession {
+            ids: self.0,
+            // A reason is a token; anything else names no session.
+            reason: matches!(bare_item, GenericBareItem::Token(_)),
+            id: None,
+        })
+    }
+}
+
+impl<'de> EntryVisitor<'de> for SkippedEntry<'_> {
+    fn inner_list(self) -> Result<impl InnerListVisitor<'de>, Self::Error> {
+        Ok(Ignored)
+    }
+}
+
+/// The `session_identifier` of one skipped entry: the last one given, as
+/// RFC 9651 has duplicate parameters.
+struct NamedSession<'a> {
+    ids: &'a mut Vec<String>,
+    reason: bool,
+    id: Option<String>,
+}
+
+impl<'de> ParameterVisitor<'de> for NamedSession<'_> {
+    type Error = Infallible;
+
+    fn parameter(
+        &mut self,
+        key: &'de KeyRef,
+        value: BareItemFromInput<'de>,
+    ) -> Result<(), Self::Error> {
+        if key == SESSION_IDENTIFIER {
+            self.id = match value {
+                GenericBareItem::String(text) => Some(text.as_str().to_owned()),
+                _ => None,
+            };
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), Self::Error> {
+        if let (true, Some(id)) = (self.reason, self.id) {
+            self.ids.push(id);
+        }
+        Ok(())
+    }
+}
+
 /// Keeps the item's text if it is an sf-string; its parameters are parsed
 /// (a malformed one still fails the field) and dropped.
 struct StringItem<'a>(&'a mut Option<String>);
@@ -145,6 +231,34 @@ mod tests {
             Some(r#"a"b\c"#)
         );
         assert_eq!(parse_sf_string(b"\"\"").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn skipped_refreshes_name_their_sessions() {
+        assert_eq!(
+            skipped_sessions(
+                b"unreachable;session_identifier=\"123\", quota_exceeded;session_identifier=\"456\""
+            ),
+            ["123", "456"]
+        );
+        assert_eq!(
+            skipped_sessions(b"server_error;session_identifier=\"a\";session_identifier=\"b\""),
+            ["b"]
+        );
+        for value in [
+            &b"unreachable"[..],
+            b"unreachable;session_identifier=123",
+            b"\"unreachable\";session_identifier=\"123\"",
+            b"(unreachable);session_identifier=\"123\"",
+            b"unreachable;session_identifier=\"123\", !",
+            b"",
+        ] {
+            assert!(
+                skipped_sessions(value).is_empty(),
+                "{}",
+                String::from_utf8_lossy(value)
+            );
+        }
     }
 
     #[test]

@@ -9,22 +9,29 @@ use std::sync::{
 
 use axum::{
     extract::Request,
-    http::{HeaderMap, HeaderValue},
+    http::{HeaderMap, HeaderName, HeaderValue},
 };
 use tower_sessions::{session, Session};
 use tracing::Span;
 
-use super::{bound, fields, state, DeviceBinding, DeviceProofRequired};
+use super::{
+    bound, fields,
+    state::{self, Device},
+    DeviceBinding, DeviceProofRequired,
+};
 use crate::{
     backend::SessionUser,
     config::Context,
-    device::Gate,
+    device::{self, Gate},
     ending,
     events::AuthEventKind,
     identity::{Identity, SessionEnded},
     record::{AuthRecord, Claim, EndReason},
     times::{millis, UnixMillis},
 };
+
+/// The request header by which a browser says it skipped a refresh.
+const SKIPPED: HeaderName = HeaderName::from_static("secure-session-skipped");
 
 /// Set by a sign-in during the request; the layer then offers
 /// registration on its response.
@@ -42,24 +49,17 @@ impl Offer {
     }
 }
 
-/// A signed-in session whose device did not prove itself on this request:
-/// what [`refresh`](super::refresh) needs to renew the bound cookie, or to
-/// end the session.
-#[derive(Clone)]
-pub(crate) struct Unproven<U> {
-    pub(crate) user: U,
-    pub(crate) claim: Claim,
-}
-
 /// Checks a request whose session the validity rule found holding for
 /// `user`: a session bound to a device needs a valid bound cookie for it.
 ///
 /// Without one, the request is made anonymous here: it carries
-/// [`DeviceProofRequired`] and, for [`refresh`](super::refresh), the user
-/// and claim it would have had. Unless it is at the binding's own
-/// endpoints or the browser says it skipped a refresh, the event
-/// [`DeviceProofMissing`](AuthEventKind::DeviceProofMissing) is emitted and,
-/// if the binding says so, the session ends.
+/// [`DeviceProofRequired`] and, for a sign-in or
+/// [`refresh`](super::refresh), the user and claim it would have had.
+/// Unless it is at the binding's own endpoints or the browser says it
+/// skipped this session's refresh, the event
+/// [`DeviceProofMissing`](AuthEventKind::DeviceProofMissing) is emitted
+/// and, if the binding says so, the session ends. A session whose device
+/// cannot be read ends as [`EndReason::Malformed`].
 ///
 /// # Errors
 ///
@@ -74,43 +74,76 @@ pub(crate) async fn gate<U: SessionUser>(
     now: UnixMillis,
 ) -> Result<Gate, GateError> {
     let Some(binding) = &context.device else {
-        return Ok(Gate::Unbound);
+        return Ok(device::without_binding(session, request, user, claim).await?);
     };
-    let Some(device) = state::device(session).await? else {
-        return Ok(Gate::Unbound);
+    let device = match state::device(session).await {
+        Ok(Some(device)) => device,
+        Ok(None) => return Ok(Gate::Unbound),
+        Err(session::Error::SerdeJson(_)) => {
+            end(context, session, request, user, claim, EndReason::Malformed).await?;
+            return Ok(Gate::Refused);
+        }
+        Err(error) => return Err(error.into()),
     };
     if bound::presented(binding, &context.keys, request.headers(), &device, now) {
         return Ok(Gate::Proven);
     }
-    let suspicious = is_suspicious(binding, request.uri().path(), request.headers());
+    let suspicious = is_suspicious(binding, &device, request.uri().path(), request.headers());
     Span::current().record("device", "unproven");
+    request.extensions_mut().insert(DeviceProofRequired);
     if suspicious {
         tracing::warn!("a device-bound session's cookie came without its bound cookie");
-        if let Some(events) = &context.events {
-            let info = events
-                .capture()
-                .request_info(request.headers(), request.extensions());
-            events.emit(AuthEventKind::DeviceProofMissing, Some(user.id()), info);
-        }
+        emit(context, request, AuthEventKind::DeviceProofMissing, user);
     }
-    let extensions = request.extensions_mut();
-    extensions.insert(Identity::<U>::Anonymous);
-    extensions.insert(DeviceProofRequired);
     if suspicious && binding.end_on_missing_proof {
-        let record = AuthRecord {
-            user_id: user.id(),
-            claim: claim.clone(),
-        };
-        let reason = EndReason::DeviceUnproven;
-        ending::end(context, session, reason, Some(&record)).await?;
-        extensions.insert(SessionEnded::new(reason));
+        end(
+            context,
+            session,
+            request,
+            user,
+            claim,
+            EndReason::DeviceUnproven,
+        )
+        .await?;
     } else {
-        extensions.insert(Unproven {
-            user: user.clone(),
-            claim: claim.clone(),
-        });
+        device::refuse(request, user, claim);
     }
     Ok(Gate::Refused)
+}
+
+/// Ends the session of `user` for `reason`, as the layer ends one that no
+/// longer holds: the request is anonymous and carries [`SessionEnded`],
+/// and the event [`SessionEnded`](AuthEventKind::SessionEnded) is emitted.
+async fn end<U: SessionUser>(
+    context: &Context,
+    session: &Session,
+    request: &mut Request,
+    user: &U,
+    claim: &Claim,
+    reason: EndReason,
+) -> Result<(), ending::EndFailure> {
+    let record = AuthRecord {
+        user_id: user.id(),
+        claim: claim.clone(),
+    };
+    ending::end(context, session, reason, Some(&record)).await?;
+    let span = Span::current();
+    span.record("outcome", "ended");
+    span.record("reason", reason.as_str());
+    emit(context, request, AuthEventKind::SessionEnded(reason), user);
+    let extensions = request.extensions_mut();
+    extensions.insert(Identity::<U>::Anonymous);
+    extensions.insert(SessionEnded::new(reason));
+    Ok(())
+}
+
+fn emit<U: SessionUser>(context: &Context, request: &Request, kind: AuthEventKind, user: &U) {
+    if let Some(events) = &context.events {
+        let info = events
+            .capture()
+            .request_info(request.headers(), request.extensions());
+        events.emit(kind, Some(user.id()), info);
+    }
 }
 
 /// Why the device check could not decide.
@@ -124,11 +157,20 @@ pub(crate) enum GateError {
 
 /// Whether a request without its bound cookie is suspicious: not at the
 /// endpoints that exist for exactly that, and not when the browser says
-/// it skipped a refresh on purpose.
-fn is_suspicious(binding: &DeviceBinding, path: &str, headers: &HeaderMap) -> bool {
-    path != binding.refresh_path
-        && path != binding.registration_path
-        && !headers.contains_key("secure-session-skipped")
+/// it skipped this session's refresh on purpose (a header naming another
+/// session, or none, does not count).
+fn is_suspicious(
+    binding: &DeviceBinding,
+    device: &Device,
+    path: &str,
+    headers: &HeaderMap,
+) -> bool {
+    let skipped = headers
+        .get_all(SKIPPED)
+        .iter()
+        .flat_map(|value| fields::skipped_sessions(value.as_bytes()))
+        .any(|id| device.is(&id));
+    path != binding.refresh_path && path != binding.registration_path && !skipped
 }
 
 /// The `Secure-Session-Registration` header for the response of a request

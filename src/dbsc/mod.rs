@@ -68,6 +68,27 @@
 //!
 //! Device-bound sessions never take the [fast path](crate::fast_path): the
 //! bound cookie is checked on each request against the session's record.
+//! The bound cookie is `Secure` by default and still opens under a
+//! [fallback secret](crate::AuthKeys::with_fallback): only the device can
+//! renew it, so a rotation must not sign bound sessions out. It is taken a
+//! tenth of its lifetime (at most 30 seconds) past its expiry, for a
+//! request sent as the browser's copy ran out.
+//!
+//! **Every instance.** An instance without device binding (or built
+//! without the `dbsc` feature) cannot check a device: it treats a bound
+//! session as signed out rather than signing it in on its session cookie,
+//! and issues it no pass. A request refused for its device records no
+//! activity, so a thief's requests keep no session from idling out. A
+//! sign-in on such a request ends the bound session (its registry entry
+//! too) and starts a new one: the new sign-in never inherits the device,
+//! the data or the entry of the session it could not prove. A
+//! `Secure-Session-Skipped` counts only for the session it names.
+//!
+//! **Open connections.** A [live](crate::live) WebSocket or event stream
+//! opened with a valid bound cookie is checked against the session, not
+//! against the bound cookie, which a connection cannot renew: it lives
+//! until the session ends (any of the endings above, including a refresh
+//! signed by another key), not until its bound cookie would have expired.
 //!
 //! **Browsers.** Chrome registers where it has a platform key store
 //! (Windows with a TPM, from Chrome 145/146). Chromium 156 on Linux did not

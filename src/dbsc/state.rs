@@ -10,10 +10,8 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 use tower_sessions::{session, Session};
 
-use crate::times::UnixMillis;
+use crate::{device::DEVICE_KEY, times::UnixMillis};
 
-/// Where the device lives in the session.
-pub(crate) const DEVICE_KEY: &str = "tsa.device";
 /// Where the pending challenge lives in the session.
 const CHALLENGE_KEY: &str = "tsa.device.challenge";
 
