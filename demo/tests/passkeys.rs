@@ -1161,6 +1161,66 @@ async fn a_passwordless_account_sets_a_password_after_a_recent_proof() {
     signed_in_with(&server, &authenticator, &id, "carol").await;
 }
 
+#[tokio::test]
+async fn the_last_way_into_a_passwordless_account_is_kept() {
+    let (server, _db) = localhost_demo().await;
+    let mut authenticator = Authenticator::new(&server.base);
+    let (carol, id) = passkey_signup(&server, &mut authenticator, "carol").await;
+    const ONLY_WAY: &str = "only way to sign in";
+
+    // Signed up a moment ago: the proof is recent, the refusal is for
+    // what removing it would do.
+    let api = server.url(&format!("/api/passkeys/{id}"));
+    let body = expect_json(carol.delete(&api).await, StatusCode::CONFLICT, "delete").await;
+    assert!(body["error"].as_str().unwrap().contains(ONLY_WAY), "{body}");
+    let response = carol
+        .post(&server.url(&format!("/passkeys/{id}/delete")), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let page_body = response.text().await.unwrap();
+    assert!(page_body.contains(ONLY_WAY), "{page_body}");
+    assert_eq!(listed_ids(&carol, &server).await, [id.as_str()]);
+    assert_eq!(carol.me(&server).await.as_deref(), Some("carol"));
+    signed_in_with(&server, &authenticator, &id, "carol").await;
+
+    // With a password, it may go.
+    let set = [("new_password", NEW_PASSWORD)];
+    let response = carol.post(&server.url("/password"), &set).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(
+        !location(&response).starts_with("/confirm"),
+        "{}",
+        location(&response)
+    );
+    assert_eq!(carol.delete(&api).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        password_sign_in(&server, "carol", NEW_PASSWORD).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_refused_passkey_keeps_the_visitors_own_session() {
+    let (server, _db) = localhost_demo().await;
+    let laptop = signed_up(&server, "alice").await;
+    let mut authenticator = Authenticator::new(&server.base);
+    let id = add_passkey(&laptop, &server, &mut authenticator, Backup::DeviceBound).await;
+
+    // A visitor whose session was there before this ceremony (here, made
+    // by an abandoned one; a cart or a device-bound session waiting for
+    // its proof are the same to the demo).
+    let visitor = Browser::new();
+    login_start(&visitor, &server).await;
+    let before = visitor.session_id(&server);
+    assert!(before.is_some(), "a ceremony keeps its state in a session");
+    let options = login_start(&visitor, &server).await;
+    let assertion = authenticator.get_with(&options, &id, Some(Tamper::Signature));
+    let response = login_finish(&visitor, &server, &assertion).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(visitor.session_id(&server), before);
+    assert_eq!(visitor.me(&server).await, None);
+}
+
 // ---------------------------------------------------------------------------
 // By IP address
 

@@ -12,14 +12,18 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_sessions::Session;
-use tower_sessions_auth::{AuthRejection, AuthSession, RecentAuth, SignIn};
+use tower_sessions_auth::{
+    error::HashError, AuthError, AuthRejection, AuthSession, RecentAuth, SignIn,
+};
 use webauthn_rs::prelude::{
-    Credential, Passkey, PublicKeyCredential, RegisterPublicKeyCredential, Uuid, Webauthn,
+    Credential, DiscoverableAuthentication, Passkey, PublicKeyCredential,
+    RegisterPublicKeyCredential, Uuid, Webauthn,
 };
 
 use super::{
     relying_party::{self, Registration, NEEDS_HOST_NAME},
     store::{Listed, NewPasskey},
+    Removal, LAST_WAY_IN,
 };
 use crate::{
     accounts::check_username,
@@ -150,36 +154,42 @@ pub(crate) async fn login_finish(
     mut auth: AuthSession<User>,
     JsonBody(assertion): JsonBody<PublicKeyCredential>,
 ) -> Result<Response, AppError> {
-    let Some((user, proof)) = verify_assertion(&state, &relying_party, &auth, &assertion).await?
-    else {
-        if auth.user().is_none() {
-            // The anonymous session held only the ceremony: nothing of it
-            // is left.
+    let Some(ceremony) = relying_party::take_sign_in(auth.session()).await? else {
+        return Ok(error(StatusCode::UNAUTHORIZED, NOT_ACCEPTED));
+    };
+    let verified = verify_assertion(&state, &relying_party, ceremony.state, &assertion).await?;
+    let Some((user, proof)) = verified else {
+        if ceremony.session_is_new {
             auth.session().flush().await?;
         }
         return Ok(error(StatusCode::UNAUTHORIZED, NOT_ACCEPTED));
     };
     let same_user = auth.user().is_some_and(|current| current.id == user.id);
-    if same_user {
-        auth.reauthenticate_with(&user, proof).await?;
+    let signed_in = if same_user {
+        auth.reauthenticate_with(&user, proof).await
     } else {
-        auth.login_with(&user, proof).await?;
+        auth.login_with(&user, proof).await
+    };
+    match signed_in {
+        Ok(()) => Ok(Json(json!({ "username": user.username })).into_response()),
+        // Removed between its verification and the sign-in: it proves
+        // nothing now.
+        Err(AuthError::Hash(HashError::UnknownCredential)) => {
+            Ok(error(StatusCode::UNAUTHORIZED, NOT_ACCEPTED))
+        }
+        Err(err) => Err(err.into()),
     }
-    Ok(Json(json!({ "username": user.username })).into_response())
 }
 
-/// The user an assertion proves, with the sign-in it makes; `None` when
-/// no sign-in was started, the passkey is unknown or not the user handle's,
-/// or the signature, challenge, origin or flags do not verify.
+/// The user an assertion proves for the sign-in `ceremony`, with the
+/// sign-in it makes; `None` when the passkey is unknown or not the user
+/// handle's, or the signature, challenge, origin or flags do not verify.
 async fn verify_assertion(
     state: &AppState,
     relying_party: &Webauthn,
-    auth: &AuthSession<User>,
+    ceremony: DiscoverableAuthentication,
     assertion: &PublicKeyCredential,
 ) -> Result<Option<(User, SignIn)>, AppError> {
-    let Some(ceremony) = relying_party::take_sign_in(auth.session()).await? else {
-        return Ok(None);
-    };
     let Ok((handle, raw_id)) = relying_party.identify_discoverable_authentication(assertion) else {
         return Ok(None);
     };
@@ -328,7 +338,8 @@ pub(crate) async fn list(
 }
 
 /// `DELETE /api/passkeys/{id}`: `204` when removed (the sessions it proved
-/// end), `404` when the user has no such passkey, `401` when anonymous,
+/// end), `404` when the user has no such passkey, `409` when it is the
+/// last way into an account without a password, `401` when anonymous,
 /// `403` outside the re-authentication window.
 pub(crate) async fn delete(
     State(state): State<AppState>,
@@ -342,10 +353,10 @@ pub(crate) async fn delete(
         }
         Err(rejection) => return Ok(rejection.into_response()),
     };
-    Ok(if super::remove(&state, &user, &id).await? {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        error(StatusCode::NOT_FOUND, "no such passkey")
+    Ok(match super::remove(&state, &user, &id).await? {
+        Removal::Removed => StatusCode::NO_CONTENT.into_response(),
+        Removal::NotFound => error(StatusCode::NOT_FOUND, "no such passkey"),
+        Removal::LastWayIn => error(StatusCode::CONFLICT, LAST_WAY_IN),
     })
 }
 

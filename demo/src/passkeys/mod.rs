@@ -39,18 +39,38 @@ pub(crate) fn factors(backup_eligible: bool) -> [Factor; 2] {
     [key, Factor::USER]
 }
 
-/// Removes `user`'s passkey `id`; `false` when they have no such passkey
-/// (another user's is never touched).
+/// What became of a passkey to remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    Removed,
+    /// The user has no passkey by that id (another user's is never
+    /// touched).
+    NotFound,
+    /// It is the only way into an account without a password: kept, or
+    /// nobody could ever sign in to it again.
+    LastWayIn,
+}
+
+/// The answer when the last way into an account is to be removed.
+pub(crate) const LAST_WAY_IN: &str =
+    "this passkey is the only way to sign in to the account: set a password or add another \
+     passkey first";
+
+/// Removes `user`'s passkey `id`, unless it is their last way in.
 ///
 /// The sessions it proved end on their next request (the user no longer
 /// carries it); their open event streams and sockets, in every process,
 /// are checked again at once rather than at the next periodic check.
-pub(crate) async fn remove(state: &AppState, user: &User, id: &str) -> Result<bool, AppError> {
+pub(crate) async fn remove(state: &AppState, user: &User, id: &str) -> Result<Removal, AppError> {
+    let theirs = user.passkeys.iter().any(|raw| encode_id(raw) == id);
+    if theirs && !user.has_password() && user.passkeys.len() == 1 {
+        return Ok(Removal::LastWayIn);
+    }
     if !state.users.remove_passkey(user.id, id).await? {
-        return Ok(false);
+        return Ok(Removal::NotFound);
     }
     notify(&state.live, user.id).await;
-    Ok(true)
+    Ok(Removal::Removed)
 }
 
 /// Asks every process to check `user`'s live connections again. A channel

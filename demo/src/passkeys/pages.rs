@@ -9,7 +9,7 @@ use axum::{
 };
 use tower_sessions_auth::{AuthRejection, AuthSession, LoginRequired, RecentAuth};
 
-use super::api::from_secs;
+use super::{api::from_secs, Removal};
 use crate::{
     devices::Moment,
     error::AppError,
@@ -85,10 +85,20 @@ pub(crate) async fn delete(
         }
         Err(rejection) => return Ok(rejection.into_response()),
     };
-    if super::remove(&state, &user, &id).await? {
-        Notice::PasskeyRemoved.set(auth.session()).await?;
-        return Ok(Redirect::to("/passkeys").into_response());
-    }
-    let notice = Some("No such passkey: it may have been removed already. Nothing was changed.");
-    render(StatusCode::NOT_FOUND, &page(&state, &user, notice).await?)
+    let (status, notice) = match super::remove(&state, &user, &id).await? {
+        Removal::Removed => {
+            Notice::PasskeyRemoved.set(auth.session()).await?;
+            return Ok(Redirect::to("/passkeys").into_response());
+        }
+        Removal::NotFound => (
+            StatusCode::NOT_FOUND,
+            "No such passkey: it may have been removed already. Nothing was changed.",
+        ),
+        Removal::LastWayIn => (
+            StatusCode::CONFLICT,
+            "Not removed: this passkey is the only \
+             way to sign in to your account. Set a password or add another passkey first.",
+        ),
+    };
+    render(status, &page(&state, &user, Some(notice)).await?)
 }

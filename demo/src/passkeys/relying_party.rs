@@ -118,13 +118,28 @@ pub(crate) async fn start_sign_in(
     // webauthn-rs asks for conditional mediation (autofill); the pages
     // sign in from a button instead.
     options.mediation = None;
-    session.insert(SIGN_IN, state).await?;
+    // Whether the ceremony makes the session: a request without one (or
+    // with the cookie of one that is gone) has no id until it is saved.
+    let session_is_new = session.id().is_none();
+    let ceremony = SignIn {
+        state,
+        session_is_new,
+    };
+    session.insert(SIGN_IN, ceremony).await?;
     serde_json::to_value(options).map_err(|err| AppError::Passkey(err.to_string()))
 }
 
+/// A sign-in with a passkey in progress.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SignIn {
+    pub(crate) state: DiscoverableAuthentication,
+    /// The session was made for this ceremony: a failed sign-in leaves
+    /// nothing of it. Any other session (a cart, a session whose device
+    /// must prove itself) is the visitor's to keep.
+    pub(crate) session_is_new: bool,
+}
+
 /// The sign-in in progress, taken out of `session`.
-pub(crate) async fn take_sign_in(
-    session: &Session,
-) -> Result<Option<DiscoverableAuthentication>, AppError> {
+pub(crate) async fn take_sign_in(session: &Session) -> Result<Option<SignIn>, AppError> {
     Ok(session.remove(SIGN_IN).await?)
 }
