@@ -858,6 +858,7 @@ pub mod step_up;
 #[cfg(test)]
 mod test_support;
 pub mod times;
+mod unproven;
 mod validity;
 
 #[doc(inline)]

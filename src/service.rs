@@ -316,7 +316,7 @@ async fn device_gate<U: SessionUser>(
     claim: &Claim,
     _: UnixMillis,
 ) -> Result<Gate, tower_sessions::session::Error> {
-    crate::device::without_binding(session, request, user, claim).await
+    crate::unproven::without_binding(session, request, user, claim).await
 }
 
 /// What the fast path made of a request that carried a pass cookie.

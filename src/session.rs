@@ -11,7 +11,6 @@ use crate::{
     backend::SessionUser,
     config::{Checked, Context},
     credential::Factor,
-    device::Unproven,
     error::{AuthError, HashError},
     events::{AuthEventKind, RequestInfo},
     identity::{extension, identity, Identity},
@@ -19,6 +18,7 @@ use crate::{
     registry::{user_key, Revocation, SessionHandle, SessionInfo, SessionRegistry, SignInDetails},
     rejection::AuthRejection,
     times::{from_unix_millis, SignIn, UnixMillis},
+    unproven::Unproven,
 };
 
 /// Signs users in and out of the current session.

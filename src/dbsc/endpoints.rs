@@ -19,7 +19,6 @@ use super::{
 use crate::{
     backend::SessionUser,
     config::{Checked, Context},
-    device::Unproven,
     ending,
     events::{AuthEventKind, RequestInfo},
     identity::Identity,
@@ -27,6 +26,7 @@ use crate::{
     registry::user_key,
     rejection::failure_response,
     times::{millis, UnixMillis},
+    unproven::Unproven,
 };
 
 /// The request header carrying a proof.

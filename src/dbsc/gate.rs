@@ -22,12 +22,13 @@ use super::{
 use crate::{
     backend::SessionUser,
     config::Context,
-    device::{self, Gate},
+    device::Gate,
     ending,
     events::AuthEventKind,
     identity::{Identity, SessionEnded},
     record::{AuthRecord, Claim, EndReason},
     times::{millis, UnixMillis},
+    unproven,
 };
 
 /// The request header by which a browser says it skipped a refresh.
@@ -74,7 +75,7 @@ pub(crate) async fn gate<U: SessionUser>(
     now: UnixMillis,
 ) -> Result<Gate, GateError> {
     let Some(binding) = &context.device else {
-        return Ok(device::without_binding(session, request, user, claim).await?);
+        return Ok(unproven::without_binding(session, request, user, claim).await?);
     };
     let device = match state::device(session).await {
         Ok(Some(device)) => device,
@@ -106,7 +107,7 @@ pub(crate) async fn gate<U: SessionUser>(
         )
         .await?;
     } else {
-        device::refuse(request, user, claim);
+        unproven::refuse(request, user, claim);
     }
     Ok(Gate::Refused)
 }

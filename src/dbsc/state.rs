@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 use tower_sessions::{session, Session};
 
-use crate::{device::DEVICE_KEY, times::UnixMillis};
+use crate::{times::UnixMillis, unproven::DEVICE_KEY};
 
 /// Where the pending challenge lives in the session.
 const CHALLENGE_KEY: &str = "tsa.device.challenge";
