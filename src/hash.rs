@@ -431,13 +431,14 @@ impl SigningKey {
 
     /// The keyed state after the message of the module docs.
     fn mac_of(&self, message: &Message<'_>) -> HmacSha256 {
-        self.0
-            .clone()
-            .chain_update(length(message.id.as_bytes()))
-            .chain_update(message.id.as_bytes())
-            .chain_update(message.epoch.to_be_bytes())
-            .chain_update(length(message.credential))
-            .chain_update(message.credential)
+        // Updated in place: each `chain_update` would move the whole state.
+        let mut mac = self.0.clone();
+        mac.update(&length(message.id.as_bytes()));
+        mac.update(message.id.as_bytes());
+        mac.update(&message.epoch.to_be_bytes());
+        mac.update(&length(message.credential));
+        mac.update(message.credential);
+        mac
     }
 
     fn tag(&self, message: &Message<'_>) -> [u8; TAG_LEN] {

@@ -190,14 +190,20 @@ where
                         Ok(Outcome::Authenticated { user, claim, .. }) => {
                             let device =
                                 device_gate(&context, &session, &mut req, &user, &claim, started);
-                            match Box::pin(device).await {
+                            match device.await {
                                 Ok(Gate::Refused) => {}
                                 Ok(gate) => {
                                     // Only now: a request refused for its
                                     // device keeps no session from idling out.
                                     let noted =
-                                        note_activity(&context, &session, &user, claim, started);
-                                    let claim = match Box::pin(noted).await {
+                                        if claim.times.activity_is_due(&context.times, started) {
+                                            // Boxed: a write once per interval, not on every request.
+                                            Box::pin(note_activity(&session, &user, claim, started))
+                                                .await
+                                        } else {
+                                            Ok(claim)
+                                        };
+                                    let claim = match noted {
                                         Ok(claim) => claim,
                                         Err(error) => {
                                             let failed =
@@ -285,7 +291,7 @@ where
                         response.headers_mut().append(header::SET_COOKIE, cookie);
                     }
                 }
-                if presented.is_some() && session.id().is_none() && !session.is_modified() {
+                if presented.is_some() && !session.is_modified() && session.id().is_none() {
                     let kept = Box::pin(keep_cookie_of_missing_record(&session, response));
                     return Ok(kept.await);
                 }
@@ -535,19 +541,16 @@ impl<B: UserBackend> Evidence<B::User> for OnRequest<'_, B> {
     }
 }
 
-/// Records this request as the session's activity, once
-/// [`RecordTimes::activity_is_due`]: the only store write the idle timeout
-/// costs, once per interval at most. Returns the claim the session holds.
+/// Records this request as the session's activity; the caller asks
+/// [`RecordTimes::activity_is_due`] first, so that this is the only store
+/// write the idle timeout costs, once per interval at most. Returns the
+/// claim the session holds.
 async fn note_activity<U: SessionUser>(
-    context: &Context,
     session: &Session,
     user: &U,
     mut claim: Claim,
     now: UnixMillis,
 ) -> Result<Claim, session::Error> {
-    if !claim.times.activity_is_due(&context.times, now) {
-        return Ok(claim);
-    }
     claim.times.active = now;
     let record = AuthRecord {
         user_id: user.id(),
@@ -568,7 +571,9 @@ async fn note_activity<U: SessionUser>(
 /// session layer's expiry), and `set_expiry` marks the session modified,
 /// which would make every request a store write.
 fn keep_cookie_lifetime(times: &TimeConfig, session: &Session, verified: Option<RecordTimes>) {
-    if let (Some(verified), true, Some(_)) = (verified, session.is_modified(), session.id()) {
+    let Some(verified) = verified else { return };
+    // The id last: it takes a lock, the flag does not.
+    if session.is_modified() && session.id().is_some() {
         session.set_expiry(Some(verified.cookie_expiry(times)));
     }
 }
