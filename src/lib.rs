@@ -176,7 +176,11 @@
 //! everywhere" ([`EpochChanged`](EndReason::EpochChanged)), a deleted or
 //! disabled account ([`UserGone`](EndReason::UserGone)), a revocation or a
 //! sign-out elsewhere ([`Revoked`](EndReason::Revoked)), a session past its
-//! lifetime ([`Expired`](EndReason::Expired)), or unreadable data
+//! lifetime ([`Expired`](EndReason::Expired)), a credential it depended on
+//! removed or replaced, such as its passkey
+//! ([`CredentialRemoved`](EndReason::CredentialRemoved)), a device-bound
+//! session that failed to prove its device
+//! ([`DeviceUnproven`](EndReason::DeviceUnproven)), or unreadable data
 //! ([`Malformed`](EndReason::Malformed)), each with a stable name for logs
 //! and JSON ([`EndReason::as_str`]). A page can then say "you were signed
 //! out because your password was changed on another device". On a route
@@ -611,7 +615,8 @@
 //!   itself. Measured with the crate's failover test (3 masters and 3
 //!   replicas on one machine, `cluster-node-timeout` 2 s, two instances,
 //!   six browsers signing in, reading, watching and ending sessions; three
-//!   failovers per case; BENCHMARKS.md, "Redis Cluster"):
+//!   failovers per case, at 2b37055; the repository's `BENCHMARKS.md`,
+//!   "Redis Cluster", which the published package leaves out):
 //!   - a master that **crashes**: its replica took over after 3.7–4.8 s;
 //!     requests failed for 2.1–3.2 s (18–24 of about 4,000 per failover),
 //!     each with a 5xx, the first after the 1 s command timeout, none
@@ -643,7 +648,8 @@
 //! - **Cost.** A signed-in request cost the server about 2–3 µs more CPU
 //!   per Redis command than on one Redis (one command for the session,
 //!   one more for the registry): 1.11× with the layer, 1.20× with the
-//!   registry, in a benchmark on a busy machine (BENCHMARKS.md).
+//!   registry, in a benchmark on a busy machine (at af63a0f; the repository's
+//!   `BENCHMARKS.md`).
 //! - **Give the clients short timeouts** (above): during a failover the
 //!   affected requests then fail within the timeout, with the 5xx.
 //!
@@ -666,7 +672,7 @@
 //! - on the instance that ended the session, from its next request;
 //! - on the others, once the notice arrived: over 1,000 sign-outs, p50
 //!   0.07 ms and p99 0.38 ms on Redis, p50 0.45 ms and p99 10 ms on
-//!   Postgres (BENCHMARKS.md, "Fast path", at 43017eb);
+//!   Postgres (the repository's `BENCHMARKS.md`, "Fast path", at 43017eb);
 //! - at worst, for a notice lost while the channel looked healthy, one
 //!   pass lifetime.
 //!
@@ -683,7 +689,7 @@
 //! the CPU of tower-sessions alone (0.64× that of the layer without it),
 //! with no store command; on the memory store, whose read is a map lookup,
 //! opening the pass costs more than it saves (1.39× tower-sessions alone;
-//! BENCHMARKS.md, run 3 at cdb7894). Use it where the store is across the
+//! the repository's `BENCHMARKS.md`, run 3 at cdb7894). Use it where the store is across the
 //! network.
 //!
 //! # Device-bound sessions

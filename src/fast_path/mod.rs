@@ -26,7 +26,8 @@
 //! - on the instance where the session ended, the very next request is
 //!   refused;
 //! - on another instance, the first request after the notice arrived (a
-//!   few milliseconds on Redis or Postgres; measured in `BENCHMARKS.md`);
+//!   few milliseconds on Redis or Postgres; measured in the repository's
+//!   `BENCHMARKS.md`);
 //! - a notice that is lost while the channel looks healthy costs at most
 //!   the pass's lifetime (default one minute).
 //!
