@@ -453,13 +453,14 @@ impl SigningKey {
 /// `len(id) || id || len(credential) || credential || version`, each
 /// length and the version 8 bytes big-endian, under `key`.
 fn binding_mac(key: &SigningKey, id: &IdJson, credential: &[u8], version: u64) -> HmacSha256 {
-    key.0
-        .clone()
-        .chain_update(length(id.as_bytes()))
-        .chain_update(id.as_bytes())
-        .chain_update(length(credential))
-        .chain_update(credential)
-        .chain_update(version.to_be_bytes())
+    // In place, as `SigningKey::mac_of`.
+    let mut mac = key.0.clone();
+    mac.update(&length(id.as_bytes()));
+    mac.update(id.as_bytes());
+    mac.update(&length(credential));
+    mac.update(credential);
+    mac.update(&version.to_be_bytes());
+    mac
 }
 
 /// The key of one purpose: `HMAC-SHA256(secret, salt)`. The caller has

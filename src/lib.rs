@@ -648,8 +648,8 @@
 //! - **Cost.** A signed-in request cost the server about 2–3 µs more CPU
 //!   per Redis command than on one Redis (one command for the session,
 //!   one more for the registry): 1.11× with the layer, 1.20× with the
-//!   registry, in a benchmark on a busy machine (at af63a0f; the repository's
-//!   `BENCHMARKS.md`).
+//!   registry, in a benchmark on a busy machine (at af63a0f; the
+//!   repository's `BENCHMARKS.md`).
 //! - **Give the clients short timeouts** (above): during a failover the
 //!   affected requests then fail within the timeout, with the 5xx.
 //!
@@ -689,8 +689,8 @@
 //! the CPU of tower-sessions alone (0.64× that of the layer without it),
 //! with no store command; on the memory store, whose read is a map lookup,
 //! opening the pass costs more than it saves (1.39× tower-sessions alone;
-//! the repository's `BENCHMARKS.md`, run 3 at cdb7894). Use it where the store is across the
-//! network.
+//! the repository's `BENCHMARKS.md`, run 3 at cdb7894). Use it where the
+//! store is across the network.
 //!
 //! # Device-bound sessions
 //!
